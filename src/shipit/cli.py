@@ -1,0 +1,166 @@
+"""The `shipit` command: one thin command per stage; each parses, loads a config and calls one function."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from shipit import __version__
+from shipit.errors import UserError
+
+SET_HELP = "Override a config value, e.g. --set trainer.max_steps=10 (repeatable)."
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
+@click.version_option(__version__, prog_name="shipit")
+def cli(debug: bool) -> None:
+    """Train, merge, quantize, bench and serve a language model, with evaluation gates and A/B experiments."""
+
+
+@cli.command()
+@click.option("--out", type=click.Path(path_type=Path), default=Path("demo-out"), show_default=True,
+              help="Directory for every artifact and the report.")
+@click.option("--preset", type=click.Choice(["default", "smoke"]), default="default", show_default=True,
+              help="'smoke' is the smallest end-to-end run (seconds of training, for tests).")
+def demo(out: Path, preset: str) -> None:
+    """Run the embedded default end to end: build, train, merge, quantize, bench, serve, report."""
+    from shipit.demo.run import run_demo
+
+    report = run_demo(out, preset)
+    click.echo(f"report: {report}")
+
+
+@cli.group()
+def base() -> None:
+    """Build a small base model offline (tokenizer + Llama model + brief pretraining)."""
+
+
+@base.command("build")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output model directory.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML of BaseConfig fields.")
+@click.option("--set", "overrides", multiple=True, help=SET_HELP)
+@click.option("--resume", is_flag=True, help="Continue an interrupted build from its last checkpoint.")
+def base_build(out: Path, config_path: Path | None, overrides: tuple[str, ...], resume: bool) -> None:
+    """Train a byte-level BPE tokenizer and pretrain a small Llama on the bundled corpus."""
+    from shipit.config import load_config, parse_overrides, validate
+    from shipit.demo.base import BaseConfig, build_base
+
+    cfg = (load_config(config_path, BaseConfig, overrides) if config_path
+           else validate(parse_overrides(overrides), BaseConfig, "--set"))
+    click.echo(f"base model: {build_base(cfg, out, resume=resume)}")
+
+
+@cli.command()
+@click.argument("stage")
+@click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
+@click.option("--set", "overrides", multiple=True, help=SET_HELP)
+@click.option("--resume", is_flag=True, help="Continue from the last checkpoint of an interrupted run.")
+def train(stage: str, config_path: Path, overrides: tuple[str, ...], resume: bool) -> None:
+    """Run a training stage (sft, ...) from a YAML recipe."""
+    from shipit.config import load_config
+    from shipit.train import get_stage
+
+    module = get_stage(stage)
+    cfg = load_config(config_path, module.Config, overrides)
+    click.echo(f"model: {module.run(cfg, resume=resume)}")
+
+
+@cli.command()
+@click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output model directory.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (DARE and friends).")
+def merge(config_path: Path, out: Path, seed: int) -> None:
+    """Merge models with a mergekit YAML (any mergekit method), validated first."""
+    from shipit.merge.run import run
+
+    click.echo(f"merged: {run(config_path, out, seed=seed)}")
+
+
+@cli.command()
+@click.argument("method")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output model directory.")
+@click.option("--calibration", type=click.Path(path_type=Path), help="JSONL of {text} rows (default: bundled).")
+def quantize(method: str, model: Path, out: Path, calibration: Path | None) -> None:
+    """Quantize MODEL with METHOD (w4a16, w8a8) and verify the result before marking it done."""
+    from shipit.quantize.run import run
+
+    click.echo(f"quantized: {run(method, model, out, calibration=calibration)}")
+
+
+@cli.command()
+@click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
+@click.option("--set", "overrides", multiple=True, help=SET_HELP)
+def bench(config_path: Path, overrides: tuple[str, ...]) -> None:
+    """Bench candidate models on capability and safety tasks; write a report and pick the winner."""
+    from shipit.bench.run import BenchConfig, run
+    from shipit.config import load_config
+
+    summary = run(load_config(config_path, BenchConfig, overrides))
+    click.echo(f"winner: {summary['winner']} ({summary['winner_path']})")
+
+
+@cli.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--api-key", envvar="SHIPIT_API_KEY", help="Require this key (default: $SHIPIT_API_KEY).")
+@click.option("--vllm-python", type=click.Path(path_type=Path), help="Python of the serving environment.")
+def serve(model: Path, port: int, api_key: str | None, vllm_python: Path | None) -> None:
+    """Serve MODEL with vLLM's OpenAI-compatible server on 127.0.0.1 until interrupted."""
+    import time
+
+    from shipit.serve.vllm import VLLMServer
+
+    with VLLMServer(model, port=port, api_key=api_key, python=vllm_python) as server:
+        click.echo(f"serving {server.served_name} at {server.base_url} (log: {server.log_path}); Ctrl-C stops it")
+        try:
+            while server.proc.poll() is None:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            click.echo("stopping")
+
+
+@cli.command()
+@click.argument("root", type=click.Path(path_type=Path), default=Path("."))
+def runs(root: Path) -> None:
+    """List the stage outputs under ROOT (what was produced, when, with its key metrics)."""
+    from shipit.registry import find_runs, headline
+
+    found = find_runs(root)
+    if not found:
+        click.echo(f"no runs under {root}")
+    for path, m in found:
+        click.echo(f"{m.get('created', '?'):25}  {m['stage']:18}  {path}  {headline(m)}")
+
+
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path))
+def lineage(path: Path) -> None:
+    """Print the tree of parents of a stage output back to its roots."""
+    from shipit.registry import lineage_lines
+
+    click.echo("\n".join(lineage_lines(path)))
+
+
+def main() -> None:
+    """Console entry point: one-line errors with exit code 2, unless --debug."""
+    try:
+        cli.main(prog_name="shipit", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except UserError as exc:
+        if "--debug" in sys.argv[1:]:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""Strict config models and loaders whose errors name the file, the line, the field and the fix."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+from typing import Any, Iterable, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from shipit.errors import UserError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class StrictModel(BaseModel):
+    """Base of every shipit config: unknown keys are errors, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+def require_path(path: str | Path, what: str, *, kind: str = "any", hint: str = "") -> Path:
+    """Return `path` if it exists (as a file or dir when `kind` says so), else raise a one-line UserError."""
+    p = Path(path).expanduser()
+    ok = p.is_file() if kind == "file" else p.is_dir() if kind == "dir" else p.exists()
+    if not ok:
+        noun = {"file": "file", "dir": "directory"}.get(kind, "path")
+        raise UserError(f"{what}: {noun} not found: {p}" + (f" ({hint})" if hint else ""))
+    return p
+
+
+def _yaml_line(text: str, loc: tuple) -> int | None:
+    """Line (1-based) of the YAML node at `loc`, or of its closest existing parent."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = [(k, v) for k, v in node.value if k.value == str(key)]
+            if not match:
+                break
+            line = match[0][0].start_mark.line + 1
+            node = match[0][1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Allowed keys of the sub-model at `loc` (for 'did you mean' on unknown keys)."""
+    cls: Any = model
+    for key in loc:
+        if isinstance(key, int) or cls is None:
+            continue
+        field = getattr(cls, "model_fields", {}).get(key)
+        if field is None:
+            return []
+        ann = field.annotation
+        sub = [a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not sub:
+            for a in getattr(ann, "__args__", ()):
+                sub += [b for b in getattr(a, "__args__", ()) if isinstance(b, type) and issubclass(b, BaseModel)]
+        cls = sub[0] if sub else None
+    return sorted(getattr(cls, "model_fields", {})) if cls else []
+
+
+def format_validation_error(source: str, err: ValidationError, model: type[BaseModel], text: str = "") -> str:
+    """One line: `file:line: field 'a.b': what is wrong; the fix` (+ how many more problems)."""
+    errors = err.errors()
+    e = errors[0]
+    loc = tuple(e["loc"])
+    field = ".".join(str(x) for x in loc) or "(top level)"
+    line = _yaml_line(text, loc) if text else None
+    where = f"{source}:{line}" if line else source
+    if e["type"] == "extra_forbidden":
+        allowed = _fields_at(model, loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        msg = f"unknown key '{loc[-1]}'" + (f"; did you mean '{close[0]}'?" if close else "")
+        msg += f" allowed keys: {', '.join(allowed)}" if allowed else ""
+    elif e["type"] == "missing":
+        msg = "required field is missing"
+    else:
+        msg = e["msg"].removeprefix("Value error, ")
+        if "input" in e and not isinstance(e["input"], (dict, list)):
+            msg += f" (got {e['input']!r})"
+    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+    return f"{where}: field '{field}': {msg}{more}"
+
+
+def parse_overrides(pairs: Iterable[str]) -> dict:
+    """Turn `a.b=1` strings into a nested dict; values are parsed as YAML scalars."""
+    out: dict = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise UserError(f"--set {pair!r}: expected key=value, e.g. --set trainer.max_steps=10")
+        key, value = pair.split("=", 1)
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(value)
+    return out
+
+
+def deep_merge(base: dict, extra: dict) -> dict:
+    """Recursively merge `extra` into a copy of `base`."""
+    merged = dict(base)
+    for k, v in extra.items():
+        merged[k] = deep_merge(merged[k], v) if isinstance(v, dict) and isinstance(merged.get(k), dict) else v
+    return merged
+
+
+def load_yaml(path: str | Path, what: str = "config") -> tuple[Any, str]:
+    """Parse a YAML file; a syntax error becomes `file:line: invalid YAML: ...`."""
+    p = require_path(path, what, kind="file")
+    text = p.read_text()
+    try:
+        return yaml.safe_load(text), text
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise UserError(f"{p}{line}: invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
+
+
+def load_config(path: str | Path, model: type[M], overrides: Iterable[str] = ()) -> M:
+    """Load and validate a YAML config into `model`, applying `--set key=value` overrides."""
+    data, text = load_yaml(path)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of keys at the top level, got {type(data).__name__}")
+    extra = parse_overrides(overrides)
+    if extra:
+        data = deep_merge(data, extra)
+    return validate(data, model, str(path), text)
+
+
+def validate(data: Any, model: type[M], source: str, text: str = "") -> M:
+    """Validate `data` into `model`; errors become one UserError line naming `source`."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(format_validation_error(source, exc, model, text)) from None
+
+
+def read_jsonl(path: str | Path, required: Iterable[str] = (), what: str = "data") -> list[dict]:
+    """Read JSONL rows; a malformed row or a missing field is reported as `file:line: ...`."""
+    p = require_path(path, what, kind="file")
+    need = tuple(required)
+    rows = []
+    with p.open() as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UserError(f"{p}:{i}: malformed JSON row ({exc.msg} at column {exc.colno})") from None
+            if not isinstance(row, dict):
+                raise UserError(f"{p}:{i}: expected a JSON object per line, got {type(row).__name__}")
+            missing = [k for k in need if k not in row]
+            if missing:
+                raise UserError(
+                    f"{p}:{i}: missing field '{missing[0]}' (each row needs: {', '.join(need)}; has: {', '.join(row)})"
+                )
+            rows.append(row)
+    if not rows:
+        raise UserError(f"{p}: no rows (an empty dataset cannot be used)")
+    return rows

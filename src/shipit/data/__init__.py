@@ -1,0 +1,1 @@
+"""Data: formats, mixing, chat templates (and, later, synthetic generation and preference pairs)."""

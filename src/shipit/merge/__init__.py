@@ -1,0 +1,1 @@
+"""Merge: mergekit configs run through mergekit's Python API, with validation and lineage."""

@@ -1,0 +1,1 @@
+"""Serve: vLLM launcher, A/B router, experiment statistics, event store."""

@@ -1,0 +1,57 @@
+"""Shared fixtures: tiny models built locally, once per session; no hub access, ever."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+os.environ.setdefault("LLM_COMPRESSOR_LOG_LEVEL", "WARNING")
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_layers=2, num_heads=2)
+
+
+def tiny_base_config(**pretrain):
+    """BaseConfig for a 2-layer, hidden-64 model with a few pretraining steps."""
+    from shipit.demo.base import BaseConfig
+    from shipit.train.common import TrainerSettings
+
+    settings = dict(learning_rate=3e-3, max_steps=12, warmup_steps=2, logging_steps=2, save_steps=6)
+    return BaseConfig(**TINY, pretrain=TrainerSettings(**{**settings, **pretrain}))
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory) -> Path:
+    """A tiny base model (tokenizer + Llama, hidden 64, 2 layers), built and briefly pretrained offline."""
+    from shipit.demo.base import build_base
+
+    return build_base(tiny_base_config(), tmp_path_factory.mktemp("models") / "base")
+
+
+@pytest.fixture
+def model_copy(tiny_base, tmp_path) -> Path:
+    """A private copy of the tiny base model that a test may modify."""
+    dst = tmp_path / "model"
+    shutil.copytree(tiny_base, dst)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def vllm_python() -> Path:
+    """The serving interpreter. Skips only when none is configured; `make test` sets SHIPIT_VLLM_PYTHON, so under
+    make (and CI) a missing serving environment fails instead of skipping."""
+    from shipit.errors import UserError
+    from shipit.serve.vllm import ENV_VAR, find_vllm_python
+
+    try:
+        return find_vllm_python()
+    except UserError:
+        if os.environ.get(ENV_VAR):
+            raise
+        pytest.skip("no serving environment (run `make serve-env` or set SHIPIT_VLLM_PYTHON)")
