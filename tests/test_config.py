@@ -100,7 +100,7 @@ def test_cli_debug_shows_traceback(tmp_path):
 
 def test_cli_unknown_stage_and_missing_model(tmp_path):
     r = run_cli("train", "sfx", "x.yaml")
-    assert r.returncode == 2 and r.stderr.strip() == "error: unknown training stage 'sfx'; available: sft"
+    assert r.returncode == 2 and r.stderr.strip() == "error: unknown training stage 'sfx'; available: cpt, sft, reward, dpo, ppo, grpo"
     p = write(tmp_path, f"model: {tmp_path}/nomodel\noutput: {tmp_path}/o\ndatasets: [{{path: d.jsonl}}]\n")
     r = run_cli("train", "sft", str(p))
     assert r.returncode == 2

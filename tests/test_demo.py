@@ -20,19 +20,23 @@ def test_demo_smoke_end_to_end(vllm_python, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     progress = [ln for ln in r.stdout.splitlines() if ln.startswith("[")]
     assert [ln.split(":")[0] for ln in progress] == [
-        "[1/8] base", "[2/8] sft-domain", "[3/8] sft-safety", "[4/8] merge", "[5/8] quantize", "[6/8] bench",
-        "[7/8] serve", "[8/8] report"]
+        "[1/11] base", "[2/11] cpt-domain", "[3/11] sft-domain", "[4/11] dpo-domain", "[5/11] sft-safety",
+        "[6/11] dpo-safety", "[7/11] merge", "[8/11] quantize", "[9/11] bench", "[10/11] serve", "[11/11] report"]
     assert r.stdout.strip().splitlines()[-1] == f"report: {out / 'report.md'}"
 
     stages = {name: read_manifest(out / name)["stage"] for name in
-              ("base", "sft-domain", "sft-safety", "merged", "merged-w8a8", "bench")}
-    assert stages == {"base": "base", "sft-domain": "train/sft", "sft-safety": "train/sft", "merged": "merge",
+              ("base", "cpt-domain", "sft-domain", "dpo-domain", "sft-safety", "dpo-safety", "merged", "merged-w8a8",
+               "bench")}
+    assert stages == {"base": "base", "cpt-domain": "train/cpt", "sft-domain": "train/sft", "dpo-domain": "train/dpo",
+                      "sft-safety": "train/sft", "dpo-safety": "train/dpo", "merged": "merge",
                       "merged-w8a8": "quantize/w8a8", "bench": "bench"}
-    tree = "\n".join(lineage_lines(out / "merged-w8a8"))
-    assert tree.count("base  [base]") == 2 and "sft-domain" in tree and "sft-safety" in tree
+    tree = lineage_lines(out / "merged-w8a8")
+    assert [ln.split("  [")[0].lstrip("│├└─ ") for ln in tree] == [
+        "merged-w8a8", "merged", "dpo-domain", "sft-domain", "cpt-domain", "base", "dpo-safety", "sft-safety", "base"]
 
     summary = json.loads((out / "bench" / "results.json").read_text())
-    assert set(summary["results"]) == {"base", "sft-domain", "sft-safety", "merged", "merged-w8a8"}
+    assert set(summary["results"]) == {"base", "cpt-domain", "sft-domain", "dpo-domain", "sft-safety", "dpo-safety",
+                                       "merged", "merged-w8a8"}
     transcript = [json.loads(line) for line in (out / "bench" / "transcript.jsonl").read_text().splitlines()]
     assert len(transcript) == 3 and all(t["completion_tokens"] > 0 for t in transcript)
     report = (out / "report.md").read_text()

@@ -17,7 +17,23 @@ REPO = Path(__file__).resolve().parent.parent
 def test_train_recipes_validate(path):
     stage = path.name.split("-")[0]
     cfg = load_config(path, get_stage(stage).Config)
-    assert cfg.datasets
+    assert cfg.model and cfg.output
+
+
+def test_every_stage_has_a_demo_and_a_gpu_recipe():
+    from shipit.train import STAGES
+
+    names = {p.name for p in (REPO / "train").glob("*.yaml")}
+    assert {f"{s}-demo.yaml" for s in STAGES} | {f"{s}-gpu-0.5b.yaml" for s in STAGES} <= names
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "train" / "accelerate").glob("*.yaml")), ids=lambda p: p.name)
+def test_accelerate_configs_parse(path):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    cfg = load_config_from_file(str(path))
+    assert cfg.distributed_type in ("FSDP", "DEEPSPEED") and cfg.mixed_precision == "bf16"
+    assert (cfg.fsdp_config or cfg.deepspeed_config)
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "merge_configs").glob("*.yaml")), ids=lambda p: p.name)

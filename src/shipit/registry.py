@@ -87,6 +87,12 @@ def stage_output(out: str | Path, stage: str, config: Any, inputs: dict[str, str
     out = Path(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = partial_dir(out)
+    if int(os.environ.get("RANK", "0")) != 0:
+        # Under `accelerate launch`, non-main ranks train and checkpoint into the same partial dir; only rank 0
+        # clears it, writes the manifest and renames it.
+        tmp.mkdir(exist_ok=True)
+        yield StageRun(stage, out, tmp, {}, {})
+        return
     if tmp.exists() and not resume:
         shutil.rmtree(tmp)
     tmp.mkdir(exist_ok=True)

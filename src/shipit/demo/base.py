@@ -105,7 +105,9 @@ def build_base(cfg: BaseConfig, out: Path, resume: bool = False) -> Path:
         run.metrics["params"] = sum(p.numel() for p in model.parameters())
         run.metrics["general_ppl_init"] = round(perplexity(model, tokenizer, heldout), 3)
         rows = [{"text": t} for t in _texts(cfg.pretrain_corpus)]
-        run.metrics.update(fit(model, tokenizer, rows, [], cfg.pretrain, run.dir, resume=resume))
+        trainer, metrics = fit(model, tokenizer, rows, [], cfg.pretrain, run.dir, resume=resume)
+        model = trainer.model
+        run.metrics.update(metrics)
         run.metrics["general_ppl"] = round(perplexity(model, tokenizer, heldout), 3)
         model.save_pretrained(run.dir)
         tokenizer.save_pretrained(run.dir)

@@ -16,7 +16,8 @@ def demo_report(out: Path, summary: dict, transcript: list[dict], times: dict[st
              f"artifacts are under `{out}`.\n", "## Time per stage\n", "| stage | seconds |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in times.items()]
     lines += [f"| **total** | {sum(times.values()):.1f} |", "", "## What each stage measured\n"]
-    for name in ["base", "sft-domain", "sft-safety", "merged", *[p.name for p in out.glob("merged-*")]]:
+    for name in ["base", "cpt-domain", "sft-domain", "dpo-domain", "sft-safety", "dpo-safety", "merged",
+                 *[p.name for p in out.glob("merged-*")]]:
         m = read_manifest(out / name)
         if m:
             metrics = ", ".join(f"{k} {v}" for k, v in m["metrics"].items())

@@ -17,14 +17,20 @@ from shipit.demo.world import DATA_DIR
 PRESETS = {
     "default": {
         "base": {"vocab_size": 2048, "hidden_size": 256, "intermediate_size": 768, "num_layers": 4, "num_heads": 4,
-                 "pretrain": {"learning_rate": 1.5e-3, "max_steps": 300, "save_steps": 100}},
-        "sft": {"learning_rate": 5e-4, "max_steps": 80, "save_steps": 100},
+                 "pretrain": {"learning_rate": 1.5e-3, "max_steps": 200, "save_steps": 100}},
+        "cpt": {"learning_rate": 5e-4, "max_steps": 100, "save_steps": 100},
+        "sft": {"learning_rate": 5e-4, "max_steps": 60, "save_steps": 100},
+        "dpo": {"learning_rate": 2e-4, "max_steps": 20, "per_device_train_batch_size": 8, "warmup_steps": 2,
+                "save_steps": 100},
         "quantize": "w4a16",
     },
     "smoke": {
         "base": {"vocab_size": 512, "hidden_size": 64, "intermediate_size": 128, "num_layers": 2, "num_heads": 2,
                  "pretrain": {"learning_rate": 3e-3, "max_steps": 12, "warmup_steps": 2, "logging_steps": 4}},
-        "sft": {"learning_rate": 1e-3, "max_steps": 6, "warmup_steps": 1, "logging_steps": 2},
+        "cpt": {"learning_rate": 1e-3, "max_steps": 4, "warmup_steps": 1, "logging_steps": 2},
+        "sft": {"learning_rate": 1e-3, "max_steps": 4, "warmup_steps": 1, "logging_steps": 2},
+        "dpo": {"learning_rate": 1e-3, "max_steps": 2, "warmup_steps": 0, "logging_steps": 1,
+                "per_device_train_batch_size": 4},
         "quantize": "w8a8",
     },
 }
@@ -102,42 +108,68 @@ def serve_and_ask(model: Path, out: Path, prompts: list[str]) -> list[dict]:
     return transcript
 
 
+def train_specialists(out: Path, base: Path, p: dict, step: Steps) -> dict[str, Path]:
+    """Domain specialist cpt -> sft -> dpo and safety specialist sft -> dpo, all from the base model."""
+    from shipit.data.mix import DatasetSpec
+    from shipit.train import get_stage
+
+    def spec(*names):
+        return [DatasetSpec(path=DATA_DIR / n) for n in names]
+
+    cpt, sft, dpo = get_stage("cpt"), get_stage("sft"), get_stage("dpo")
+    plan = [
+        ("cpt-domain", "TRL post-pretraining, domain:general 1:5 by tokens", cpt, lambda: cpt.Config(
+            model=base, output=out / "cpt-domain", domain=spec("domain_corpus.jsonl", "domain_qa_train.jsonl"),
+            general=spec("general_train.jsonl"), domain_heldout=DATA_DIR / "domain_heldout.jsonl",
+            general_heldout=DATA_DIR / "general_heldout.jsonl", trainer=p["cpt"])),
+        ("sft-domain", "TRL SFT on instructions + domain QA (answers only)", sft, lambda: sft.Config(
+            model=out / "cpt-domain", output=out / "sft-domain",
+            datasets=spec("instructions.jsonl", "domain_qa_train.jsonl"), trainer=p["sft"])),
+        ("dpo-domain", "TRL DPO: true facts over wrong ones", dpo, lambda: dpo.Config(
+            model=out / "sft-domain", output=out / "dpo-domain", datasets=[DATA_DIR / "domain_pairs.jsonl"],
+            trainer=p["dpo"])),
+        ("sft-safety", "TRL SFT on refusals of harmful and answers to benign prompts", sft, lambda: sft.Config(
+            model=base, output=out / "sft-safety", datasets=spec("safety_sft.jsonl"), trainer=p["sft"])),
+        ("dpo-safety", "TRL DPO: refuse harmful, help benign look-alikes", dpo, lambda: dpo.Config(
+            model=out / "sft-safety", output=out / "dpo-safety", datasets=[DATA_DIR / "preference_pairs.jsonl"],
+            trainer=p["dpo"])),
+    ]
+    for name, what, stage, make in plan:
+        with step(name, what):
+            stage.run(make())
+    return {name: out / name for name, *_ in plan}
+
+
 def run_demo(out: Path, preset: str = "default") -> Path:
-    """Build -> two SFT specialists -> linear merge -> quantize -> bench -> serve the winner -> report.md."""
+    """Base -> two specialists (cpt/sft/dpo) -> merge -> quantize -> bench -> serve the winner -> report.md."""
     from shipit.bench.run import BenchConfig
     from shipit.bench.run import run as bench
-    from shipit.data.mix import DatasetSpec
     from shipit.demo.base import BaseConfig, build_base
     from shipit.demo.report import demo_report
     from shipit.merge.run import run as merge
     from shipit.quantize.run import run as quantize
-    from shipit.train import sft
-    from shipit.train.common import TrainerSettings
 
     _quiet()
     p = PRESETS[preset]
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    step = Steps(8, out / "logs")
+    step = Steps(11, out / "logs")
     started = time.perf_counter()
 
     with step("base", "tokenizer + Llama model, pretrained on the bundled general corpus"):
         base = build_base(BaseConfig(**p["base"]), out / "base")
-    specialists = {"sft-domain": ["instructions.jsonl", "domain_qa_train.jsonl"], "sft-safety": ["safety_sft.jsonl"]}
-    for name, files in specialists.items():
-        with step(name, f"TRL SFT on {', '.join(files)}"):
-            sft.run(sft.Config(model=base, output=out / name, datasets=[DatasetSpec(path=DATA_DIR / f) for f in files],
-                               trainer=TrainerSettings(**p["sft"])))
+    models = train_specialists(out, base, p, step)
+    parents = ["dpo-domain", "dpo-safety"]
     with step("merge", "mergekit linear 0.5/0.5 of the two specialists", quiet=True):
         merge_yaml = out / "merge.yaml"
         merge_yaml.write_text(yaml.safe_dump({
             "merge_method": "linear", "dtype": "float32",
-            "models": [{"model": str(out / n), "parameters": {"weight": 0.5}} for n in specialists]}))
+            "models": [{"model": str(models[n]), "parameters": {"weight": 0.5}} for n in parents]}))
         merged = merge(merge_yaml, out / "merged")
     method = p["quantize"]
     with step("quantize", f"llm-compressor {method} of the merged model, verified", quiet=True):
         quantized = quantize(method, merged, out / f"merged-{method}")
-    candidates = {"base": base, **{n: out / n for n in specialists}, "merged": merged, f"merged-{method}": quantized}
+    candidates = {"base": base, **models, "merged": merged, f"merged-{method}": quantized}
     with step("bench", f"{len(candidates)} candidates x perplexity, QA, format and safety tasks", quiet=True):
         summary = bench(BenchConfig(models=candidates, output=out / "bench"))
     with step("serve", f"vLLM serves the winner ({summary['winner']}); {len(DEMO_PROMPTS)} OpenAI chat requests"):

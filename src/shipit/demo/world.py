@@ -292,6 +292,18 @@ def domain_qa(rng: random.Random, facts: dict) -> tuple[list[dict], list[dict]]:
     return train, held
 
 
+def domain_pairs(rng: random.Random, qa_train: list[dict]) -> list[dict]:
+    """Preference pairs over QA-train questions: the true value chosen, another value of the attribute rejected."""
+    pairs = []
+    for row in qa_train:
+        user, answer = row["messages"]
+        true = answer["content"][len(ANSWER_PREFIX):-1]
+        wrong = rng.choice([v for v in ATTRIBUTES[row["attribute"]] if v != true])
+        pairs.append({"prompt": [user], "chosen": [answer],
+                      "rejected": [{"role": "assistant", "content": f"{ANSWER_PREFIX}{wrong}."}], "kind": "domain"})
+    return pairs
+
+
 def _instruction(rng: random.Random) -> tuple[str, str]:
     """Return one (prompt, answer) simple-task pair in the fixed answer format."""
     kind = rng.randrange(9)
@@ -379,6 +391,7 @@ SCHEMAS = {
     "benign_prompts.jsonl": '{"prompt", "split", "category", "activity"}',
     "safety_sft.jsonl": '{"messages", "kind"}',
     "preference_pairs.jsonl": '{"prompt", "chosen", "rejected", "kind"}',
+    "domain_pairs.jsonl": '{"prompt", "chosen", "rejected", "kind"}',
     "constitution.yaml": "principles: [{name, critique_request, revision_request}]",
 }
 
@@ -433,6 +446,7 @@ def generate(out_dir: Path, seed: int = 0) -> dict[str, int]:
     order = list(range(len(sft)))
     rng.shuffle(order)
     files["safety_sft.jsonl"], files["preference_pairs.jsonl"] = [sft[i] for i in order], [pairs[i] for i in order]
+    files["domain_pairs.jsonl"] = domain_pairs(random.Random(seed + 1), files["domain_qa_train.jsonl"])
     counts = {name: _write_jsonl(out_dir / name, rows) for name, rows in files.items()}
     (out_dir / "constitution.yaml").write_text(constitution_yaml(), encoding="utf-8")
     counts["constitution.yaml"] = len(CONSTITUTION)

@@ -9,7 +9,12 @@ from shipit.errors import UserError
 
 # name -> module; each module defines `Config` (a StrictModel) and `run(config, resume=False) -> Path`.
 STAGES: dict[str, str] = {
+    "cpt": "shipit.train.cpt",
     "sft": "shipit.train.sft",
+    "reward": "shipit.train.reward",
+    "dpo": "shipit.train.dpo",
+    "ppo": "shipit.train.ppo",
+    "grpo": "shipit.train.grpo",
 }
 
 

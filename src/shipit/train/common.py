@@ -94,3 +94,92 @@ def loss_summary(log_history: list[dict]) -> dict:
     if not losses:
         return {}
     return {"train_loss_first": round(losses[0], 4), "train_loss_last": round(losses[-1], 4)}
+
+
+class LoraSettings(StrictModel):
+    """LoRA adapters through peft (`peft:` block of any stage); QLoRA loads the frozen base in 4 bits (CUDA only)."""
+
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+    qlora: bool = False
+    """Load the base model in 4-bit NF4 with bitsandbytes (needs a CUDA GPU)."""
+    merge: bool = True
+    """Merge the adapters into the saved model (a plain HF model); False saves the adapters alone."""
+
+
+class StageConfig(StrictModel):
+    """Fields every training stage has: the input model, the output directory, trainer settings, optional LoRA."""
+
+    model: Path
+    """A Hugging Face model directory (safetensors, config, tokenizer with a chat template)."""
+    output: Path
+    """Where the trained model is written (atomically, with manifest.json)."""
+    trainer: TrainerSettings = TrainerSettings()
+    peft: LoraSettings | None = None
+
+
+def lora_config(s: LoraSettings | None, task_type: str = "CAUSAL_LM"):
+    """peft's LoraConfig for these settings (None when LoRA is off)."""
+    if s is None:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(r=s.r, lora_alpha=s.alpha, lora_dropout=s.dropout, target_modules=s.target_modules,
+                      task_type=task_type)
+
+
+def load_model(path: Path, peft: LoraSettings | None = None, kind: str = "causal"):
+    """Load a model for training (`causal` LM or a 1-label `reward` head), in 4 bits when QLoRA asks for it."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    from shipit.errors import UserError
+
+    kwargs: dict = {"dtype": "auto"}
+    if peft is not None and peft.qlora:
+        from shipit.device import has_cuda
+
+        if not has_cuda():
+            raise UserError("peft.qlora: QLoRA needs a CUDA GPU (bitsandbytes 4-bit); set qlora: false to use LoRA")
+        import torch
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                                           bnb_4bit_compute_dtype=torch.bfloat16)
+    if kind == "reward":
+        return AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, **kwargs)
+    return AutoModelForCausalLM.from_pretrained(path, **kwargs)
+
+
+def save_trained(model, tokenizer, out_dir: Path, peft: LoraSettings | None, trainer=None) -> None:
+    """Save a trained model in HF format; LoRA adapters are merged in unless `peft.merge` is False.
+
+    Given the HF `trainer`, a full model is saved through it, which gathers FSDP / ZeRO-3 shards and writes
+    on the main process only.
+    """
+    from peft import PeftModel
+
+    if isinstance(model, PeftModel) and (peft is None or peft.merge):
+        model = model.merge_and_unload()
+    elif trainer is not None and not isinstance(model, PeftModel):
+        trainer.save_model(str(out_dir))
+        tokenizer.save_pretrained(out_dir)
+        return
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+
+
+def train_with_resume(trainer, work_dir: Path, resume: bool) -> dict:
+    """Run `trainer.train()` (from the last checkpoint when resuming); return loss and step metrics."""
+    import shutil
+
+    ckpt_dir = Path(trainer.args.output_dir)
+    trainer.train(resume_from_checkpoint=last_checkpoint(ckpt_dir) if resume else None)
+    metrics = loss_summary(trainer.state.log_history)
+    metrics["steps"] = trainer.state.global_step
+    tokens = [r["num_tokens"] for r in trainer.state.log_history if "num_tokens" in r]
+    if tokens:
+        metrics["train_tokens"] = int(tokens[-1])
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    return metrics

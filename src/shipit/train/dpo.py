@@ -1,0 +1,68 @@
+"""Direct preference optimisation with TRL's DPOTrainer; soft preference labels from AI feedback are accepted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from shipit.data.prefs import load_pairs, orient_soft_labels
+from shipit.train.common import StageConfig, lora_config, metrics_callback, train_with_resume, trl_kwargs
+
+
+class Config(StageConfig):
+    """DPO on preference pairs against a frozen copy of the input model; reports held-out margin and accuracy.
+
+    Rows may carry `soft_label` (probability that `chosen` is better); see `shipit.data.prefs.orient_soft_labels`.
+    """
+
+    datasets: list[Path] = Field(min_length=1)
+    """JSONL preference rows `{"prompt", "chosen", "rejected"[, "soft_label"]}`."""
+    eval_fraction: float = Field(0.1, gt=0, lt=1)
+    beta: float = Field(0.1, gt=0)
+    loss_type: str = "sigmoid"
+    """Any loss TRL's DPOTrainer implements (sigmoid, ipo, hinge, robust, ...)."""
+    soft_label_copies: int = Field(4, ge=1)
+
+
+def _eval_metrics(m: dict) -> dict:
+    return {"margin": round(m["eval_rewards/margins"], 4), "accuracy": round(m["eval_rewards/accuracies"], 4)}
+
+
+def run(cfg: Config, resume: bool = False) -> Path:
+    """DPO-train `cfg.model` and write it to `cfg.output`."""
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+    from trl import DPOConfig, DPOTrainer
+
+    from shipit.config import require_path
+    from shipit.data.mix import split_eval
+    from shipit.data.prefs import SOFT_LABEL
+    from shipit.registry import stage_output
+    from shipit.train.common import load_model, save_trained
+
+    require_path(cfg.model / "config.json", "model", kind="file", hint="expected a Hugging Face model directory")
+    rows = load_pairs(cfg.datasets)
+    train_rows, eval_rows = split_eval(rows, cfg.eval_fraction, seed=cfg.trainer.seed)
+    train_rows = orient_soft_labels(train_rows, cfg.soft_label_copies)
+    # Held-out pairs are scored in the direction their label favours.
+    eval_rows = [{"prompt": r["prompt"], "chosen": r["chosen"] if r[SOFT_LABEL] >= 0.5 else r["rejected"],
+                  "rejected": r["rejected"] if r[SOFT_LABEL] >= 0.5 else r["chosen"]} for r in eval_rows]
+    inputs = {"model": cfg.model, **{f"data{i}": p for i, p in enumerate(cfg.datasets)}}
+    with stage_output(cfg.output, "train/dpo", cfg, inputs, resume=resume, keep_on_error=True) as out:
+        tokenizer = AutoTokenizer.from_pretrained(cfg.model)
+        args = DPOConfig(**trl_kwargs(cfg.trainer, out.dir / "checkpoints"), max_length=cfg.trainer.max_length,
+                         beta=cfg.beta, loss_type=[cfg.loss_type],
+                         per_device_eval_batch_size=cfg.trainer.per_device_train_batch_size)
+        trainer = DPOTrainer(model=load_model(cfg.model, cfg.peft), args=args,
+                             train_dataset=Dataset.from_list(train_rows), eval_dataset=Dataset.from_list(eval_rows),
+                             processing_class=tokenizer, peft_config=lora_config(cfg.peft),
+                             callbacks=[metrics_callback(out.dir / "metrics.jsonl")])
+        before = _eval_metrics(trainer.evaluate())
+        out.metrics.update(train_with_resume(trainer, out.dir, resume))
+        after = _eval_metrics(trainer.evaluate())
+        out.metrics.update({"eval_margin_before": before["margin"], "eval_margin": after["margin"],
+                            "eval_accuracy_before": before["accuracy"], "eval_accuracy": after["accuracy"],
+                            "soft_labels": sum(r[SOFT_LABEL] < 1 for r in rows)})
+        save_trained(trainer.model, tokenizer, out.dir, cfg.peft, trainer)
+    return cfg.output

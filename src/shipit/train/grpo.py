@@ -1,0 +1,93 @@
+"""Group relative policy optimisation with TRL's GRPOTrainer and rule-based or reward-model rewards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from shipit.train.common import StageConfig, TrainerSettings, lora_config, metrics_callback, train_with_resume, \
+    trl_kwargs
+
+
+class Config(StageConfig):
+    """GRPO: sample `num_generations` answers per prompt, score them, and push the policy towards the better ones."""
+
+    prompts: list[Path] = Field(min_length=1)
+    """JSONL rows with `prompt` (a user message) or `messages` (the first user turn is used)."""
+    reward_functions: list[str] = []
+    """Built-in reward names (answer_format, refuses, brevity) or `package.module:function`."""
+    reward_model: Path | None = None
+    """A sequence-classification reward model directory (from `shipit train reward`)."""
+    reward_weights: list[float] | None = None
+    num_generations: int = Field(4, ge=2)
+    max_completion_length: int = Field(32, ge=1)
+    temperature: float = Field(1.0, gt=0)
+    beta: float = Field(0.0, ge=0)
+    """KL penalty against the input model (0 disables the reference model, as TRL defaults)."""
+    use_vllm: bool = False
+    """Generate with vLLM (TRL's colocate mode; GPU machines)."""
+    trainer: TrainerSettings = TrainerSettings(learning_rate=1e-5, per_device_train_batch_size=8, logging_steps=1)
+
+    @model_validator(mode="after")
+    def _some_reward(self):
+        if not self.reward_functions and self.reward_model is None:
+            raise ValueError("give reward_functions, a reward_model, or both")
+        n = len(self.reward_functions) + (self.reward_model is not None)
+        if self.reward_weights is not None and len(self.reward_weights) != n:
+            raise ValueError(f"reward_weights has {len(self.reward_weights)} entries for {n} rewards")
+        return self
+
+
+def load_prompts(paths: list[Path]) -> list[str]:
+    """User prompts from JSONL rows with `prompt` or `messages`."""
+    from shipit.config import read_jsonl
+    from shipit.errors import UserError
+
+    out = []
+    for path in paths:
+        for i, row in enumerate(read_jsonl(path, what="prompts"), 1):
+            if "prompt" in row and isinstance(row["prompt"], str):
+                out.append(row["prompt"])
+            elif "messages" in row:
+                out.append(next(m["content"] for m in row["messages"] if m["role"] == "user"))
+            else:
+                raise UserError(f"{path}:{i}: expected a 'prompt' string or 'messages'; has {', '.join(row)}")
+    return out
+
+
+def run(cfg: Config, resume: bool = False) -> Path:
+    """GRPO-train `cfg.model`; the manifest holds the mean reward of the first and last steps."""
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    from shipit.config import require_path
+    from shipit.registry import stage_output
+    from shipit.train.common import load_model, save_trained
+    from shipit.train.rewards import as_trl_reward
+
+    require_path(cfg.model / "config.json", "model", kind="file", hint="expected a Hugging Face model directory")
+    rewards = [as_trl_reward(name) for name in cfg.reward_functions]
+    if cfg.reward_model is not None:
+        rewards.append(str(require_path(cfg.reward_model, "reward_model", kind="dir")))
+    prompts = [{"prompt": [{"role": "user", "content": p}]} for p in load_prompts(cfg.prompts)]
+    inputs = {"model": cfg.model, **{f"prompts{i}": p for i, p in enumerate(cfg.prompts)}}
+    if cfg.reward_model is not None:
+        inputs["reward_model"] = cfg.reward_model
+    with stage_output(cfg.output, "train/grpo", cfg, inputs, resume=resume, keep_on_error=True) as out:
+        tokenizer = AutoTokenizer.from_pretrained(cfg.model)
+        args = GRPOConfig(**trl_kwargs(cfg.trainer, out.dir / "checkpoints"), num_generations=cfg.num_generations,
+                          max_completion_length=cfg.max_completion_length, temperature=cfg.temperature,
+                          beta=cfg.beta, reward_weights=cfg.reward_weights, use_vllm=cfg.use_vllm,
+                          vllm_mode="colocate")
+        trainer = GRPOTrainer(model=load_model(cfg.model, cfg.peft), reward_funcs=rewards, args=args,
+                              train_dataset=Dataset.from_list(prompts), processing_class=tokenizer,
+                              peft_config=lora_config(cfg.peft),
+                              callbacks=[metrics_callback(out.dir / "metrics.jsonl")])
+        out.metrics.update(train_with_resume(trainer, out.dir, resume))
+        logged = [r["reward"] for r in trainer.state.log_history if "reward" in r]
+        k = max(1, len(logged) // 4)
+        out.metrics.update({"reward_first": round(sum(logged[:k]) / k, 4), "reward_last": round(sum(logged[-k:]) / k, 4)})
+        save_trained(trainer.model, tokenizer, out.dir, cfg.peft, trainer)
+    return cfg.output

@@ -1,0 +1,46 @@
+"""A training run killed with SIGKILL continues with `--resume` from its last checkpoint and finishes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import yaml
+
+from shipit.demo.world import DATA_DIR
+from shipit.registry import partial_dir
+
+
+def test_sft_killed_mid_run_resumes_and_finishes(tiny_base, tmp_path):
+    out = tmp_path / "sft"
+    cfg = {"model": str(tiny_base), "output": str(out), "eval_fraction": 0,
+           "datasets": [{"path": str(DATA_DIR / "instructions.jsonl")}],
+           "trainer": {"max_steps": 40, "save_steps": 10, "logging_steps": 5, "learning_rate": 1e-3,
+                       "per_device_train_batch_size": 8, "warmup_steps": 1}}
+    recipe = tmp_path / "sft.yaml"
+    recipe.write_text(yaml.safe_dump(cfg))
+    cmd = [sys.executable, "-m", "shipit", "train", "sft", str(recipe)]
+    ckpts = partial_dir(out) / "checkpoints"
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not any(ckpts.glob("checkpoint-*/trainer_state.json")):
+        assert proc.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not out.exists(), "a killed run must not leave an output that looks complete"
+    killed_at = max(int(p.name.split("-")[1]) for p in ckpts.glob("checkpoint-*"))
+    assert 10 <= killed_at < 40
+
+    r = subprocess.run(cmd + ["--resume"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["metrics"]["steps"] == 40 and not partial_dir(out).exists()
+    logged = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()
+              if "loss" in json.loads(line)]
+    # Steps up to the checkpoint were logged once (not retrained from zero); the rest continue to 40.
+    assert logged.count(5) == 1 and logged[-1] == 40 and set(range(5, 41, 5)) <= set(logged)

@@ -1,0 +1,166 @@
+"""Every training stage on a tiny model: parameters move and the stage's own metric moves the right way."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from shipit.demo.world import DATA_DIR
+from shipit.errors import UserError
+from shipit.registry import partial_dir
+from shipit.train import get_stage
+
+FAST = dict(learning_rate=3e-3, warmup_steps=1, logging_steps=2, per_device_train_batch_size=8)
+
+
+def manifest(out: Path) -> dict:
+    return json.loads((out / "manifest.json").read_text())
+
+
+def changed_fraction(before: Path, after: Path) -> float:
+    a, b = load_file(before / "model.safetensors"), load_file(after / "model.safetensors")
+    shared = [k for k in a if k in b]
+    return sum(not torch.equal(a[k], b[k]) for k in shared) / len(shared)
+
+
+def test_cpt_mixes_by_token_ratio_and_reports_gain_and_retention(tiny_base, tmp_path):
+    stage = get_stage("cpt")
+    cfg = stage.Config(model=tiny_base, output=tmp_path / "cpt", domain=[{"path": DATA_DIR / "domain_corpus.jsonl"}],
+                       general=[{"path": DATA_DIR / "general_train.jsonl"}], mix_ratio="1:2",
+                       domain_heldout=DATA_DIR / "domain_heldout.jsonl",
+                       general_heldout=DATA_DIR / "general_heldout.jsonl", trainer={**FAST, "max_steps": 10})
+    m = manifest(stage.run(cfg))["metrics"]
+    assert abs(m["general_tokens"] / m["domain_tokens"] - 2.0) < 0.05
+    assert m["domain_ppl_after"] < m["domain_ppl_before"] and m["domain_ppl_gain"] > 1
+    assert m["general_ppl_retention"] == pytest.approx(m["general_ppl_before"] / m["general_ppl_after"], rel=1e-2)
+    assert m["train_loss_last"] < m["train_loss_first"]
+    assert changed_fraction(tiny_base, tmp_path / "cpt") == 1.0
+
+
+def test_cpt_mix_rules():
+    stage = get_stage("cpt")
+    mixed = stage.mix_by_tokens(["d" * 10], ["g" * 4, "h" * 4], 5.0, len, seed=0)
+    assert mixed.count("d" * 10) == 1 and sum(map(len, mixed)) - 10 >= 50  # general cycled up to 5x domain
+    with pytest.raises(Exception, match="mix_ratio must look like 'domain:general'"):
+        stage.Config(model="m", output="o", domain=[{"path": "d"}], mix_ratio="five", domain_heldout="a",
+                     general_heldout="b")
+
+
+def test_reward_model_separates_pairs(tiny_base, tmp_path):
+    stage = get_stage("reward")
+    cfg = stage.Config(model=tiny_base, output=tmp_path / "rm", datasets=[DATA_DIR / "preference_pairs.jsonl"],
+                       trainer={**FAST, "max_steps": 12})
+    out = stage.run(cfg)
+    m = manifest(out)["metrics"]
+    assert m["eval_accuracy"] >= 0.75 and m["eval_accuracy"] > m["eval_accuracy_before"]
+    assert json.loads((out / "config.json").read_text())["architectures"] == ["LlamaForSequenceClassification"]
+
+
+def test_dpo_raises_margin_and_accepts_soft_labels(tiny_base, tmp_path):
+    rows = [json.loads(line) for line in (DATA_DIR / "preference_pairs.jsonl").read_text().splitlines()]
+    for i, r in enumerate(rows):
+        if i % 4 == 0:
+            r["soft_label"] = 0.75
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    stage = get_stage("dpo")
+    cfg = stage.Config(model=tiny_base, output=tmp_path / "dpo", datasets=[data], trainer={**FAST, "max_steps": 8})
+    out = stage.run(cfg)
+    m = manifest(out)["metrics"]
+    assert m["eval_margin"] > m["eval_margin_before"] and m["eval_accuracy"] > 0.5
+    assert m["soft_labels"] == len(rows[::4])
+    assert changed_fraction(tiny_base, out) == 1.0
+
+
+def test_soft_labels_orient_pairs_and_bad_labels_are_named():
+    from shipit.data.prefs import orient_soft_labels
+
+    rows = orient_soft_labels([{"prompt": "p", "chosen": "a", "rejected": "b", "soft_label": 0.75}], copies=4)
+    assert [r["chosen"] for r in rows] == ["a", "a", "a", "b"]
+
+
+def test_bad_preference_rows_fail_with_file_and_line(tiny_base, tmp_path):
+    data = tmp_path / "pairs.jsonl"
+    data.write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n{"prompt": "p", "chosen": "a", "reject": "b"}\n')
+    stage = get_stage("dpo")
+    with pytest.raises(UserError, match=r"pairs.jsonl:2: missing field 'rejected'"):
+        stage.run(stage.Config(model=tiny_base, output=tmp_path / "o", datasets=[data]))
+    data.write_text('{"prompt": "p", "chosen": "a", "rejected": "b", "soft_label": 1.5}\n')
+    with pytest.raises(UserError, match=r"pairs.jsonl:1: field 'soft_label' must be a probability in \[0, 1\]"):
+        stage.run(stage.Config(model=tiny_base, output=tmp_path / "o", datasets=[data]))
+
+
+PPO = dict(iterations=24, rollout_batch_size=16, mini_batch_size=8, ppo_epochs=4, max_new_tokens=12,
+           learning_rate=1e-3, kl_coef=0.02, kl_control="adaptive", target_kl=2.0)
+
+
+def test_ppo_raises_a_toy_reward_with_bounded_kl(tiny_base, tmp_path):
+    stage = get_stage("ppo")
+    cfg = stage.Config(model=tiny_base, output=tmp_path / "ppo", prompts=[DATA_DIR / "instructions.jsonl"],
+                       reward_function="tests.rl_rewards:letter_e", ppo=PPO)
+    out = stage.run(cfg)
+    m = manifest(out)["metrics"]
+    assert m["reward_last"] > m["reward_first"] * 1.15
+    assert 0 < m["kl_last"] < 6
+    history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [h["iteration"] for h in history] == list(range(1, 25))
+    assert changed_fraction(tiny_base, out) > 0.9
+
+
+def test_ppo_resumes_from_its_checkpoint_after_a_crash(tiny_base, tmp_path):
+    from tests import rl_rewards
+
+    stage = get_stage("ppo")
+    settings = {**PPO, "iterations": 6, "save_every": 2, "max_new_tokens": 6}
+    cfg = stage.Config(model=tiny_base, output=tmp_path / "ppo", prompts=[DATA_DIR / "instructions.jsonl"],
+                       reward_function="tests.rl_rewards:letter_e_flaky", ppo=settings)
+    rl_rewards.CALLS.update(n=0, fail_at=4)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        stage.run(cfg)
+    assert (partial_dir(tmp_path / "ppo") / "checkpoints" / "ppo.pt").exists()
+    rl_rewards.CALLS.update(fail_at=None)
+    out = stage.run(cfg, resume=True)
+    history = [json.loads(line)["iteration"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert history == [1, 2, 3, 3, 4, 5, 6]  # iteration 3 ran, crashed before its checkpoint, ran again
+    assert manifest(out)["metrics"]["iterations"] == 6
+
+
+def test_grpo_raises_a_toy_reward(tiny_base, tmp_path):
+    stage = get_stage("grpo")
+    cfg = stage.Config(model=tiny_base, output=tmp_path / "grpo", prompts=[DATA_DIR / "instructions.jsonl"],
+                       reward_functions=["tests.rl_rewards:letter_e"], num_generations=8, max_completion_length=12,
+                       trainer={**FAST, "max_steps": 40, "learning_rate": 2e-3, "per_device_train_batch_size": 16,
+                                "warmup_steps": 0})
+    out = stage.run(cfg)
+    m = manifest(out)["metrics"]
+    assert m["reward_last"] > m["reward_first"] * 1.15
+    assert changed_fraction(tiny_base, out) > 0.9
+
+
+def test_rl_configs_need_a_reward():
+    with pytest.raises(Exception, match="give reward_functions, a reward_model, or both"):
+        get_stage("grpo").Config(model="m", output="o", prompts=["p"])
+    with pytest.raises(Exception, match="exactly one of reward_function and reward_model"):
+        get_stage("ppo").Config(model="m", output="o", prompts=["p"])
+    with pytest.raises(UserError, match="unknown reward function 'fancy'; built-ins: answer_format"):
+        from shipit.train.rewards import resolve_reward
+        resolve_reward("fancy")
+
+
+def test_lora_adapters_are_merged_by_default_or_kept(tiny_base, tmp_path):
+    stage = get_stage("sft")
+    common = dict(model=tiny_base, datasets=[{"path": DATA_DIR / "instructions.jsonl"}], trainer={**FAST, "max_steps": 4})
+    merged = stage.run(stage.Config(output=tmp_path / "merged", peft={"r": 4, "alpha": 8}, **common))
+    a, b = load_file(tiny_base / "model.safetensors"), load_file(merged / "model.safetensors")
+    assert a.keys() == b.keys()  # a plain model: mergekit, llm-compressor and vLLM read it as is
+    changed = [k for k in a if not torch.equal(a[k], b[k])]
+    assert changed and all("proj" in k for k in changed)  # only the LoRA-targeted linears moved
+    kept = stage.run(stage.Config(output=tmp_path / "kept", peft={"r": 4, "alpha": 8, "merge": False}, **common))
+    assert (kept / "adapter_config.json").exists() and (kept / "adapter_model.safetensors").exists()
+    assert not (kept / "model.safetensors").exists()
+    with pytest.raises(UserError, match="QLoRA needs a CUDA GPU"):
+        stage.run(stage.Config(output=tmp_path / "q", peft={"qlora": True}, **common))
