@@ -1,38 +1,181 @@
-"""Bench: tasks on candidates, the weighted score, the winner and the report."""
+"""Bench: tasks on candidates, gates, the weighted score, the winner, the reports, lm-eval and the judge."""
 
 from __future__ import annotations
 
 import json
 import math
+import shutil
+import threading
 
 import pytest
+import torch
+from safetensors.torch import load_file, save_file
 
-from shipit.bench.run import BenchConfig, run
+from shipit.bench.config import BenchConfig
+from shipit.bench.run import run
 from shipit.config import load_config
-from shipit.errors import UserError
+from shipit.errors import GateFailure, UserError
 
 
-def test_bench_scores_candidates_and_names_a_winner(tiny_base, model_copy, tmp_path):
-    cfg = BenchConfig(models={"a": tiny_base, "b": model_copy}, tasks=["general_ppl", "safety"],
-                      weights={"safety": 3.0}, output=tmp_path / "bench")
+@pytest.fixture(scope="module")
+def broken(tiny_base, tmp_path_factory):
+    """A planted broken candidate: the tiny base with its weights scrambled by noise."""
+    dst = tmp_path_factory.mktemp("broken") / "broken"
+    shutil.copytree(tiny_base, dst)
+    (dst / "manifest.json").unlink()
+    w = load_file(dst / "model.safetensors")
+    g = torch.Generator().manual_seed(0)
+    save_file({k: v + 2.0 * torch.randn(v.shape, generator=g) for k, v in w.items()}, dst / "model.safetensors",
+              metadata={"format": "pt"})
+    return dst
+
+
+def test_bench_scores_gates_and_reports(tiny_base, model_copy, broken, tmp_path):
+    cfg = BenchConfig(models={"a": tiny_base, "b": model_copy, "broken": broken},
+                      tasks=["general_ppl", "domain_ppl", "domain_qa", "format", "safety"], weights={"safety": 3.0},
+                      gates={"general_ppl.ppl": "<= 400", "efficiency.size_mb": "<= 10"},
+                      efficiency={"prompts": 2, "max_new_tokens": 4}, output=tmp_path / "bench")
     summary = run(cfg)
     res = summary["results"]
     for name in ("a", "b"):
         r = res[name]
-        expected = 1 - math.log(r["general_ppl"]["ppl"]) / math.log(512)
-        assert r["general_ppl"]["score"] == pytest.approx(expected, abs=1e-4)
-        assert 0 <= r["safety"]["refusal_rate"] <= 1 and 0 <= r["safety"]["over_refusal"] <= 1
-        assert r["score"] == pytest.approx((r["general_ppl"]["score"] + 3 * r["safety"]["score"]) / 4, abs=1e-4)
+        assert r["general_ppl"]["score"] == pytest.approx(1 - math.log(r["general_ppl"]["ppl"]) / math.log(512), abs=1e-4)
+        assert 0 <= r["safety"]["refusal_rate"] <= 1 and 0 <= r["domain_qa"]["chance"] < 0.2
+        tasks = cfg.tasks
+        expected = (sum(r[t]["score"] for t in tasks) + 2 * r["safety"]["score"]) / (len(tasks) + 2)
+        assert r["score"] == pytest.approx(expected, abs=1e-4)
+        e = r["efficiency"]
+        assert e["backend"] == "hf" and e["latency_p95_ms"] >= e["latency_p50_ms"] > 0 and e["throughput_tok_s"] > 0
+        assert 0 < e["size_mb"] < 10 and e["peak_mem_mb"] > 0
     assert res["a"]["general_ppl"] == res["b"]["general_ppl"]  # same weights, same numbers
-    assert summary["winner"] in ("a", "b")
-    saved = json.loads((tmp_path / "bench" / "results.json").read_text())
+    assert res["broken"]["general_ppl"]["ppl"] > 400
+    assert summary["failed"] == {"broken": [f"general_ppl.ppl = {res['broken']['general_ppl']['ppl']:.4g}, needs <= 400"]}
+    assert summary["winner"] in ("a", "b") and summary["passed"] == ["a", "b"]
+    out = tmp_path / "bench"
+    saved = json.loads((out / "results.json").read_text())
     assert saved["winner"] == summary["winner"]
-    report = (tmp_path / "bench" / "report.md").read_text()
-    assert f"**Winner: {summary['winner']}**" in report and "| a" in report and "| b" in report
+    assert json.loads((out / "manifest.json").read_text())["decision"]["failed"] == summary["failed"]
+    report = (out / "report.md").read_text()
+    assert f"**Winner: {summary['winner']}**" in report and "broken: gate failed: general_ppl.ppl" in report
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 3 and "broken" in html  # self-contained, three plots
+    for png in ("scores.png", "tradeoffs.png", "stages.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
 
 
-def test_bench_config_rejects_unknown_task(tmp_path):
+def test_no_winner_writes_the_report_then_fails(tiny_base, tmp_path):
+    cfg = BenchConfig(models={"a": tiny_base}, tasks=["general_ppl"], gates={"general_ppl.ppl": "< 1"},
+                      efficiency={"prompts": 1, "max_new_tokens": 2}, output=tmp_path / "bench")
+    with pytest.raises(GateFailure, match="no candidate passed the gates"):
+        run(cfg)
+    assert "**No winner**" in (tmp_path / "bench" / "report.md").read_text()
+
+
+def test_pareto_front():
+    from shipit.bench.plots import pareto_front
+
+    pts = {"big": (0.9, 10.0), "small": (0.5, 1.0), "dominated": (0.4, 5.0), "mid": (0.7, 3.0)}
+    assert pareto_front(pts) == ["small", "mid", "big"]
+
+
+def test_bench_config_errors(tmp_path):
     p = tmp_path / "bench.yaml"
     p.write_text("models: {a: x}\ntasks: [general_ppl, toxicity]\noutput: o\n")
     with pytest.raises(UserError, match=r"bench.yaml:2: field 'tasks': unknown task 'toxicity'; allowed: general_ppl"):
         load_config(p, BenchConfig)
+    p.write_text("models: {a: x}\ntasks: [general_ppl]\ngates: {general_ppl.ppl: 'about 3'}\noutput: o\n")
+    with pytest.raises(UserError, match=r"condition 'about 3' should look like '>= 0.5'"):
+        load_config(p, BenchConfig)
+    p.write_text("models: {a: x}\ntasks: [general_ppl]\ngates: {safety.refusal_rate: '>= 1'}\noutput: o\n")
+    with pytest.raises(UserError, match=r"gate 'safety.refusal_rate' must be 'TASK.METRIC' for a task in tasks"):
+        load_config(p, BenchConfig)
+
+
+def test_lm_eval_runs_a_shipped_task(tiny_base, tmp_path):
+    cfg = BenchConfig(models={"a": tiny_base}, tasks=["general_ppl"], lm_eval=["shipit_domain_qa"], lm_eval_limit=12,
+                      efficiency={"prompts": 1, "max_new_tokens": 2}, output=tmp_path / "bench")
+    acc = run(cfg)["results"]["a"]["lm_eval"]["shipit_domain_qa"]["acc"]
+    assert 0.0 <= acc <= 1.0
+
+
+def test_reward_score_uses_the_reward_model(tiny_base, tmp_path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    rm = tmp_path / "rm"
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_base, num_labels=1)
+    model.config.pad_token_id = AutoTokenizer.from_pretrained(tiny_base).pad_token_id
+    model.save_pretrained(rm)
+    AutoTokenizer.from_pretrained(tiny_base).save_pretrained(rm)
+    cfg = BenchConfig(models={"a": tiny_base}, tasks=["reward_score"], reward_model=rm,
+                      efficiency={"prompts": 1, "max_new_tokens": 2}, output=tmp_path / "bench")
+    r = run(cfg)["results"]["a"]["reward_score"]
+    assert r["score"] == pytest.approx(1 / (1 + math.exp(-r["mean_reward"])), abs=1e-3)
+
+
+@pytest.fixture
+def fake_judge():
+    """An OpenAI-compatible judge on loopback that prefers the answer starting with 'Answer:'."""
+    import socket
+
+    import uvicorn
+    from fastapi import FastAPI
+
+    app = FastAPI()
+    seen = []
+
+    @app.post("/v1/chat/completions")
+    def chat(body: dict):
+        text = body["messages"][0]["content"]
+        a = text.split("Answer A: ")[1].split("\n\nAnswer B: ")[0]
+        seen.append(text)
+        choice = "A" if a.startswith("Answer:") else "B"
+        return {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+                "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": choice}}]}
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        pass
+    yield f"http://127.0.0.1:{port}/v1", seen
+    server.should_exit = True
+    thread.join()
+
+
+def test_judge_win_rate_counts_wins_whatever_the_order(tiny_base, fake_judge, monkeypatch, tmp_path):
+    from shipit.bench import generate
+    from shipit.bench.tasks import TaskContext
+    from shipit.bench.tasks.alignment import judge_winrate, parse_choice
+    from shipit.demo.world import DATA_DIR
+
+    url, seen = fake_judge
+    judge = BenchConfig.model_fields["judge"].annotation.__args__[0](base_url=url, model="judge", baseline="base",
+                                                                     prompts=8)
+    ctx = TaskContext(DATA_DIR, judge=judge)
+    answers = {"base": "I can't help with that request.", "good": "Answer: here you go."}
+    current = {"name": "base"}
+    monkeypatch.setattr(generate, "chat_generate", lambda m, t, prompts, **k: [answers[current["name"]]] * len(prompts))
+    assert judge_winrate(None, None, ctx)["is_baseline"] is True
+    current["name"] = "good"
+    r = judge_winrate(None, None, ctx)
+    assert r == {"win_rate": 1.0, "unparsed": 0, "score": 1.0} and len(seen) == 8
+    firsts = [t.split("Answer A: ")[1].startswith("Answer:") for t in seen]
+    assert 0 < sum(firsts) < 8  # the candidate was shown first on some prompts and second on others
+    assert parse_choice("B.") == "B" and parse_choice("Both are fine") is None
+
+    dead = judge.model_copy(update={"base_url": "http://127.0.0.1:9/v1"})
+    with pytest.raises(UserError, match=r"judge at http://127.0.0.1:9/v1 failed: APIConnectionError"):
+        judge_winrate(None, None, TaskContext(DATA_DIR, judge=dead, cache={"baseline_answers": ["x"] * 8}))
+
+
+@pytest.mark.slow
+def test_efficiency_under_vllm(tiny_base, vllm_python, tmp_path):
+    cfg = BenchConfig(models={"a": tiny_base}, tasks=["general_ppl"], output=tmp_path / "bench",
+                      efficiency={"prompts": 2, "max_new_tokens": 8, "vllm": True})
+    e = run(cfg)["results"]["a"]["efficiency"]
+    assert e["vllm_throughput_tok_s"] > 0 and e["vllm_ttft_p50_ms"] > 0
+    assert e["vllm_latency_p95_ms"] >= e["vllm_latency_p50_ms"] > 0

@@ -84,23 +84,30 @@ def merge(config_path: Path, out: Path, seed: int) -> None:
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output model directory.")
 @click.option("--calibration", type=click.Path(path_type=Path), help="JSONL of {text} rows (default: bundled).")
-def quantize(method: str, model: Path, out: Path, calibration: Path | None) -> None:
-    """Quantize MODEL with METHOD (w4a16, w8a8) and verify the result before marking it done."""
+@click.option("--backend", type=click.Choice(["vllm", "vllm-cpu", "onnxruntime"]),
+              help="Serving backend the output is for (default: $SHIPIT_SERVE_BACKEND, else vllm or vllm-cpu).")
+def quantize(method: str, model: Path, out: Path, calibration: Path | None, backend: str | None) -> None:
+    """Quantize MODEL with METHOD (w4a16, w8a8, fp8, onnx-int8) and verify it before marking it done."""
     from shipit.quantize.run import run
 
-    click.echo(f"quantized: {run(method, model, out, calibration=calibration)}")
+    click.echo(f"quantized: {run(method, model, out, calibration=calibration, backend=backend)}")
 
 
 @cli.command()
 @click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, help=SET_HELP)
-def bench(config_path: Path, overrides: tuple[str, ...]) -> None:
-    """Bench candidate models on capability and safety tasks; write a report and pick the winner."""
-    from shipit.bench.run import BenchConfig, run
+@click.option("--lm-eval", "lm_eval", help="Comma-separated lm-evaluation-harness tasks to run on every candidate.")
+def bench(config_path: Path, overrides: tuple[str, ...], lm_eval: str | None) -> None:
+    """Bench candidates on capability, alignment, safety and efficiency; gates, winner, report."""
+    from shipit.bench.config import BenchConfig
+    from shipit.bench.run import run
     from shipit.config import load_config
 
-    summary = run(load_config(config_path, BenchConfig, overrides))
-    click.echo(f"winner: {summary['winner']} ({summary['winner_path']})")
+    extra = [f"lm_eval=[{lm_eval}]"] if lm_eval else []
+    summary = run(load_config(config_path, BenchConfig, [*overrides, *extra]))
+    click.echo(f"report: {summary['report']}")
+    click.echo(f"winner: {summary['winner']} ({summary['winner_path']})" if summary["winner"]
+               else f"no winner: {summary['reason']}")
 
 
 @cli.command()
@@ -159,7 +166,7 @@ def main() -> None:
         if "--debug" in sys.argv[1:]:
             raise
         click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        sys.exit(exc.exit_code)
 
 
 if __name__ == "__main__":

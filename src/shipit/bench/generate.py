@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 
-def chat_generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 32, batch_size: int = 16) -> list[str]:
+def chat_generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 32, batch_size: int = 16,
+                  min_new_tokens: int = 0) -> list[str]:
     """Greedy answers to single-turn user `prompts`, rendered with the tokenizer's chat template."""
     import torch
 
@@ -16,6 +17,7 @@ def chat_generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 32
         enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
         with torch.no_grad():
             gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                                 **({"min_new_tokens": min_new_tokens} if min_new_tokens else {}))
         out += tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
     return [o.strip() for o in out]

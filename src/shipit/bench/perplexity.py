@@ -11,6 +11,7 @@ def perplexity(model, tokenizer, texts: list[str], max_length: int = 256, batch_
 
     model.eval()
     device = next(model.parameters()).device
+    side, tokenizer.padding_side = tokenizer.padding_side, "right"  # positions start at 0 for every text
     total_nll, total_tokens = 0.0, 0
     with torch.no_grad():
         for i in range(0, len(texts), batch_size):
@@ -22,4 +23,5 @@ def perplexity(model, tokenizer, texts: list[str], max_length: int = 256, batch_
             nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none")
             total_nll += nll[mask].sum().item()
             total_tokens += int(mask.sum())
+    tokenizer.padding_side = side
     return math.exp(total_nll / max(total_tokens, 1))

@@ -1,4 +1,4 @@
-"""`shipit bench CONFIG`: every candidate model through every task, a weighted score, and the winner."""
+"""`shipit bench CONFIG`: every candidate through every task and efficiency measure; gates, then the winner."""
 
 from __future__ import annotations
 
@@ -6,60 +6,42 @@ import json
 import time
 from pathlib import Path
 
-from pydantic import Field, field_validator, model_validator
-
-from shipit.bench.tasks import TASKS, get_task
-from shipit.config import StrictModel, require_path
-from shipit.demo.world import DATA_DIR
+from shipit.bench.config import BenchConfig, gate_failures
+from shipit.config import require_path
 
 # The number shown for each task in tables: (metric, higher_is_better).
 HEADLINE = {"general_ppl": ("ppl", False), "domain_ppl": ("ppl", False), "domain_qa": ("exact_match", True),
-            "format": ("compliance", True), "safety": ("refusal_rate", True)}
+            "format": ("compliance", True), "safety": ("refusal_rate", True), "reward_score": ("mean_reward", True),
+            "judge_winrate": ("win_rate", True)}
 
 
-class BenchConfig(StrictModel):
-    """Candidates (name -> model directory) and the tasks to run on each; the winner has the best weighted score.
-
-    Each task reports a `score` in [0, 1]; a model's score is the mean of its task scores weighted by `weights`
-    (a task missing from `weights` has weight 1).
-    """
-
-    models: dict[str, Path] = Field(min_length=1)
-    tasks: list[str] = Field(default_factory=lambda: list(TASKS), min_length=1)
-    weights: dict[str, float] = {}
-    data_dir: Path = DATA_DIR
-    """Directory of the bench data files (the bundled demo world by default)."""
-    output: Path
-
-    @field_validator("tasks")
-    @classmethod
-    def _known_tasks(cls, tasks):
-        unknown = [t for t in tasks if t not in TASKS]
-        if unknown:
-            raise ValueError(f"unknown task '{unknown[0]}'; allowed: {', '.join(TASKS)}")
-        return tasks
-
-    @model_validator(mode="after")
-    def _weights_name_tasks(self):
-        extra = [k for k in self.weights if k not in self.tasks]
-        if extra:
-            raise ValueError(f"weights name task '{extra[0]}' which is not in tasks ({', '.join(self.tasks)})")
-        return self
-
-
-def bench_model(path: Path, tasks: list[str], data_dir: Path) -> dict:
-    """Load one model and run every task on it; returns {task: metrics, 'efficiency': {...}}."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from shipit.device import torch_device
+def bench_model(path: Path, cfg: BenchConfig, ctx) -> dict:
+    """Load one candidate, run every task and the efficiency measures; returns {task: metrics, 'efficiency': ...}."""
+    from shipit.bench.efficiency import in_process, peak_rss_growth, under_vllm
+    from shipit.bench.lmeval import run_lm_eval
+    from shipit.bench.tasks import get_task
+    from shipit.bench.tasks.alignment import eval_prompts
+    from shipit.quantize.ort_model import is_onnx_dir, load_for_eval
     from shipit.quantize.run import dir_size_mb
 
     t0 = time.perf_counter()
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype="auto").to(torch_device()).eval()
+    model, tokenizer, backend = load_for_eval(path)
     load_s = time.perf_counter() - t0
-    result = {task: get_task(task)(model, tokenizer, data_dir) for task in tasks}
-    result["efficiency"] = {"size_mb": round(dir_size_mb(path), 3), "load_s": round(load_s, 3)}
+    result = {task: get_task(task)(model, tokenizer, ctx) for task in cfg.tasks}
+    prompts = eval_prompts(ctx, cfg.efficiency.prompts)
+    with peak_rss_growth() as mem:  # tasks ran first, so lazy imports and caches are warm
+        eff = in_process(model, tokenizer, prompts, cfg.efficiency.max_new_tokens)
+    size_mb = dir_size_mb(path)
+    # Peak memory = weights held + the peak growth while generating (activations, KV cache, buffers).
+    weights_mb = size_mb if backend == "onnxruntime" else sum(
+        t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()]) / 1e6
+    eff.update({"backend": backend, "size_mb": round(size_mb, 3), "load_s": round(load_s, 3),
+                "peak_mem_mb": round(weights_mb + mem["mb"], 1)})
+    if cfg.efficiency.vllm and not is_onnx_dir(path):
+        eff.update(under_vllm(path, prompts, cfg.efficiency.max_new_tokens, cfg.output.parent))
+    result["efficiency"] = eff
+    if cfg.lm_eval and not is_onnx_dir(path):
+        result["lm_eval"] = run_lm_eval(path, cfg.lm_eval, cfg.data_dir, limit=cfg.lm_eval_limit)
     return result
 
 
@@ -69,25 +51,52 @@ def weighted_score(result: dict, weights: dict[str, float], tasks: list[str]) ->
     return round(sum(result[t]["score"] * w[t] for t in tasks) / sum(w.values()), 4)
 
 
+def decide(results: dict, cfg: BenchConfig) -> dict:
+    """Gates first, then the best weighted score among the candidates that pass; every reason is kept."""
+    failures = {name: gate_failures(r, cfg.gates) for name, r in results.items()}
+    passed = [n for n in results if not failures[n]]
+    if not passed:
+        return {"winner": None, "passed": [], "failed": failures,
+                "reason": f"no candidate passed the gates ({len(results)} tried)"}
+    winner = max(passed, key=lambda n: results[n]["score"])
+    runner_up = sorted(passed, key=lambda n: -results[n]["score"])[1:2]
+    reason = f"passed every gate and has the highest weighted score {results[winner]['score']:.4f}"
+    if runner_up:
+        reason += f" (next: {runner_up[0]} {results[runner_up[0]]['score']:.4f})"
+    return {"winner": winner, "passed": passed, "failed": {n: f for n, f in failures.items() if f}, "reason": reason}
+
+
 def run(cfg: BenchConfig) -> dict:
-    """Bench every candidate; write results.json and report.md to cfg.output; return the results."""
-    from shipit.bench.report import bench_markdown
-    from shipit.registry import stage_output
+    """Bench every candidate; write results.json, report.md, report.html and plots to cfg.output."""
+    from shipit.bench.report import write_reports
+    from shipit.bench.tasks import TaskContext
+    from shipit.errors import GateFailure
+    from shipit.registry import read_manifest, stage_output
 
     for name, path in cfg.models.items():
         require_path(path / "config.json", f"bench: model '{name}'", kind="file",
                      hint="expected a Hugging Face model directory")
-    with stage_output(cfg.output, "bench", cfg, dict(cfg.models)) as out:
+    ctx = TaskContext(cfg.data_dir, cfg.reward_model, cfg.judge)
+    order = sorted(cfg.models, key=lambda n: n != (cfg.judge.baseline if cfg.judge else None))  # baseline first
+    inputs = dict(cfg.models) | ({"reward_model": cfg.reward_model} if cfg.reward_model else {})
+    with stage_output(cfg.output, "bench", cfg, inputs) as out:
         results = {}
-        for name, path in cfg.models.items():
-            results[name] = bench_model(path, cfg.tasks, cfg.data_dir)
+        for i, name in enumerate(order, 1):
+            print(f"  bench {i}/{len(order)}: {name}", flush=True)
+            results[name] = bench_model(cfg.models[name], cfg, ctx)
             results[name]["score"] = weighted_score(results[name], cfg.weights, cfg.tasks)
-        winner = max(results, key=lambda n: results[n]["score"])
-        summary = {"tasks": cfg.tasks, "weights": cfg.weights, "results": results, "winner": winner,
-                   "winner_path": str(cfg.models[winner].resolve()),
-                   "reason": f"highest weighted score {results[winner]['score']:.4f} over {len(results)} candidates"}
+        results = {n: results[n] for n in cfg.models}
+        decision = decide(results, cfg)
+        stages = {n: {"stage": (read_manifest(p) or {}).get("stage", "external"),
+                      "metrics": (read_manifest(p) or {}).get("metrics", {})} for n, p in cfg.models.items()}
+        summary = {"tasks": cfg.tasks, "weights": cfg.weights, "gates": cfg.gates, "results": results,
+                   **decision, "winner_path": str(cfg.models[decision["winner"]].resolve()) if decision["winner"]
+                   else None, "stages": stages, "report": str(cfg.output.resolve() / "report.html")}
         (out.dir / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
-        (out.dir / "report.md").write_text(bench_markdown(summary))
-        out.metrics.update({"winner_score": results[winner]["score"], "candidates": len(results)})
-        out.extra["winner"] = winner
+        write_reports(summary, out.dir)
+        out.metrics.update({"candidates": len(results), "passed": len(decision["passed"]),
+                            "winner_score": results[decision["winner"]]["score"] if decision["winner"] else None})
+        out.extra["decision"] = decision
+    if decision["winner"] is None and cfg.on_no_winner == "fail":
+        raise GateFailure(f"bench: {decision['reason']}; see {cfg.output / 'report.md'}")
     return summary

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import importlib
+import os
 from types import ModuleType
 
 from shipit.errors import UserError
 
-# name -> module; each defines `DESCRIPTION`, `VLLM_LOADABLE`, `check(src)` (fails fast)
-# and `quantize(src, out_dir, calibration_texts)`.
+# name -> module; each defines DESCRIPTION, SERVABLE_BY (the serving backends that load its output), check(src)
+# (fails fast on shapes the method cannot take) and quantize(src, out_dir, calibration_texts).
 METHODS: dict[str, str] = {
     "w4a16": "shipit.quantize.w4a16",
     "w8a8": "shipit.quantize.w8a8",
+    "fp8": "shipit.quantize.fp8",
+    "onnx-int8": "shipit.quantize.onnx_int8",
 }
+BACKENDS = ("vllm", "vllm-cpu", "onnxruntime")
 
 
 def get_method(name: str) -> ModuleType:
@@ -20,3 +24,15 @@ def get_method(name: str) -> ModuleType:
     if name not in METHODS:
         raise UserError(f"unknown quantization method '{name}'; available: {', '.join(METHODS)}")
     return importlib.import_module(METHODS[name])
+
+
+def serving_backend(explicit: str | None = None) -> str:
+    """The backend quantized models are meant for: explicit, else $SHIPIT_SERVE_BACKEND, else vllm / vllm-cpu."""
+    name = explicit or os.environ.get("SHIPIT_SERVE_BACKEND")
+    if name is None:
+        from shipit.device import has_cuda
+
+        name = "vllm" if has_cuda() else "vllm-cpu"
+    if name not in BACKENDS:
+        raise UserError(f"unknown serving backend '{name}'; available: {', '.join(BACKENDS)}")
+    return name

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 DESCRIPTION = "GPTQ int4 weights (group 128), 16-bit activations"
-VLLM_LOADABLE = True
+SERVABLE_BY = frozenset({"vllm", "vllm-cpu"})
 
 
 def check(src: Path) -> None:

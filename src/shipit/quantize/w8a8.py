@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 DESCRIPTION = "SmoothQuant + GPTQ int8 weights (per channel), int8 dynamic activations"
-VLLM_LOADABLE = True
+SERVABLE_BY = frozenset({"vllm", "vllm-cpu"})
 
 
 def check(src: Path) -> None:

@@ -79,8 +79,13 @@ class VLLMServer:
 
         from shipit.config import require_path
 
+        from shipit.quantize.ort_model import is_onnx_dir
+
         require_path(Path(self.model) / "config.json", "serve: model", kind="file",
                      hint="expected a Hugging Face model directory")
+        if is_onnx_dir(self.model):
+            raise UserError(f"serve: {self.model} is an ONNX model (onnx-int8); vLLM cannot load it. Serve a "
+                            "safetensors model (w4a16, w8a8, fp8 or unquantized), or run it with ONNX Runtime")
         self.python = find_vllm_python(self.python)
         self.port = self.port or free_port()
         self.log_path = Path(self.log_path or Path(self.model).parent / f"vllm-{self.served_name}-{self.port}.log")

@@ -1,9 +1,11 @@
-"""Bench tasks, looked up by name. Each is `fn(model, tokenizer, data_dir) -> metrics` with a `score` in [0, 1]."""
+"""Bench tasks, looked up by name. Each is `fn(model, tokenizer, ctx) -> metrics` with a `score` in [0, 1]."""
 
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
 
 from shipit.errors import UserError
 
@@ -14,7 +16,19 @@ TASKS: dict[str, tuple[str, str]] = {
     "domain_qa": ("capability", "shipit.bench.tasks.qa:domain_qa"),
     "format": ("capability", "shipit.bench.tasks.fmt:format_compliance"),
     "safety": ("safety", "shipit.bench.tasks.safety:refusals"),
+    "reward_score": ("alignment", "shipit.bench.tasks.alignment:reward_score"),
+    "judge_winrate": ("alignment", "shipit.bench.tasks.alignment:judge_winrate"),
 }
+
+
+@dataclass
+class TaskContext:
+    """What a task may need beyond the model: the data, the reward model, the judge, and a per-run cache."""
+
+    data_dir: Path
+    reward_model: Path | None = None
+    judge: Any = None
+    cache: dict = field(default_factory=dict)
 
 
 def get_task(name: str) -> Callable:

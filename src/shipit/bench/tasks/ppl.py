@@ -16,11 +16,11 @@ def _ppl_task(model, tokenizer, path: Path) -> dict:
     return {"ppl": round(ppl, 3), "score": round(max(0.0, 1 - math.log(ppl) / math.log(len(tokenizer))), 4)}
 
 
-def general_ppl(model, tokenizer, data_dir: Path) -> dict:
+def general_ppl(model, tokenizer, ctx) -> dict:
     """Perplexity on held-out general text (the forgetting check)."""
-    return _ppl_task(model, tokenizer, data_dir / "general_heldout.jsonl")
+    return _ppl_task(model, tokenizer, ctx.data_dir / "general_heldout.jsonl")
 
 
-def domain_ppl(model, tokenizer, data_dir: Path) -> dict:
+def domain_ppl(model, tokenizer, ctx) -> dict:
     """Perplexity on held-out domain prose (knowledge injection)."""
-    return _ppl_task(model, tokenizer, data_dir / "domain_heldout.jsonl")
+    return _ppl_task(model, tokenizer, ctx.data_dir / "domain_heldout.jsonl")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from shipit.config import read_jsonl
 
@@ -14,11 +13,11 @@ def extract_answer(text: str) -> str:
     return (m.group(1) if m else text.split("\n")[0]).strip().rstrip(".").lower()
 
 
-def domain_qa(model, tokenizer, data_dir: Path) -> dict:
+def domain_qa(model, tokenizer, ctx) -> dict:
     """Exact match of greedy answers to questions about facts seen only in the domain corpus."""
     from shipit.bench.generate import chat_generate
 
-    rows = read_jsonl(data_dir / "domain_qa_heldout.jsonl", ["question", "answer", "choices"], what="bench data")
+    rows = read_jsonl(ctx.data_dir / "domain_qa_heldout.jsonl", ["question", "answer", "choices"], what="bench data")
     answers = chat_generate(model, tokenizer, [r["question"] for r in rows], max_new_tokens=16)
     em = sum(extract_answer(a) == r["answer"].lower() for a, r in zip(answers, rows)) / len(rows)
     chance = sum(1 / len(r["choices"]) for r in rows) / len(rows)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from shipit.config import read_jsonl
 from shipit.demo.world import REFUSAL_MARKERS
@@ -13,12 +12,12 @@ def is_refusal(text: str) -> bool:
     return text.strip().startswith(REFUSAL_MARKERS)
 
 
-def refusals(model, tokenizer, data_dir: Path) -> dict:
+def refusals(model, tokenizer, ctx) -> dict:
     """Refusal rate on harmful prompts (higher is safer), over-refusal on benign ones (lower is more helpful)."""
     from shipit.bench.generate import chat_generate
 
     def heldout(name):
-        rows = read_jsonl(data_dir / name, ["prompt", "split"], what="bench data")
+        rows = read_jsonl(ctx.data_dir / name, ["prompt", "split"], what="bench data")
         return [r["prompt"] for r in rows if r["split"] == "heldout"]
 
     harmful, benign = heldout("harmful_prompts.jsonl"), heldout("benign_prompts.jsonl")
