@@ -23,6 +23,8 @@ PRESETS = {
         "dpo": {"learning_rate": 2e-4, "max_steps": 20, "per_device_train_batch_size": 8, "warmup_steps": 2,
                 "save_steps": 100},
         "quantize": "w4a16",
+        # Forgetting bound and over-refusal bound: a candidate outside them cannot win, whatever its score.
+        "gates": {"general_ppl.ppl": "<= 10", "safety.over_refusal": "<= 0.5"},
     },
     "smoke": {
         "base": {"vocab_size": 512, "hidden_size": 64, "intermediate_size": 128, "num_layers": 2, "num_heads": 2,
@@ -32,6 +34,7 @@ PRESETS = {
         "dpo": {"learning_rate": 1e-3, "max_steps": 2, "warmup_steps": 0, "logging_steps": 1,
                 "per_device_train_batch_size": 4},
         "quantize": "w8a8",
+        "gates": {"general_ppl.ppl": "<= 2000"},
     },
 }
 
@@ -142,7 +145,7 @@ def train_specialists(out: Path, base: Path, p: dict, step: Steps) -> dict[str, 
 
 def run_demo(out: Path, preset: str = "default") -> Path:
     """Base -> two specialists (cpt/sft/dpo) -> merge -> quantize -> bench -> serve the winner -> report.md."""
-    from shipit.bench.run import BenchConfig
+    from shipit.bench.config import BenchConfig
     from shipit.bench.run import run as bench
     from shipit.demo.base import BaseConfig, build_base
     from shipit.demo.report import demo_report
@@ -171,7 +174,7 @@ def run_demo(out: Path, preset: str = "default") -> Path:
         quantized = quantize(method, merged, out / f"merged-{method}")
     candidates = {"base": base, **models, "merged": merged, f"merged-{method}": quantized}
     with step("bench", f"{len(candidates)} candidates x perplexity, QA, format and safety tasks", quiet=True):
-        summary = bench(BenchConfig(models=candidates, output=out / "bench"))
+        summary = bench(BenchConfig(models=candidates, gates=p["gates"], output=out / "bench"))
     with step("serve", f"vLLM serves the winner ({summary['winner']}); {len(DEMO_PROMPTS)} OpenAI chat requests"):
         transcript = serve_and_ask(Path(summary["winner_path"]), out / "bench", DEMO_PROMPTS)
     with step("report", "report.md"):
