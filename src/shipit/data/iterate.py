@@ -157,7 +157,8 @@ def run(cfg: IterateConfig, resume: bool = False) -> Path:
             synth.run(data_cfg, resume=True)
             model, used = train_round(cfg, Path(best["model"]), rdir / "data", rdir)
             score = scorer(model, cfg, rdir)
-            improved = score >= best["score"] + cfg.min_delta
+            gain = score - best["score"]
+            improved = gain > 0 and gain >= cfg.min_delta - 1e-12  # a tie is never an improvement
             row = {"round": k, "model": str(model), "score": score, "improved": improved,
                    "best_before": best["score"], **used}
             log.commit(str(k), [row])
@@ -177,5 +178,8 @@ def run(cfg: IterateConfig, resume: bool = False) -> Path:
         plot_history(history, out.dir / "scores.png")
         out.metrics.update({"rounds": len(history) - 1, "best_round": best["round"], "best_score": best["score"],
                             "start_score": history[0]["score"]})
+        # Round models were written inside the partial dir, which becomes cfg.output when this block ends.
+        final = str(Path(cfg.output).resolve())
+        history = [{**h, "model": h["model"].replace(str(out.dir), final)} for h in history]
         out.extra.update({"history": history, "stopped": reason})
     return cfg.output
