@@ -20,16 +20,23 @@ def test_demo_smoke_end_to_end(vllm_python, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     progress = [ln for ln in r.stdout.splitlines() if ln.startswith("[")]
     assert [ln.split(":")[0] for ln in progress] == [
-        "[1/11] base", "[2/11] cpt-domain", "[3/11] sft-domain", "[4/11] dpo-domain", "[5/11] sft-safety",
-        "[6/11] dpo-safety", "[7/11] merge", "[8/11] quantize", "[9/11] bench", "[10/11] serve", "[11/11] report"]
+        "[1/13] base", "[2/13] cpt-domain", "[3/13] sft-domain", "[4/13] dpo-domain", "[5/13] cai-safety",
+        "[6/13] sft-safety", "[7/13] dpo-safety", "[8/13] iterate", "[9/13] merge", "[10/13] quantize",
+        "[11/13] bench", "[12/13] serve", "[13/13] report"]
     assert r.stdout.strip().splitlines()[-1] == f"report: {out / 'report.md'}"
 
     stages = {name: read_manifest(out / name)["stage"] for name in
               ("base", "cpt-domain", "sft-domain", "dpo-domain", "sft-safety", "dpo-safety", "merged", "merged-w8a8",
-               "bench")}
+               "bench", "cai-safety", "iterate")}
     assert stages == {"base": "base", "cpt-domain": "train/cpt", "sft-domain": "train/sft", "dpo-domain": "train/dpo",
                       "sft-safety": "train/sft", "dpo-safety": "train/dpo", "merged": "merge",
-                      "merged-w8a8": "quantize/w8a8", "bench": "bench"}
+                      "merged-w8a8": "quantize/w8a8", "bench": "bench", "cai-safety": "data/cai",
+                      "iterate": "iterate"}
+    cai = read_manifest(out / "cai-safety")
+    assert cai["metrics"]["revisions"] == 6 and cai["feedback"]["method"] == "logprobs"
+    assert cai["metrics"]["sft_rows"] == 6 + 248  # revisions + the bundled safety set as helpful samples
+    iterated = read_manifest(out / "iterate")
+    assert [h["round"] for h in iterated["history"]] == [0, 1] and (out / "iterate" / "scores.png").is_file()
     tree = lineage_lines(out / "merged-w8a8")
     assert [ln.split("  [")[0].lstrip("│├└─ ") for ln in tree] == [
         "merged-w8a8", "merged", "dpo-domain", "sft-domain", "cpt-domain", "base", "dpo-safety", "sft-safety", "base"]

@@ -68,6 +68,48 @@ def train(stage: str, config_path: Path, overrides: tuple[str, ...], resume: boo
     click.echo(f"model: {module.run(cfg, resume=resume)}")
 
 
+@cli.group()
+def data() -> None:
+    """Make training data: synthetic instructions and preference pairs, constitutional AI feedback."""
+
+
+@data.command("synth")
+@click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
+@click.option("--set", "overrides", multiple=True, help=SET_HELP)
+@click.option("--resume", is_flag=True, help="Continue an interrupted run without regenerating written rows.")
+def data_synth(config_path: Path, overrides: tuple[str, ...], resume: bool) -> None:
+    """Generate instructions, sample answers, score, filter, and write SFT rows and preference pairs."""
+    from shipit.config import load_config
+    from shipit.data.synth import SynthConfig, run
+
+    click.echo(f"data: {run(load_config(config_path, SynthConfig, overrides), resume=resume)}")
+
+
+@data.command("cai")
+@click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
+@click.option("--set", "overrides", multiple=True, help=SET_HELP)
+@click.option("--resume", is_flag=True, help="Continue an interrupted run without regenerating written rows.")
+def data_cai(config_path: Path, overrides: tuple[str, ...], resume: bool) -> None:
+    """Critique and revise answers against a constitution (SFT data); label pairs with AI feedback (DPO data)."""
+    from shipit.config import load_config
+    from shipit.data.cai import CAIConfig, run
+
+    click.echo(f"data: {run(load_config(config_path, CAIConfig, overrides), resume=resume)}")
+
+
+@cli.command()
+@click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
+@click.option("--set", "overrides", multiple=True, help=SET_HELP)
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from its last finished round.")
+def iterate(config_path: Path, overrides: tuple[str, ...], resume: bool) -> None:
+    """Rounds of generate -> filter -> train -> bench, keeping the best model, until it stops improving."""
+    from shipit.config import load_config
+    from shipit.data.iterate import IterateConfig, run
+
+    out = run(load_config(config_path, IterateConfig, overrides), resume=resume)
+    click.echo(f"best model: {out / 'best'}")
+
+
 @cli.command()
 @click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output model directory.")

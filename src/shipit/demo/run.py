@@ -22,6 +22,9 @@ PRESETS = {
         "sft": {"learning_rate": 5e-4, "max_steps": 60, "save_steps": 100},
         "dpo": {"learning_rate": 2e-4, "max_steps": 20, "per_device_train_batch_size": 8, "warmup_steps": 2,
                 "save_steps": 100},
+        "cai": {"prompts": 12, "max_new_tokens": 24, "rounds": 1, "principles": 2},
+        "iterate": {"prompts": 24, "max_new_tokens": 16, "rounds": 1,
+                    "sft": {"learning_rate": 3e-4, "max_steps": 10, "warmup_steps": 2, "save_steps": 100}},
         "quantize": "w4a16",
         # Forgetting bound and over-refusal bound: a candidate outside them cannot win, whatever its score.
         "gates": {"general_ppl.ppl": "<= 10", "safety.over_refusal": "<= 0.5"},
@@ -33,6 +36,9 @@ PRESETS = {
         "sft": {"learning_rate": 1e-3, "max_steps": 4, "warmup_steps": 1, "logging_steps": 2},
         "dpo": {"learning_rate": 1e-3, "max_steps": 2, "warmup_steps": 0, "logging_steps": 1,
                 "per_device_train_batch_size": 4},
+        "cai": {"prompts": 3, "max_new_tokens": 6, "rounds": 1, "principles": 2},
+        "iterate": {"prompts": 4, "max_new_tokens": 4, "rounds": 1,
+                    "sft": {"learning_rate": 1e-3, "max_steps": 2, "warmup_steps": 0, "logging_steps": 1}},
         "quantize": "w8a8",
         "gates": {"general_ppl.ppl": "<= 2000"},
     },
@@ -119,6 +125,8 @@ def train_specialists(out: Path, base: Path, p: dict, step: Steps) -> dict[str, 
     def spec(*names):
         return [DatasetSpec(path=DATA_DIR / n) for n in names]
 
+    from shipit.data import cai
+
     cpt, sft, dpo = get_stage("cpt"), get_stage("sft"), get_stage("dpo")
     plan = [
         ("cpt-domain", "TRL post-pretraining, domain:general 1:5 by tokens", cpt, lambda: cpt.Config(
@@ -131,16 +139,50 @@ def train_specialists(out: Path, base: Path, p: dict, step: Steps) -> dict[str, 
         ("dpo-domain", "TRL DPO: true facts over wrong ones", dpo, lambda: dpo.Config(
             model=out / "sft-domain", output=out / "dpo-domain", datasets=[DATA_DIR / "domain_pairs.jsonl"],
             trainer=p["dpo"])),
-        ("sft-safety", "TRL SFT on refusals of harmful and answers to benign prompts", sft, lambda: sft.Config(
-            model=base, output=out / "sft-safety", datasets=spec("safety_sft.jsonl"), trainer=p["sft"])),
-        ("dpo-safety", "TRL DPO: refuse harmful, help benign look-alikes", dpo, lambda: dpo.Config(
-            model=out / "sft-safety", output=out / "dpo-safety", datasets=[DATA_DIR / "preference_pairs.jsonl"],
-            trainer=p["dpo"])),
+        ("cai-safety", "data cai: critique -> revise under the constitution, AI-feedback soft labels (base model)",
+         cai, lambda: cai_config(out, base, p["cai"])),
+        ("sft-safety", "TRL SFT on CAI revisions + refusals/answers of the bundled safety set", sft, lambda: sft.Config(
+            model=base, output=out / "sft-safety", datasets=[DatasetSpec(path=out / "cai-safety" / "sft.jsonl")],
+            trainer=p["sft"])),
+        ("dpo-safety", "TRL DPO: refuse harmful, help benign look-alikes (+ CAI soft-label pairs)", dpo,
+         lambda: dpo.Config(model=out / "sft-safety", output=out / "dpo-safety", trainer=p["dpo"],
+                            datasets=[DATA_DIR / "preference_pairs.jsonl", *_nonempty(out / "cai-safety" / "pairs.jsonl")])),
     ]
     for name, what, stage, make in plan:
         with step(name, what):
             stage.run(make())
-    return {name: out / name for name, *_ in plan}
+    return {name: out / name for name, *_ in plan if not name.startswith("cai")}
+
+
+def _nonempty(path: Path) -> list[Path]:
+    return [path] if path.is_file() and path.stat().st_size else []
+
+
+def cai_config(out: Path, base: Path, c: dict):
+    """`data cai` on the bundled constitution: the base model answers, critiques, revises and compares."""
+    from shipit.data.cai import CAIConfig
+
+    gen = {"backend": "hf", "model": base, "max_new_tokens": c["max_new_tokens"]}
+    return CAIConfig.model_validate({
+        "generator": gen, "constitution": DATA_DIR / "constitution.yaml",
+        "prompts": [{"path": DATA_DIR / f, "topic_field": "category", "where": {"split": "train"}, "limit": c["prompts"]}
+                    for f in ("harmful_prompts.jsonl", "benign_prompts.jsonl")],
+        "helpful": [DATA_DIR / "safety_sft.jsonl"], "sl": {"rounds": c["rounds"]},
+        "rl": {"principles": c["principles"]}, "output": out / "cai-safety"})
+
+
+def iterate_config(out: Path, start: Path, c: dict):
+    """One `iterate` round: the model answers instructions at 3 temperatures, best answers retrain it, bench format."""
+    from shipit.data.iterate import IterateConfig
+
+    return IterateConfig.model_validate({
+        "model": start, "output": out / "iterate",
+        "data": {"generator": {"backend": "hf", "max_new_tokens": c["max_new_tokens"]},
+                 "instructions": {"files": [{"path": DATA_DIR / "instructions.jsonl", "field": "messages",
+                                             "label": "instructions", "limit": c["prompts"]}]},
+                 "scorers": [{"name": "format", "pattern": r"Answer: .+\.", "weight": 2}, {"name": "repetition"}]},
+        "train": {"stages": ["sft"], "sft": c["sft"]}, "score": {"name": "bench", "tasks": ["format"]},
+        "max_rounds": c["rounds"], "patience": 1})
 
 
 def run_demo(out: Path, preset: str = "default") -> Path:
@@ -156,12 +198,16 @@ def run_demo(out: Path, preset: str = "default") -> Path:
     p = PRESETS[preset]
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    step = Steps(11, out / "logs")
+    step = Steps(13, out / "logs")
     started = time.perf_counter()
 
     with step("base", "tokenizer + Llama model, pretrained on the bundled general corpus"):
         base = build_base(BaseConfig(**p["base"]), out / "base")
     models = train_specialists(out, base, p, step)
+    with step("iterate", f"{p['iterate']['rounds']} round of synth -> filter -> SFT -> bench on sft-domain"):
+        from shipit.data.iterate import run as iterate
+
+        iterate(iterate_config(out, models["sft-domain"], p["iterate"]))
     parents = ["dpo-domain", "dpo-safety"]
     with step("merge", "mergekit linear 0.5/0.5 of the two specialists", quiet=True):
         merge_yaml = out / "merge.yaml"

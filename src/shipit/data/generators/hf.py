@@ -1,0 +1,86 @@
+"""A local Hugging Face model: batched sampling, and next-token log-probabilities for AI feedback."""
+
+from __future__ import annotations
+
+from shipit.config import require_path
+from shipit.data.generators import Conversation, Generator, GeneratorSettings, as_messages
+from shipit.errors import UserError
+
+
+class HFGenerator(Generator):
+    """transformers' `generate` on a model directory, in this process (CUDA when available)."""
+
+    name = "hf"
+
+    def __init__(self, settings: GeneratorSettings):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if settings.model is None:
+            raise UserError("generator: backend 'hf' needs model (a Hugging Face model directory)")
+        require_path(settings.model / "config.json", "generator.model", kind="file",
+                     hint="expected a Hugging Face model directory")
+        self.settings = settings
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.tokenizer = AutoTokenizer.from_pretrained(settings.model)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(settings.model, dtype="auto").to(self.device).eval()
+
+    def _encode(self, prompts: list[Conversation]):
+        texts = [self.tokenizer.apply_chat_template(as_messages(p), tokenize=False, add_generation_prompt=True)
+                 for p in prompts]
+        return self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+
+    def generate(self, prompts, *, temperature=0.0, top_p=1.0, max_new_tokens=None, seed=0):
+        """Batched answers; sampling with `temperature`/`top_p`, greedy at temperature 0."""
+        import torch
+
+        torch.manual_seed(seed)
+        sample = temperature > 0
+        kwargs = dict(do_sample=sample, max_new_tokens=max_new_tokens or self.settings.max_new_tokens,
+                      pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id)
+        if sample:
+            kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
+        out = []
+        bs = self.settings.batch_size
+        for i in range(0, len(prompts), bs):
+            enc = self._encode(prompts[i:i + bs])
+            with torch.no_grad():
+                gen = self.model.generate(**enc, **kwargs)
+            out += self.tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        return [o.strip() for o in out]
+
+    def _choice_ids(self, choice: str) -> list[int]:
+        """Token ids that spell `choice` alone, with or without a leading space or bracket."""
+        ids = set()
+        for variant in (choice, " " + choice, "(" + choice, " (" + choice):
+            tok = self.tokenizer.encode(variant, add_special_tokens=False)
+            if len(tok) == 1:
+                ids.add(tok[0])
+        if not ids:
+            raise UserError(f"generator: the tokenizer of {self.settings.model} has no single token for {choice!r}")
+        return sorted(ids)
+
+    def choice_logprobs(self, prompts, choices=("A", "B")):
+        """Next-token log-probability of each choice (log-sum over its spellings) after the generation prompt."""
+        import torch
+
+        ids = {c: self._choice_ids(c) for c in choices}
+        out = []
+        bs = self.settings.batch_size
+        for i in range(0, len(prompts), bs):
+            enc = self._encode(prompts[i:i + bs])
+            with torch.no_grad():
+                logits = self.model(**enc).logits[:, -1, :].float()  # left padding: last position is the next token
+            logp = torch.log_softmax(logits, dim=-1)
+            for row in logp:
+                out.append({c: float(torch.logsumexp(row[ids[c]], dim=0)) for c in choices})
+        return out
+
+    def describe(self):
+        return {"backend": self.name, "model": str(self.settings.model)}
+
+    def close(self):
+        self.model = None

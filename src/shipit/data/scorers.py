@@ -1,0 +1,175 @@
+"""Quality scorers by name: heuristics (length, repetition, format), a reward model, and an LLM judge.
+
+A scorer is built from its `ScorerSpec` and scores `(prompts, completions)` with one float in [0, 1] each.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Callable
+
+from pydantic import Field, field_validator, model_validator
+
+from shipit.config import StrictModel
+from shipit.data.generators import GeneratorSettings
+
+ScoreFn = Callable[[list[str], list[str]], list[float]]
+DEFAULT_RUBRIC = ("Rate how helpful, correct, harmless and well formed the response is. "
+                  "1 is useless or harmful, 10 is excellent.")
+
+
+class ScorerSpec(StrictModel):
+    """One scorer and its weight in the combined score (the weighted mean of all scorers)."""
+
+    name: str
+    """One of: length, repetition, format, reward_model, judge."""
+    weight: float = Field(1.0, gt=0)
+    min_words: int = Field(3, ge=0)
+    """length: fewer words than this scores words/min_words."""
+    max_words: int = Field(80, ge=1)
+    """length: more words than this scores max_words/words."""
+    pattern: str = r"(?s).*[.!?]"
+    """format: a regular expression the whole response must match."""
+    path: Path | None = None
+    """reward_model: a sequence-classification reward model directory (`shipit train reward`)."""
+    judge: GeneratorSettings | None = None
+    """judge: the generator that judges (may differ from the one that answers)."""
+    rubric: str = DEFAULT_RUBRIC
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name):
+        if name not in SCORERS:
+            raise ValueError(f"unknown scorer '{name}'; allowed: {', '.join(SCORERS)}")
+        return name
+
+    @field_validator("pattern")
+    @classmethod
+    def _regex(cls, pattern):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression: {exc}") from None
+        return pattern
+
+    @model_validator(mode="after")
+    def _needs(self):
+        if self.name == "reward_model" and self.path is None:
+            raise ValueError("scorer 'reward_model' needs path (a reward model directory)")
+        if self.name == "judge" and self.judge is None:
+            raise ValueError("scorer 'judge' needs a judge block (a generator)")
+        return self
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+def length_score(spec: ScorerSpec) -> ScoreFn:
+    """1 inside [min_words, max_words], falling off proportionally outside it."""
+    def score(prompts, completions):
+        out = []
+        for c in completions:
+            n = len(_words(c))
+            out.append(1.0 if spec.min_words <= n <= spec.max_words
+                       else n / spec.min_words if n < spec.min_words else spec.max_words / n)
+        return out
+    return score
+
+
+def repetition_score(spec: ScorerSpec) -> ScoreFn:
+    """Share of distinct word trigrams (distinct words for short texts): 1 means nothing repeats."""
+    def one(text):
+        w = _words(text)
+        if not w:
+            return 0.0
+        grams = [tuple(w[i:i + 3]) for i in range(len(w) - 2)] or [(x,) for x in w]
+        return len(set(grams)) / len(grams)
+    return lambda prompts, completions: [one(c) for c in completions]
+
+
+def format_score(spec: ScorerSpec) -> ScoreFn:
+    """1 when the stripped response matches `pattern` in full, else 0."""
+    rx = re.compile(spec.pattern)
+    return lambda prompts, completions: [1.0 if rx.fullmatch(c.strip()) else 0.0 for c in completions]
+
+
+def reward_model_score(spec: ScorerSpec) -> ScoreFn:
+    """The reward model's logit squashed by a sigmoid into [0, 1]."""
+    from shipit.train.rewards import reward_model_scorer
+
+    rm = reward_model_scorer(spec.path)
+    return lambda prompts, completions: [1 / (1 + math.exp(-x)) for x in rm(prompts, completions)]
+
+
+SCORE_RE = re.compile(r"score\s*[:=]?\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
+
+
+def parse_score(text: str, low: float = 1, high: float = 10) -> float | None:
+    """A judge's 'Score: N' (or a lone leading number) mapped from [low, high] onto [0, 1]; None if absent."""
+    m = SCORE_RE.search(text) or re.match(r"\s*(\d+(?:\.\d+)?)", text)
+    if not m:
+        return None
+    return min(1.0, max(0.0, (float(m.group(1)) - low) / (high - low)))
+
+
+def judge_prompt(rubric: str, prompt: str, completion: str) -> str:
+    """The LLM-as-judge request for one response."""
+    return (f"You are grading an assistant's response.\nRubric: {rubric}\n\nUser request:\n{prompt}\n\n"
+            f"Response:\n{completion}\n\nReply with one line of the form 'Score: N' where N is from 1 to 10.")
+
+
+def judge_score(spec: ScorerSpec) -> ScoreFn:
+    """An LLM judge's parsed 1-10 score on the rubric, in [0, 1]; an unparsable verdict scores 0."""
+    from shipit.data.generators import make_generator
+
+    judge = make_generator(spec.judge)
+
+    def score(prompts, completions):
+        verdicts = judge.generate([judge_prompt(spec.rubric, p, c) for p, c in zip(prompts, completions)],
+                                  temperature=0.0, max_new_tokens=16)
+        parsed = [parse_score(v) for v in verdicts]
+        score.unparsed += sum(p is None for p in parsed)
+        return [0.0 if p is None else p for p in parsed]
+
+    score.unparsed = 0
+    score.close = judge.close
+    return score
+
+
+SCORERS: dict[str, Callable[[ScorerSpec], ScoreFn]] = {
+    "length": length_score,
+    "repetition": repetition_score,
+    "format": format_score,
+    "reward_model": reward_model_score,
+    "judge": judge_score,
+}
+
+
+class Scoring:
+    """Every configured scorer, combined by weight; `close()` releases judges."""
+
+    def __init__(self, specs: list[ScorerSpec]):
+        self.specs = specs
+        self.fns = [SCORERS[s.name](s) for s in specs]
+
+    def __call__(self, prompts: list[str], completions: list[str]) -> list[dict]:
+        """Per row: {'score': weighted mean, 'scores': {scorer: value}}."""
+        per = {s.name: fn(prompts, completions) for s, fn in zip(self.specs, self.fns)}
+        total = sum(s.weight for s in self.specs)
+        out = []
+        for i in range(len(completions)):
+            scores = {name: round(v[i], 4) for name, v in per.items()}
+            combined = sum(s.weight * per[s.name][i] for s in self.specs) / total
+            out.append({"score": round(combined, 4), "scores": scores})
+        return out
+
+    def stats(self) -> dict:
+        """Judge verdicts that could not be parsed, per scorer."""
+        return {s.name: fn.unparsed for s, fn in zip(self.specs, self.fns) if hasattr(fn, "unparsed")}
+
+    def close(self) -> None:
+        for fn in self.fns:
+            getattr(fn, "close", lambda: None)()
