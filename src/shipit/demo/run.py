@@ -28,6 +28,7 @@ PRESETS = {
         "quantize": "w4a16",
         # Forgetting bound and over-refusal bound: a candidate outside them cannot win, whatever its score.
         "gates": {"general_ppl.ppl": "<= 10", "safety.over_refusal": "<= 0.5"},
+        "efficiency": {"prompts": 8, "max_new_tokens": 16},
     },
     "smoke": {
         "base": {"vocab_size": 512, "hidden_size": 64, "intermediate_size": 128, "num_layers": 2, "num_heads": 2,
@@ -41,6 +42,7 @@ PRESETS = {
                     "sft": {"learning_rate": 1e-3, "max_steps": 2, "warmup_steps": 0, "logging_steps": 1}},
         "quantize": "w8a8",
         "gates": {"general_ppl.ppl": "<= 2000"},
+        "efficiency": {"prompts": 2, "max_new_tokens": 4},
     },
 }
 
@@ -220,7 +222,8 @@ def run_demo(out: Path, preset: str = "default") -> Path:
         quantized = quantize(method, merged, out / f"merged-{method}")
     candidates = {"base": base, **models, "merged": merged, f"merged-{method}": quantized}
     with step("bench", f"{len(candidates)} candidates x perplexity, QA, format and safety tasks", quiet=True):
-        summary = bench(BenchConfig(models=candidates, gates=p["gates"], output=out / "bench"))
+        summary = bench(BenchConfig(models=candidates, gates=p["gates"], efficiency=p["efficiency"],
+                                    output=out / "bench"))
     with step("serve", f"vLLM serves the winner ({summary['winner']}); {len(DEMO_PROMPTS)} OpenAI chat requests"):
         transcript = serve_and_ask(Path(summary["winner_path"]), out / "bench", DEMO_PROMPTS)
     with step("report", "report.md"):
