@@ -238,6 +238,10 @@ def test_cli_merge_and_one_line_error(family, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", ["shipit", "merge", str(good), "--out", str(tmp_path / "cli-out")])
     main()
     assert "merged:" in capsys.readouterr().out and (tmp_path / "cli-out" / "manifest.json").is_file()
+    monkeypatch.chdir(tmp_path)  # without --out: merged/CONFIG-NAME
+    monkeypatch.setattr(sys, "argv", ["shipit", "merge", str(good)])
+    main()
+    assert json.loads((tmp_path / "merged" / "linear-demo" / "manifest.json").read_text())["merge_method"] == "linear"
     bad = write(tmp_path, {"merge_method": "ties", "models": [m(family["sft-domain"], weight=1)]}, "bad.yaml")
     monkeypatch.setattr(sys, "argv", ["shipit", "merge", str(bad), "--out", str(tmp_path / "x")])
     with pytest.raises(SystemExit) as exit_:

@@ -187,3 +187,13 @@ def test_cli_merge_search_with_the_real_bench(family, tmp_path, monkeypatch, cap
     assert len(list((tmp_path / "searched.trials").glob("*/model/model.safetensors"))) == 3
     tree = lineage_lines(tmp_path / "searched")
     assert "[merge/search]" in tree[0] and any("[base]" in line for line in tree[1:])
+
+
+def test_trials_dir_with_foreign_files_is_never_wiped(family, tmp_path):
+    keep = tmp_path / "mine"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("precious")
+    cfg = config(family, tmp_path, trials_dir=keep)
+    with pytest.raises(UserError, match=r"field 'trials_dir': .*mine holds files that are not trials \(notes.txt\)"):
+        run(cfg, objective=lambda m, t: pytest.fail("a trial ran"))
+    assert (keep / "notes.txt").read_text() == "precious" and not (tmp_path / "out").exists()

@@ -86,13 +86,13 @@ def merge() -> None:
 
 @merge.command("run")
 @click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output model directory.")
+@click.option("--out", type=click.Path(path_type=Path), help="Output model directory [default: merged/CONFIG-NAME].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (DARE and friends).")
-def merge_run(config_path: Path, out: Path, seed: int) -> None:
+def merge_run(config_path: Path, out: Path | None, seed: int) -> None:
     """Merge models with a mergekit YAML (any mergekit method), validated first (the default)."""
     from shipit.merge.run import run
 
-    click.echo(f"merged: {run(config_path, out, seed=seed)}")
+    click.echo(f"merged: {run(config_path, out or Path('merged') / config_path.stem, seed=seed)}")
 
 
 @merge.command("search")

@@ -70,16 +70,21 @@ def run(config_path: str | Path, out: str | Path, seed: int = 0) -> Path:
 
 def merge(config, out: str | Path, source: str = "", seed: int = 0) -> Path:
     """Run a validated MergeConfiguration into `out` atomically, with a manifest naming every parent."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from mergekit.merge import MergeOptions, run_merge
 
-    from shipit.registry import stage_output
+    from shipit.registry import hash_path, stage_output
 
     parents = {f"model{i}": Path(p) for i, p in enumerate(_model_paths(config))}
     options = MergeOptions(copy_tokenizer=True, random_seed=seed, lazy_unpickle=False, quiet=True,
                            write_model_card=False)
     cfg = config.model_dump(mode="json", exclude_none=True)
-    with stage_output(out, "merge", cfg, parents) as run_:
+    with ThreadPoolExecutor(1) as pool, stage_output(out, "merge", cfg, parents) as run_:
+        # hashlib releases the GIL: the manifest's input hashes are computed beside the merge, not after it.
+        hashed = pool.submit(lambda: [hash_path(p) for p in parents.values()])
         run_merge(config, out_path=str(run_.dir), options=options, config_source=source or None)
+        hashed.result()
         run_.extra["merge_method"] = config.merge_method
         run_.extra["seed"] = seed
     return Path(out)

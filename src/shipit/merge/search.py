@@ -250,13 +250,16 @@ def run(cfg: SearchConfig, source: str = "search config", objective: ObjectiveFn
         echo: Callable[[str], None] = print) -> dict:
     """Search merges of cfg.models; write the winner model, trials.jsonl, pareto.json and search.png to cfg.output."""
     from shipit.merge.pareto import pareto_front, plot_search
-    from shipit.merge.run import merge, validate_merge_data
     from shipit.registry import stage_output
 
     _check_before_work(cfg, source)
     objective = objective or bench_objective(cfg)
     root = cfg.trial_root().resolve()
     if root.exists():
+        foreign = [p.name for p in root.iterdir() if not p.name.startswith("trial-")]
+        if foreign:
+            raise UserError(f"{source}: field 'trials_dir': {root} holds files that are not trials ({foreign[0]}); "
+                            "choose a new or empty directory")
         shutil.rmtree(root)  # trials of an earlier search would be mixed up with this one's
     root.mkdir(parents=True)
     inputs = {f"model{i}": p for i, p in enumerate(cfg.models)}
@@ -274,18 +277,7 @@ def run(cfg: SearchConfig, source: str = "search config", objective: ObjectiveFn
                 row.update({k: rows[seen[key]][k] for k in ("values", "score", "model")},
                            duplicate_of=seen[key] + 1)
             else:
-                tdir = root / f"trial-{i + 1:03d}"
-                data = candidate_config(cfg, method, params)
-                text = yaml.safe_dump(data, sort_keys=False)
-                tdir.mkdir()
-                (tdir / "merge.yaml").write_text(text)
-                model = merge(validate_merge_data(data, tdir / "merge.yaml", text), tdir / "model", text, cfg.seed)
-                if cfg.quantize:
-                    from shipit.quantize.run import run as quantize
-
-                    model = quantize(cfg.quantize, model, tdir / cfg.quantize)
-                values = objective(Path(model), {"method": method, "params": params})
-                row.update(values=values, score=weighted_score(values, cfg.objectives), model=str(model))
+                row.update(_trial(cfg, root / f"trial-{i + 1:03d}", method, params, objective))
                 seen[key] = i
             row["seconds"] = round(time.perf_counter() - t0, 3)
             proposer.tell(row["score"])
@@ -316,6 +308,23 @@ def run(cfg: SearchConfig, source: str = "search config", objective: ObjectiveFn
         out.extra.update(merge_method=winner["method"], winner=winner, pareto_front=summary["pareto_front"])
     summary["output"] = str(cfg.output)
     return summary
+
+
+def _trial(cfg: SearchConfig, tdir: Path, method: str, params: dict, objective: ObjectiveFn) -> dict:
+    """Merge one candidate into `tdir` (quantize it if asked), score it; returns values, score and model path."""
+    from shipit.merge.run import merge, validate_merge_data
+
+    data = candidate_config(cfg, method, params)
+    text = yaml.safe_dump(data, sort_keys=False)
+    tdir.mkdir()
+    (tdir / "merge.yaml").write_text(text)
+    model = merge(validate_merge_data(data, tdir / "merge.yaml", text), tdir / "model", text, cfg.seed)
+    if cfg.quantize:
+        from shipit.quantize.run import run as quantize
+
+        model = quantize(cfg.quantize, model, tdir / cfg.quantize)
+    values = objective(Path(model), {"method": method, "params": params})
+    return {"values": values, "score": weighted_score(values, cfg.objectives), "model": str(model)}
 
 
 def _drop_weights(trial_dir: Path) -> None:
