@@ -110,15 +110,44 @@ def iterate(config_path: Path, overrides: tuple[str, ...], resume: bool) -> None
     click.echo(f"best model: {out / 'best'}")
 
 
-@cli.command()
+class DefaultCommandGroup(click.Group):
+    """A group whose first argument, when it names no subcommand, goes to `default_command` (`merge CONFIG`)."""
+
+    default_command = "run"
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+
+@cli.group(cls=DefaultCommandGroup)
+def merge() -> None:
+    """Merge models with a mergekit YAML (`shipit merge CONFIG --out DIR`), or search merges (`merge search`)."""
+
+
+@merge.command("run")
 @click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output model directory.")
+@click.option("--out", type=click.Path(path_type=Path), help="Output model directory [default: merged/CONFIG-NAME].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (DARE and friends).")
-def merge(config_path: Path, out: Path, seed: int) -> None:
-    """Merge models with a mergekit YAML (any mergekit method), validated first."""
+def merge_run(config_path: Path, out: Path | None, seed: int) -> None:
+    """Merge models with a mergekit YAML (any mergekit method), validated first (the default)."""
     from shipit.merge.run import run
 
-    click.echo(f"merged: {run(config_path, out, seed=seed)}")
+    click.echo(f"merged: {run(config_path, out or Path('merged') / config_path.stem, seed=seed)}")
+
+
+@merge.command("search")
+@click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
+@click.option("--set", "overrides", multiple=True, help=SET_HELP)
+def merge_search(config_path: Path, overrides: tuple[str, ...]) -> None:
+    """Search merge methods and weights, scoring each candidate on bench tasks; keep the winner."""
+    from shipit.config import load_config
+    from shipit.merge.search import SearchConfig, run
+
+    summary = run(load_config(config_path, SearchConfig, overrides), str(config_path), echo=click.echo)
+    w = summary["winner"]
+    click.echo(f"winner: trial {w['trial']} {w['method']} {w['params']} score={w['score']:.4f} -> {summary['output']}")
 
 
 @cli.command()

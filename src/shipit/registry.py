@@ -32,6 +32,11 @@ def library_versions() -> dict[str, str]:
     return out
 
 
+# (path, file names, sizes, mtimes) -> sha256: an unchanged input is hashed once per process, so a stage can hash its
+# inputs in the background while it works (merge does) and the manifest reuses the result.
+_HASHES: dict[tuple, str] = {}
+
+
 def hash_path(path: Path) -> str:
     """Content hash of a file or directory; a finished stage output reuses the hash in its manifest."""
     path = Path(path)
@@ -40,14 +45,19 @@ def hash_path(path: Path) -> str:
         recorded = json.loads(manifest.read_text()).get("sha256")
         if recorded:
             return recorded
-    h = hashlib.sha256()
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and p.name != MANIFEST)
+    stats = [(f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    key = (str(path.resolve()), tuple(map(str, files)), tuple(stats))
+    if key in _HASHES:
+        return _HASHES[key]
+    h = hashlib.sha256()
     for f in files:
         h.update(str(f.relative_to(path) if f != path else f.name).encode())
         with f.open("rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 h.update(chunk)
-    return h.hexdigest()
+    _HASHES[key] = h.hexdigest()
+    return _HASHES[key]
 
 
 def read_manifest(path: Path) -> dict | None:

@@ -1,0 +1,59 @@
+"""The Pareto front of merge-search trials, and the plot of trials against it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _oriented(row: dict, objectives) -> list[float]:
+    """Objective values with minimized ones negated, so larger is better on every axis."""
+    return [row["values"][o.name] * (1 if o.direction == "maximize" else -1) for o in objectives]
+
+
+def dominates(a: list[float], b: list[float]) -> bool:
+    """True when `a` is at least as good as `b` everywhere and better somewhere (larger is better)."""
+    return all(x >= y for x, y in zip(a, b)) and any(x > y for x, y in zip(a, b))
+
+
+def pareto_front(rows: list[dict], objectives) -> list[dict]:
+    """Trials that no other trial dominates (repeated points counted once), in trial order."""
+    rows = [r for r in rows if "duplicate_of" not in r]
+    points = [_oriented(r, objectives) for r in rows]
+    return [r for r, p in zip(rows, points) if not any(dominates(q, p) for q in points)]
+
+
+def plot_search(rows: list[dict], front: list[dict], winner: dict, objectives, path: Path) -> Path:
+    """Scatter of every trial (first two objectives, or score per trial for one), front and winner marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+
+    def xy(rs):
+        if len(objectives) == 1:
+            return [r["trial"] for r in rs], [r["values"][objectives[0].name] for r in rs]
+        return [r["values"][objectives[0].name] for r in rs], [r["values"][objectives[1].name] for r in rs]
+
+    for method in methods:
+        ax.scatter(*xy([r for r in rows if r["method"] == method]), alpha=0.6, label=method)
+    if len(objectives) > 1:
+        line = sorted(front, key=lambda r: r["values"][objectives[0].name])
+        ax.plot(*xy(line), color="black", linewidth=1, label="Pareto front")
+    ax.scatter(*xy(front), facecolors="none", edgecolors="black", s=90, label="non-dominated")
+    ax.scatter(*xy([winner]), marker="*", color="red", s=220, label=f"winner (trial {winner['trial']})")
+    arrow = {"maximize": "higher is better", "minimize": "lower is better"}
+    if len(objectives) == 1:
+        ax.set_xlabel("trial")
+        ax.set_ylabel(f"{objectives[0].name} ({arrow[objectives[0].direction]})")
+    else:
+        ax.set_xlabel(f"{objectives[0].name} ({arrow[objectives[0].direction]})")
+        ax.set_ylabel(f"{objectives[1].name} ({arrow[objectives[1].direction]})")
+    ax.set_title(f"merge search: {len(rows)} trials")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,344 @@
+"""`shipit merge search CONFIG`: try merge methods and weights, score each candidate on bench tasks, keep the best.
+
+The space of each method comes from mergekit's spec for it: `t` (slerp and friends), a `weight` per model (one mixing
+weight w / 1-w when the method normalizes weights and there are two models), and a shared `density` for methods
+that sparsify task vectors. Methods without such parameters (model_stock) are one candidate each.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Callable, Literal
+
+import yaml
+from pydantic import Field, field_validator, model_validator
+
+from shipit.bench.tasks import TASKS
+from shipit.config import StrictModel
+from shipit.demo.world import DATA_DIR
+from shipit.errors import UserError
+
+# (model path, {"method": ..., "params": ...}) -> {objective name: value}
+ObjectiveFn = Callable[[Path, dict], dict[str, float]]
+
+
+class Objective(StrictModel):
+    """A bench task metric to score candidates by; `weight` sets its share of the weighted score."""
+
+    task: str
+    metric: str = "score"
+    """Which number the task reports (`score` in [0, 1] for every task; e.g. `ppl` for the perplexity tasks)."""
+    direction: Literal["maximize", "minimize"] = "maximize"
+    weight: float = Field(1.0, gt=0)
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, task):
+        if task not in TASKS:
+            raise ValueError(f"unknown bench task '{task}'; allowed: {', '.join(TASKS)}")
+        return task
+
+    @property
+    def name(self) -> str:
+        return f"{self.task}.{self.metric}"
+
+
+class SearchConfig(StrictModel):
+    """An eval-gated merge search: every candidate is merged, optionally quantized, benched and recorded.
+
+    The winner has the best weighted score: the weighted mean of objective values, each negated when minimized.
+    The output directory holds the winner model (usable downstream), trials.jsonl, pareto.json and search.png.
+    """
+
+    models: list[Path] = Field(min_length=1)
+    """The specialists to merge."""
+    base_model: Path | None = None
+    """Their common parent; methods whose mergekit spec requires a base get it. Two-model interpolations (slerp)
+    use the first specialist as their base instead."""
+    methods: list[str] = Field(default_factory=lambda: ["linear"], min_length=1)
+    weight: tuple[float, float] = (0.0, 1.0)
+    """Range of every model weight and of slerp's `t`."""
+    density: tuple[float, float] = (0.3, 1.0)
+    """Range of the fraction of task-vector entries kept (ties, dare_*, della, breadcrumbs...)."""
+    grid_points: int = Field(5, ge=1)
+    """Points per range for sampler `grid`."""
+    objectives: list[Objective] = Field(min_length=1)
+    trials: int = Field(20, ge=1)
+    """Trial budget; a grid larger than the budget is an error, not silently cut."""
+    sampler: Literal["grid", "tpe"] = "grid"
+    seed: int = 0
+    """Seed of the TPE sampler and of mergekit's random drops (DARE, DELLA)."""
+    quantize: Literal["w8a8", "w4a16"] | None = None
+    """Quantize each candidate before scoring it, so the search picks what will be served."""
+    dtype: str = "float32"
+    data_dir: Path = DATA_DIR
+    output: Path
+    trials_dir: Path | None = None
+    """Where trial models go (default: OUTPUT.trials beside the output)."""
+    keep_trial_models: bool = False
+    """Keep every trial's weights; by default only the best so far is kept until the search ends."""
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, methods):
+        from shipit.merge.run import merge_methods
+
+        known = merge_methods()
+        unknown = [m for m in methods if m not in known]
+        if unknown:
+            raise ValueError(f"unknown merge method '{unknown[0]}'; allowed: {', '.join(known)}")
+        return list(dict.fromkeys(methods))
+
+    @field_validator("weight", "density")
+    @classmethod
+    def _ordered(cls, r):
+        if r[0] > r[1]:
+            raise ValueError(f"range must be [low, high], got {list(r)}")
+        return r
+
+    @model_validator(mode="after")
+    def _distinct_objectives(self):
+        names = [o.name for o in self.objectives]
+        if len(set(names)) != len(names):
+            raise ValueError(f"objectives repeat {names}; list each task metric once")
+        return self
+
+    def trial_root(self) -> Path:
+        return self.trials_dir or self.output.parent / f"{self.output.name}.trials"
+
+
+def dimensions(cfg: SearchConfig, method: str) -> dict[str, tuple[float, float]]:
+    """The searched parameters of `method` with their ranges, read from mergekit's spec of the method."""
+    from mergekit.merge_methods.base import ParameterScope
+    from mergekit.merge_methods.registry import get
+
+    impl = get(method)
+    params = {p.name: p for p in impl.spec.parameters}
+    dims = {}
+    if "t" in params:
+        dims["t"] = cfg.weight
+    if "weight" in params and params["weight"].scope != ParameterScope.SHARED:
+        normalizes = "normalize" in params and params["normalize"].default is True
+        if normalizes and len(cfg.models) == 2:
+            dims["weight"] = cfg.weight  # model 0 gets w, model 1 gets 1 - w
+        else:
+            dims.update({f"weight.{i}": cfg.weight for i in range(len(cfg.models))})
+    if "density" in params and getattr(impl, "sparsification_method", None) is not None:
+        dims["density"] = cfg.density
+    return dims
+
+
+def candidate_config(cfg: SearchConfig, method: str, params: dict[str, float]) -> dict:
+    """The mergekit YAML (as a dict) of one candidate."""
+    from mergekit.merge_methods.base import BasePolicy
+    from mergekit.merge_methods.registry import get
+
+    contract = get(method).spec.contract
+    paths = [str(p) for p in cfg.models]
+    base = str(cfg.base_model) if cfg.base_model and contract.base != BasePolicy.IGNORED else None
+    if contract.max_inputs == 2 and len(paths) == 2 and contract.base == BasePolicy.REQUIRED:
+        base = paths[0]  # a two-point interpolation runs from the first specialist (t=0) to the second
+    models = []
+    for i, path in enumerate(paths):
+        p = {}
+        if "weight" in params:
+            p["weight"] = round(params["weight"] if i == 0 else 1 - params["weight"], 6)
+        if f"weight.{i}" in params:
+            p["weight"] = round(params[f"weight.{i}"], 6)
+        if "density" in params:
+            p["density"] = round(params["density"], 6)
+        models.append({"model": path, **({"parameters": p} if p else {})})
+    data = {"merge_method": method, "dtype": cfg.dtype, "models": models}
+    if base:
+        data["base_model"] = base
+    if "t" in params:
+        data["parameters"] = {"t": round(params["t"], 6)}
+    return data
+
+
+def _midpoint(dims: dict) -> dict:
+    return {k: (lo + hi) / 2 for k, (lo, hi) in dims.items()}
+
+
+def grid(cfg: SearchConfig) -> list[tuple[str, dict]]:
+    """Every (method, params) point of the grid, methods in config order."""
+    import numpy as np
+
+    points = []
+    for method in cfg.methods:
+        dims = dimensions(cfg, method)
+        axes = [[round(float(x), 6) for x in np.linspace(lo, hi, cfg.grid_points)] for lo, hi in dims.values()]
+        points += [(method, dict(zip(dims, combo))) for combo in itertools.product(*axes)]
+    return points
+
+
+def weighted_score(values: dict[str, float], objectives: list[Objective]) -> float:
+    """Weighted mean of objective values, each negated when it is minimized."""
+    total = sum(o.weight * (values[o.name] if o.direction == "maximize" else -values[o.name]) for o in objectives)
+    return round(total / sum(o.weight for o in objectives), 6)
+
+
+def bench_objective(cfg: SearchConfig) -> ObjectiveFn:
+    """The default objective: run each objective's bench task on the candidate and read its metric."""
+    from shipit.bench.tasks import TaskContext, get_task
+    from shipit.quantize.ort_model import load_for_eval
+
+    tasks = list(dict.fromkeys(o.task for o in cfg.objectives))
+
+    def objective(model: Path, trial: dict) -> dict[str, float]:
+        lm, tokenizer, _ = load_for_eval(model)
+        ctx = TaskContext(cfg.data_dir)
+        result = {task: get_task(task)(lm, tokenizer, ctx) for task in tasks}
+        missing = [o for o in cfg.objectives if o.metric not in result[o.task]]
+        if missing:
+            o = missing[0]
+            raise UserError(f"objective {o.name}: task '{o.task}' reports no metric '{o.metric}'; it reports: "
+                            f"{', '.join(result[o.task])}")
+        return {o.name: float(result[o.task][o.metric]) for o in cfg.objectives}
+
+    return objective
+
+
+def _check_before_work(cfg: SearchConfig, source: str) -> None:
+    """Every method's candidate validates (base, counts, architectures, tokenizers) and fits the budget."""
+    from shipit.merge.run import validate_merge_data
+
+    for method in cfg.methods:
+        validate_merge_data(candidate_config(cfg, method, _midpoint(dimensions(cfg, method))),
+                            f"{source} (method '{method}')")
+    if cfg.sampler == "grid" and len(grid(cfg)) > cfg.trials:
+        raise UserError(f"{source}: field 'trials': the grid has {len(grid(cfg))} points, more than the budget of "
+                        f"{cfg.trials}; raise trials, lower grid_points, or use sampler: tpe")
+    if cfg.quantize:
+        from shipit.quantize import get_method
+
+        get_method(cfg.quantize).check(Path(cfg.models[0]))
+
+
+class _Proposer:
+    """Hands out candidates (grid order, or asked from Optuna TPE) and takes back their scores."""
+
+    def __init__(self, cfg: SearchConfig):
+        self.cfg, self.pending = cfg, None
+        if cfg.sampler == "grid":
+            self.points = grid(cfg)
+            self.budget = len(self.points)
+        else:
+            import optuna
+
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+            self.study = optuna.create_study(direction="maximize",
+                                             sampler=optuna.samplers.TPESampler(seed=cfg.seed))
+            self.budget = cfg.trials
+
+    def ask(self, i: int) -> tuple[str, dict]:
+        if self.cfg.sampler == "grid":
+            return self.points[i]
+        self.pending = self.study.ask()
+        method = self.pending.suggest_categorical("method", self.cfg.methods)
+        params = {k: round(self.pending.suggest_float(f"{method}:{k}", lo, hi), 4)
+                  for k, (lo, hi) in dimensions(self.cfg, method).items()}
+        return method, params
+
+    def tell(self, score: float) -> None:
+        if self.pending is not None:
+            self.study.tell(self.pending, score)
+
+
+def run(cfg: SearchConfig, source: str = "search config", objective: ObjectiveFn | None = None,
+        echo: Callable[[str], None] = print) -> dict:
+    """Search merges of cfg.models; write the winner model, trials.jsonl, pareto.json and search.png to cfg.output."""
+    from shipit.merge.pareto import pareto_front, plot_search
+    from shipit.registry import stage_output
+
+    _check_before_work(cfg, source)
+    objective = objective or bench_objective(cfg)
+    root = cfg.trial_root().resolve()
+    if root.exists():
+        foreign = [p.name for p in root.iterdir() if not p.name.startswith("trial-")]
+        if foreign:
+            raise UserError(f"{source}: field 'trials_dir': {root} holds files that are not trials ({foreign[0]}); "
+                            "choose a new or empty directory")
+        shutil.rmtree(root)  # trials of an earlier search would be mixed up with this one's
+    root.mkdir(parents=True)
+    inputs = {f"model{i}": p for i, p in enumerate(cfg.models)}
+    if cfg.base_model:
+        inputs["base_model"] = cfg.base_model
+    proposer, rows, seen, best = _Proposer(cfg), [], {}, None
+    with stage_output(cfg.output, "merge/search", cfg, inputs) as out:
+        log = (out.dir / "trials.jsonl").open("w")
+        for i in range(proposer.budget):
+            method, params = proposer.ask(i)
+            key = (method, tuple(sorted(params.items())))
+            t0 = time.perf_counter()
+            row = {"trial": i + 1, "method": method, "params": params}
+            if key in seen:  # TPE may propose a point twice; a merge is deterministic for a seed, so reuse it
+                row.update({k: rows[seen[key]][k] for k in ("values", "score", "model")},
+                           duplicate_of=seen[key] + 1)
+            else:
+                row.update(_trial(cfg, root / f"trial-{i + 1:03d}", method, params, objective))
+                seen[key] = i
+            row["seconds"] = round(time.perf_counter() - t0, 3)
+            proposer.tell(row["score"])
+            rows.append(row)
+            log.write(json.dumps(row) + "\n")
+            log.flush()
+            previous = best
+            if best is None or row["score"] > rows[best]["score"]:
+                best = i
+            if not cfg.keep_trial_models and previous is not None and previous != best:
+                _drop_weights(root / f"trial-{rows[previous].get('duplicate_of', previous + 1):03d}")
+            if not cfg.keep_trial_models and best != i and "duplicate_of" not in row:
+                _drop_weights(root / f"trial-{i + 1:03d}")
+            shown = " ".join(f"{k}={v:g}" for k, v in params.items())
+            echo(f"trial {i + 1}/{proposer.budget} {method} {shown} -> "
+                 + " ".join(f"{k}={v:.4g}" for k, v in row["values"].items())
+                 + f" score={row['score']:.4f} (best {rows[best]['score']:.4f}: trial {best + 1}) {row['seconds']:.1f}s")
+        log.close()
+        winner = rows[best]
+        front = pareto_front(rows, cfg.objectives)
+        _copy_model(Path(winner["model"]), out.dir)
+        (out.dir / "pareto.json").write_text(json.dumps(front, indent=2) + "\n")
+        plot_search(rows, front, winner, cfg.objectives, out.dir / "search.png")
+        summary = {"winner": winner, "pareto_front": [r["trial"] for r in front], "trials": len(rows),
+                   "objectives": [o.model_dump() for o in cfg.objectives], "trials_dir": str(root)}
+        (out.dir / "search.json").write_text(json.dumps(summary, indent=2) + "\n")
+        out.metrics.update({"winner_score": winner["score"], **winner["values"], "trials": len(rows)})
+        out.extra.update(merge_method=winner["method"], winner=winner, pareto_front=summary["pareto_front"])
+    summary["output"] = str(cfg.output)
+    return summary
+
+
+def _trial(cfg: SearchConfig, tdir: Path, method: str, params: dict, objective: ObjectiveFn) -> dict:
+    """Merge one candidate into `tdir` (quantize it if asked), score it; returns values, score and model path."""
+    from shipit.merge.run import merge, validate_merge_data
+
+    data = candidate_config(cfg, method, params)
+    text = yaml.safe_dump(data, sort_keys=False)
+    tdir.mkdir()
+    (tdir / "merge.yaml").write_text(text)
+    model = merge(validate_merge_data(data, tdir / "merge.yaml", text), tdir / "model", text, cfg.seed)
+    if cfg.quantize:
+        from shipit.quantize.run import run as quantize
+
+        model = quantize(cfg.quantize, model, tdir / cfg.quantize)
+    values = objective(Path(model), {"method": method, "params": params})
+    return {"values": values, "score": weighted_score(values, cfg.objectives), "model": str(model)}
+
+
+def _drop_weights(trial_dir: Path) -> None:
+    """Delete a trial's model directories but keep its merge.yaml (the record of what was tried)."""
+    for sub in trial_dir.iterdir() if trial_dir.is_dir() else ():
+        if sub.is_dir():
+            shutil.rmtree(sub)
+
+
+def _copy_model(src: Path, dst: Path) -> None:
+    for f in src.iterdir():
+        if f.name == "manifest.json":
+            continue
+        (shutil.copytree if f.is_dir() else shutil.copy2)(f, dst / f.name)

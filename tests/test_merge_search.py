@@ -1,0 +1,199 @@
+"""Merge search: the grid and TPE find a scripted objective's optimum; front, plot, winner and errors are real."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from shipit.config import load_config
+from shipit.errors import UserError
+from shipit.merge.pareto import pareto_front
+from shipit.merge.search import Objective, SearchConfig, run
+from tests.test_merge import perturbed
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def family(tiny_base, tmp_path_factory):
+    root = tmp_path_factory.mktemp("search-family")
+    return {"base": tiny_base, "sft-domain": perturbed(tiny_base, root / "a", 0),
+            "sft-safety": perturbed(tiny_base, root / "b", 1)}
+
+
+def weights(path):
+    return load_file(Path(path) / "model.safetensors")
+
+
+def distance_to(target: dict[str, torch.Tensor]):
+    """Mean absolute difference of a model's tensors from `target`."""
+    def dist(model: Path) -> float:
+        w = weights(model)
+        return sum((w[k] - target[k]).abs().mean().item() for k in target) / len(target)
+    return dist
+
+
+def mix(family, w):
+    a, b = weights(family["sft-domain"]), weights(family["sft-safety"])
+    return {k: w * a[k] + (1 - w) * b[k] for k in a}
+
+
+def config(family, tmp_path, **kw):
+    base = dict(models=[family["sft-domain"], family["sft-safety"]], base_model=family["base"], methods=["linear"],
+                objectives=[{"task": "format"}], output=tmp_path / "out")
+    return SearchConfig.model_validate({**base, **kw})
+
+
+def test_grid_finds_the_known_optimum(family, tmp_path):
+    target = mix(family, 0.7)
+    dist = distance_to(target)
+    seen = []
+
+    def objective(model, trial):  # scripted: peaked where the merge equals the 0.7/0.3 mix
+        seen.append(trial["params"]["weight"])
+        return {"format.score": -dist(model)}
+
+    lines = []
+    cfg = config(family, tmp_path, weight=[0.0, 1.0], grid_points=11, trials=11, sampler="grid")
+    summary = run(cfg, objective=objective, echo=lines.append)
+    assert seen == pytest.approx([i / 10 for i in range(11)])
+    assert summary["winner"]["params"] == {"weight": 0.7} and summary["winner"]["score"] > -1e-6
+    out = tmp_path / "out"
+    merged = weights(out)  # the winner is the output model, ready for the next stage
+    assert all(torch.allclose(merged[k], target[k], atol=1e-5) for k in target)
+    rows = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines()]
+    scores = [r["score"] for r in rows]
+    assert len(rows) == 11 and scores.index(max(scores)) == 7
+    assert all(x < y for x, y in zip(scores[:7], scores[1:8])) and all(x > y for x, y in zip(scores[7:], scores[8:]))
+    assert [r["trial"] for r in json.loads((out / "pareto.json").read_text())] == [8]
+    assert (out / "search.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["stage"] == "merge/search" and m["merge_method"] == "linear" and m["winner"]["trial"] == 8
+    assert m["parents"] == [str(family["base"].resolve())]
+    assert len(lines) == 11 and lines[0].startswith("trial 1/11 linear weight=0 -> format.score=")
+    trials = Path(summary["trials_dir"])  # only the winner keeps weights; every trial keeps its mergekit YAML
+    assert sorted(p.name for p in trials.iterdir()) == [f"trial-{i:03d}" for i in range(1, 12)]
+    assert [p.parent.name for p in trials.glob("*/model")] == ["trial-008"]
+    assert yaml.safe_load((trials / "trial-008" / "merge.yaml").read_text())["models"][1]["parameters"] == \
+        {"weight": 0.3}
+
+
+def test_two_objectives_front_is_the_trade_off_segment(family, tmp_path):
+    d7, d3 = distance_to(mix(family, 0.7)), distance_to(mix(family, 0.3))
+    cfg = config(family, tmp_path, weight=[0.0, 1.0], grid_points=11, trials=11,
+                 objectives=[{"task": "format", "direction": "minimize"}, {"task": "safety", "weight": 3}])
+    summary = run(cfg, objective=lambda model, trial: {"format.score": d7(model), "safety.score": -d3(model)},
+                  echo=lambda _: None)
+    front = json.loads((tmp_path / "out" / "pareto.json").read_text())
+    assert [r["params"]["weight"] for r in front] == pytest.approx([0.3, 0.4, 0.5, 0.6, 0.7])
+    assert summary["winner"]["params"]["weight"] == pytest.approx(0.3)  # safety weighs 3x: closest to the 0.3 mix
+
+
+def test_pareto_front_respects_directions():
+    objs = [Objective(task="general_ppl", metric="ppl", direction="minimize"), Objective(task="safety")]
+    rows = [{"trial": i, "values": {"general_ppl.ppl": p, "safety.score": s}}
+            for i, (p, s) in enumerate([(10, 0.5), (12, 0.9), (11, 0.4), (10, 0.5), (9, 0.1)])]
+    assert [r["trial"] for r in pareto_front(rows, objs)] == [0, 1, 3, 4]
+
+
+def test_tpe_searches_methods_and_gets_near_the_optimum(family, tmp_path):
+    dist = distance_to(mix(family, 0.7))
+    cfg = config(family, tmp_path, methods=["linear", "task_arithmetic", "model_stock"], sampler="tpe", trials=14,
+                 seed=0)
+    summary = run(cfg, objective=lambda model, trial: {"format.score": -dist(model)}, echo=lambda _: None)
+    rows = [json.loads(line) for line in (tmp_path / "out" / "trials.jsonl").read_text().splitlines()]
+    assert len(rows) == 14 and {r["method"] for r in rows} == {"linear", "task_arithmetic", "model_stock"}
+    assert {k for r in rows if r["method"] == "task_arithmetic" for k in r["params"]} == {"weight.0", "weight.1"}
+    assert all(r["params"] == {} for r in rows if r["method"] == "model_stock")
+    assert sum("duplicate_of" in r for r in rows) == sum(r["method"] == "model_stock" for r in rows) - 1
+    best = summary["winner"]
+    assert best["method"] == "linear" and abs(best["params"]["weight"] - 0.7) < 0.1
+    assert best["score"] == max(r["score"] for r in rows)
+
+
+@pytest.mark.parametrize("change, pattern", [
+    ({"methods": ["slerp"], "models": "three"}, r"\(method 'slerp'\): field 'models': method 'slerp' merges exactly 2"),
+    ({"methods": ["ties"], "base_model": None}, r"\(method 'ties'\): field 'base_model': method 'ties' needs a base"),
+    ({"sampler": "grid", "grid_points": 4, "methods": ["linear", "slerp"], "trials": 7},
+     r"field 'trials': the grid has 8 points, more than the budget of 7"),
+    ({"quantize": "w4a16"}, r"hidden_size=64 is not a multiple of the group size 128"),
+], ids=["slerp-three", "ties-no-base", "grid-over-budget", "w4a16-shape"])
+def test_search_fails_before_any_trial(family, tmp_path, change, pattern):
+    if change.get("models") == "three":
+        change["models"] = [family["sft-domain"], family["sft-safety"], family["base"]]
+    cfg = config(family, tmp_path, **change)
+    with pytest.raises(UserError, match=pattern) as err:
+        run(cfg, source="s.yaml", objective=lambda m, t: pytest.fail("a trial ran"))
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.trials").exists()
+
+
+def test_search_config_errors_name_file_line_and_field(tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text("models: [a, b]\nmethods: [linear, tiez]\nobjectives: [{task: safety}]\noutput: o\n")
+    with pytest.raises(UserError, match=r"s.yaml:2: field 'methods': unknown merge method 'tiez'; allowed: .*ties"):
+        load_config(p, SearchConfig)
+    p.write_text("models: [a]\nobjectives: [{task: safety, wieght: 2}]\noutput: o\n")
+    with pytest.raises(UserError, match=r"s.yaml:2: field 'objectives.0.wieght': unknown key 'wieght'; did you mean"):
+        load_config(p, SearchConfig)
+
+
+def localized(path, family, tmp_path):
+    text = path.read_text()
+    for name, p in family.items():
+        text = text.replace(f"demo-out/{name}", str(p))
+    dst = tmp_path / path.name
+    dst.write_text(text.replace("demo-out/", f"{tmp_path}/"))
+    return dst
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "merge_configs" / "search").glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_search_configs_validate(path, family, tmp_path):
+    from shipit.merge.search import _check_before_work
+
+    cfg = load_config(localized(path, family, tmp_path), SearchConfig)
+    cfg.quantize = None  # w8a8 fits any shape; what is checked here is every method's candidate config
+    _check_before_work(cfg, str(path))
+
+
+def test_cli_merge_search_with_the_real_bench(family, tmp_path, monkeypatch, capsys):
+    from shipit.cli import main
+    from shipit.demo.world import DATA_DIR
+    from shipit.registry import lineage_lines
+
+    data = tmp_path / "data"  # a few held-out rows keep the real bench quick
+    data.mkdir()
+    rows = (DATA_DIR / "general_heldout.jsonl").read_text().splitlines()[:6]
+    (data / "general_heldout.jsonl").write_text("\n".join(rows) + "\n")
+    cfg = {"data_dir": str(data), "models": [str(family["sft-domain"]), str(family["sft-safety"])], "base_model": str(family["base"]),
+           "methods": ["linear"], "weight": [0.0, 1.0], "grid_points": 3, "trials": 3, "sampler": "grid",
+           "objectives": [{"task": "general_ppl"}], "output": str(tmp_path / "searched")}
+    p = tmp_path / "search.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    monkeypatch.setattr(sys, "argv", ["shipit", "merge", "search", str(p), "--set", "keep_trial_models=true"])
+    main()
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(" -> ")[0] for line in out[:3]] == [f"trial {i}/3 linear weight={w}"
+                                                         for i, w in ((1, 0), (2, 0.5), (3, 1))]
+    rows = [json.loads(line) for line in (tmp_path / "searched" / "trials.jsonl").read_text().splitlines()]
+    assert all(0 < r["values"]["general_ppl.score"] < 1 for r in rows)
+    assert out[-1].startswith(f"winner: trial {max(rows, key=lambda r: r['score'])['trial']} linear")
+    assert len(list((tmp_path / "searched.trials").glob("*/model/model.safetensors"))) == 3
+    tree = lineage_lines(tmp_path / "searched")
+    assert "[merge/search]" in tree[0] and any("[base]" in line for line in tree[1:])
+
+
+def test_trials_dir_with_foreign_files_is_never_wiped(family, tmp_path):
+    keep = tmp_path / "mine"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("precious")
+    cfg = config(family, tmp_path, trials_dir=keep)
+    with pytest.raises(UserError, match=r"field 'trials_dir': .*mine holds files that are not trials \(notes.txt\)"):
+        run(cfg, objective=lambda m, t: pytest.fail("a trial ran"))
+    assert (keep / "notes.txt").read_text() == "precious" and not (tmp_path / "out").exists()
