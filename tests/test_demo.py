@@ -29,7 +29,7 @@ def test_demo_smoke_end_to_end(vllm_python, tmp_path):
               ("base", "cpt-domain", "sft-domain", "dpo-domain", "sft-safety", "dpo-safety", "merged", "merged-w8a8",
                "bench", "cai-safety", "iterate")}
     assert stages == {"base": "base", "cpt-domain": "train/cpt", "sft-domain": "train/sft", "dpo-domain": "train/dpo",
-                      "sft-safety": "train/sft", "dpo-safety": "train/dpo", "merged": "merge",
+                      "sft-safety": "train/sft", "dpo-safety": "train/dpo", "merged": "merge/search",
                       "merged-w8a8": "quantize/w8a8", "bench": "bench", "cai-safety": "data/cai",
                       "iterate": "iterate"}
     cai = read_manifest(out / "cai-safety")
@@ -39,7 +39,10 @@ def test_demo_smoke_end_to_end(vllm_python, tmp_path):
     assert [h["round"] for h in iterated["history"]] == [0, 1] and (out / "iterate" / "scores.png").is_file()
     tree = lineage_lines(out / "merged-w8a8")
     assert [ln.split("  [")[0].lstrip("│├└─ ") for ln in tree] == [
-        "merged-w8a8", "merged", "dpo-domain", "sft-domain", "cpt-domain", "base", "dpo-safety", "sft-safety", "base"]
+        "merged-w8a8", "merged", "base", "dpo-domain", "sft-domain", "cpt-domain", "base", "dpo-safety", "cai-safety",
+        "base", "sft-safety", "base", "cai-safety", "base"]
+    search = json.loads((out / "merged" / "search.json").read_text())
+    assert search["trials"] == 2 and (out / "merged" / "search.png").is_file()
 
     summary = json.loads((out / "bench" / "results.json").read_text())
     assert set(summary["results"]) == {"base", "cpt-domain", "sft-domain", "dpo-domain", "sft-safety", "dpo-safety",

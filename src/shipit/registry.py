@@ -121,7 +121,7 @@ def stage_output(out: str | Path, stage: str, config: Any, inputs: dict[str, str
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "config": cfg,
         "inputs": {k: {"path": str(p.resolve()), "sha256": hash_path(p)} for k, p in run.inputs.items()},
-        "parents": sorted({str(p.resolve()) for p in run.inputs.values() if read_manifest(p)}),
+        "parents": parent_runs(run.inputs.values()),
         "versions": library_versions(),
         "metrics": run.metrics,
         "wall_time_s": round(time.time() - started, 2),
@@ -136,6 +136,17 @@ def stage_output(out: str | Path, stage: str, config: Any, inputs: dict[str, str
     tmp.rename(out)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def parent_runs(inputs) -> list[str]:
+    """The stage outputs among `inputs`: a directory with a manifest, or a file inside one (data stages' JSONL)."""
+    runs = set()
+    for p in map(Path, inputs):
+        for candidate in (p, p.parent):
+            if candidate.is_dir() and read_manifest(candidate):
+                runs.add(str(candidate.resolve()))
+                break
+    return sorted(runs)
 
 
 def find_runs(root: str | Path) -> list[tuple[Path, dict]]:

@@ -169,6 +169,9 @@ def run(cfg: CAIConfig, resume: bool = False) -> Path:
     helpful = helpful[:cfg.helpful_limit] if cfg.helpful_limit is not None else helpful
     inputs = {"constitution": cfg.constitution, **{f"prompts{i}": s.path for i, s in enumerate(cfg.prompts)},
               **{f"helpful{i}": p for i, p in enumerate(cfg.helpful)}}
+    for role, gen_settings in (("generator", cfg.generator), ("feedback", cfg.feedback)):
+        if gen_settings is not None and gen_settings.model:  # local models are parents in the lineage
+            inputs[role] = gen_settings.model
     bs = cfg.generator.batch_size
     with stage_output(cfg.output, "data/cai", cfg, inputs, resume=resume, keep_on_error=True) as out:
         sl_log, rl_log = ProgressLog(out.dir / "sl.jsonl"), ProgressLog(out.dir / "rl.jsonl")

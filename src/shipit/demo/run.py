@@ -9,7 +9,6 @@ import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-import yaml
 
 from shipit.demo.world import DATA_DIR
 
@@ -25,6 +24,7 @@ PRESETS = {
         "cai": {"prompts": 12, "max_new_tokens": 24, "rounds": 1, "principles": 2},
         "iterate": {"prompts": 24, "max_new_tokens": 16, "rounds": 1,
                     "sft": {"learning_rate": 3e-4, "max_steps": 10, "warmup_steps": 2, "save_steps": 100}},
+        "merge_search": {"methods": ["linear", "task_arithmetic"], "sampler": "tpe", "trials": 4},
         "quantize": "w4a16",
         # Forgetting bound and over-refusal bound: a candidate outside them cannot win, whatever its score.
         "gates": {"general_ppl.ppl": "<= 10", "safety.over_refusal": "<= 0.5"},
@@ -40,6 +40,7 @@ PRESETS = {
         "cai": {"prompts": 3, "max_new_tokens": 6, "rounds": 1, "principles": 2},
         "iterate": {"prompts": 4, "max_new_tokens": 4, "rounds": 1,
                     "sft": {"learning_rate": 1e-3, "max_steps": 2, "warmup_steps": 0, "logging_steps": 1}},
+        "merge_search": {"methods": ["linear"], "sampler": "grid", "grid_points": 2, "trials": 2},
         "quantize": "w8a8",
         "gates": {"general_ppl.ppl": "<= 2000"},
         "efficiency": {"prompts": 2, "max_new_tokens": 4},
@@ -193,7 +194,8 @@ def run_demo(out: Path, preset: str = "default") -> Path:
     from shipit.bench.run import run as bench
     from shipit.demo.base import BaseConfig, build_base
     from shipit.demo.report import demo_report
-    from shipit.merge.run import run as merge
+    from shipit.merge.search import SearchConfig
+    from shipit.merge.search import run as merge_search
     from shipit.quantize.run import run as quantize
 
     _quiet()
@@ -210,13 +212,13 @@ def run_demo(out: Path, preset: str = "default") -> Path:
         from shipit.data.iterate import run as iterate
 
         iterate(iterate_config(out, models["sft-domain"], p["iterate"]))
-    parents = ["dpo-domain", "dpo-safety"]
-    with step("merge", "mergekit linear 0.5/0.5 of the two specialists", quiet=True):
-        merge_yaml = out / "merge.yaml"
-        merge_yaml.write_text(yaml.safe_dump({
-            "merge_method": "linear", "dtype": "float32",
-            "models": [{"model": str(models[n]), "parameters": {"weight": 0.5}} for n in parents]}))
-        merged = merge(merge_yaml, out / "merged")
+    search = p["merge_search"]
+    with step("merge", f"mergekit search over {', '.join(search['methods'])} ({search['trials']} trials), scored on "
+                       "domain QA, safety and general perplexity", quiet=True):
+        result = merge_search(SearchConfig(
+            models=[models["dpo-domain"], models["dpo-safety"]], base_model=base, output=out / "merged",
+            objectives=[{"task": t} for t in ("domain_qa", "safety", "general_ppl")], **search))
+        merged = Path(result["output"])
     method = p["quantize"]
     with step("quantize", f"llm-compressor {method} of the merged model, verified", quiet=True):
         quantized = quantize(method, merged, out / f"merged-{method}")
