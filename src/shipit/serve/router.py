@@ -1,0 +1,483 @@
+"""The A/B router: an OpenAI-compatible front that assigns each user to an arm and proxies to its replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+import uuid
+from pathlib import Path
+
+import anyio
+import httpx
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from shipit.serve import assign
+from shipit.serve.auth import authorized, load_hashes
+from shipit.serve.config import ABConfig, load_ab_config
+from shipit.serve.events import EventStore, latest_weights, record_decision
+from shipit.serve.metrics import Metrics
+from shipit.serve.upstream import Pool, health_loop, make_pools
+
+log = logging.getLogger("shipit.router")
+OPEN = {"/health", "/metrics"}
+
+
+class ClientGone(Exception):
+    """The client disconnected before the answer started."""
+
+
+class Upstream5xx(Exception):
+    """Every attempt failed; carries the status and message for the client."""
+
+    def __init__(self, status: int, message: str, code: str):
+        super().__init__(message)
+        self.status, self.code = status, code
+
+
+def error(status: int, message: str, type_: str, code: str | None = None, param: str | None = None,
+          headers: dict | None = None) -> JSONResponse:
+    """An error in the OpenAI shape."""
+    return JSONResponse({"error": {"message": message, "type": type_, "param": param, "code": code}},
+                        status_code=status, headers=headers)
+
+
+def sse_error(message: str) -> bytes:
+    """An error event for a stream that already started (its status line is already sent)."""
+    body = {"error": {"message": message, "type": "upstream_error", "param": None, "code": "upstream_died"}}
+    return f"data: {json.dumps(body)}\n\n".encode()
+
+
+def count_stream_tokens(chunk: bytes) -> int:
+    """Completion tokens in an SSE chunk of vLLM's (one token per content event)."""
+    return chunk.count(b'"content":"') - chunk.count(b'"content":""') + chunk.count(b'"text":"') - \
+        chunk.count(b'"text":""')
+
+
+class Router:
+    """State of one router app: config, weights, replica pools, limits, event store and metrics."""
+
+    def __init__(self, cfg: ABConfig, config_path: Path | None = None):
+        self.cfg, self.config_path = cfg, config_path
+        self.mtime = config_path.stat().st_mtime if config_path else None
+        self.digests = load_hashes(cfg.auth, str(config_path or "config"))
+        keys = {a.name: os.environ.get(a.upstream_api_key_env) if a.upstream_api_key_env else None for a in cfg.arms}
+        self.pools: dict[str, Pool] = make_pools(cfg.arms, cfg.health, keys)
+        self.store = EventStore(cfg.events)
+        latest = latest_weights(self.store.conn, cfg.experiment)
+        self.set_weights(*(latest or (0, cfg.weights())))
+        self.metrics = Metrics(cfg.experiment)
+        self.slots = asyncio.Semaphore(cfg.limits.max_concurrency)
+        self.waiting = 0
+        self.client: httpx.AsyncClient | None = None
+        self.tasks: set[asyncio.Task] = set()
+
+    def set_weights(self, epoch: int, weights: dict[str, float]) -> None:
+        """Route new requests by these weights from now on (arms not named keep weight 0)."""
+        self.epoch = epoch
+        self.weights = {a: float(weights.get(a, 0.0)) for a in self.cfg.weights()}
+        self.table = assign.bucket_table(self.weights)
+
+    # --- admission -------------------------------------------------------------------------------------------
+    async def acquire(self) -> bool:
+        """Take a concurrency slot, waiting in a bounded queue; False means answer 429."""
+        lim = self.cfg.limits
+        if self.slots.locked():
+            if self.waiting >= lim.max_queue:
+                return False
+            self.waiting += 1
+            try:
+                await asyncio.wait_for(self.slots.acquire(), lim.queue_timeout_s)
+                return True
+            except asyncio.TimeoutError:
+                return False
+            finally:
+                self.waiting -= 1
+        await self.slots.acquire()
+        return True
+
+    async def read_body(self, request: Request) -> bytes | None:
+        """The request body, or None when it exceeds the limit (checked before and while reading)."""
+        limit = self.cfg.limits.max_body_bytes
+        if int(request.headers.get("content-length") or 0) > limit:
+            return None
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    # --- upstream --------------------------------------------------------------------------------------------
+    async def open(self, pool: Pool, path: str, payload: bytes, stream: bool):
+        """Send to a replica, moving to another replica on 5xx/timeout/connection errors before the first byte.
+
+        Returns (response, replica, first bytes, attempts); a streamed response stays open after the first chunk.
+        """
+        tried: set[str] = set()
+        headers = {"content-type": "application/json"}
+        if pool.api_key:
+            headers["authorization"] = f"Bearer {pool.api_key}"
+        last = Upstream5xx(503, f"no healthy replica for arm '{pool.arm}'", "no_healthy_upstream")
+        for attempt in range(self.cfg.limits.retries + 1):
+            rep = pool.choose(tried)
+            if rep is None:
+                break
+            tried.add(rep.url)
+            if attempt:
+                self.metrics.retries.labels(self.cfg.experiment, pool.arm).inc()
+            resp = None
+            try:
+                req = self.client.build_request("POST", rep.url + path, content=payload, headers=headers)
+                resp = await self.client.send(req, stream=True)
+                if resp.status_code >= 500:
+                    text = (await resp.aread())[:300].decode(errors="replace")
+                    raise Upstream5xx(502, f"arm '{pool.arm}' replica answered {resp.status_code}: {text}",
+                                      "upstream_error")
+                if stream and resp.status_code < 400:
+                    it = resp.aiter_raw()
+                    first = await anext(it, b"")
+                else:
+                    first, it = await resp.aread(), None
+                rep.breaker.success()
+                return resp, rep, first, it
+            except Upstream5xx as exc:
+                last = exc
+            except httpx.TimeoutException:
+                last = Upstream5xx(504, f"arm '{pool.arm}' replica timed out", "upstream_timeout")
+            except (httpx.HTTPError, OSError) as exc:
+                last = Upstream5xx(502, f"arm '{pool.arm}' replica failed: {type(exc).__name__}", "upstream_error")
+            rep.breaker.failure()
+            if resp is not None:
+                await resp.aclose()
+        raise last
+
+    async def until_disconnect(self, request: Request, coro):
+        """Await `coro`, cancelling it (and raising ClientGone) if the client disconnects first."""
+        task = asyncio.ensure_future(coro)
+
+        async def watch():
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        finally:
+            watcher.cancel()
+        if task in done:
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        raise ClientGone()
+
+    def shadow_copy(self, payload: dict, path: str, user: str, b: int) -> None:
+        """Send a copy to the shadow arm in the background; its answer is recorded and discarded."""
+        arm = self.cfg.shadow.arm
+        body = json.dumps({**payload, "model": self.cfg.arm(arm).upstream_model, "stream": False}).encode()
+
+        async def run():
+            t0, row = time.monotonic(), {}
+            try:
+                resp, rep, data, _ = await self.open(self.pools[arm], path, body, False)
+                await resp.aclose()
+                row = {"status": resp.status_code, "replica": rep.url, **usage_of(data)}
+            except Upstream5xx as exc:
+                row = {"status": exc.status, "error": str(exc)}
+            self.record(dict(id=uuid.uuid4().hex, arm=arm, bucket=b, user=user, forced=0, shadow=1, endpoint=path,
+                             stream=0, latency_ms=(time.monotonic() - t0) * 1000, **row))
+
+        task = asyncio.ensure_future(run())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def record(self, row: dict) -> None:
+        """Commit one event row (before the client sees the end of the answer) and count it in the metrics."""
+        row = {"ts": time.time(), "experiment": self.cfg.experiment, "epoch": self.epoch, **row}
+        self.store.record(row)
+        if not row.get("shadow"):
+            self.metrics.outcome(row["arm"], row["status"], row["latency_ms"] / 1000,
+                                 row["ttft_ms"] / 1000 if row.get("ttft_ms") is not None else None,
+                                 (row.get("prompt_tokens"), row.get("completion_tokens")))
+
+    # --- the proxy -------------------------------------------------------------------------------------------
+    async def proxy(self, request: Request) -> Response:
+        """POST /v1/chat/completions and /v1/completions."""
+        t0 = time.monotonic()
+        exp = self.cfg.experiment
+        raw = await self.read_body(request)
+        if raw is None:
+            self.metrics.rejected.labels(exp, "too_large").inc()
+            return error(413, f"request body exceeds {self.cfg.limits.max_body_bytes} bytes", "invalid_request_error",
+                         "request_too_large")
+        try:
+            payload = json.loads(raw)
+            assert isinstance(payload, dict)
+        except (ValueError, AssertionError):
+            return error(400, "the body must be a JSON object", "invalid_request_error", "invalid_json")
+        forced = request.headers.get("x-shipit-arm")
+        if forced is not None and forced not in self.pools:
+            return error(400, f"X-Shipit-Arm '{forced}' is not an arm; arms: {', '.join(self.pools)}",
+                         "invalid_request_error", "unknown_arm", "X-Shipit-Arm")
+        if not await self.acquire():
+            self.metrics.rejected.labels(exp, "queue_full").inc()
+            return error(429, "the router is at capacity; retry later", "rate_limit_error", "queue_full",
+                         headers={"retry-after": str(self.cfg.limits.retry_after_s)})
+        released = False
+        try:
+            user = str(payload.get("user") or request.headers.get("x-user-id") or uuid.uuid4().hex)
+            b = assign.bucket(self.cfg.salt_value, user)
+            arm = forced or assign.pick(self.table, b)
+            rid = uuid.uuid4().hex
+            path = request.url.path
+            stream = bool(payload.get("stream"))
+            shadow = self.cfg.shadow
+            if shadow and not forced and arm != shadow.arm and assign.in_shadow(self.cfg.salt_value, user, shadow.share):
+                self.shadow_copy(payload, path, user, b)
+            payload["model"] = self.cfg.arm(arm).upstream_model
+            row = dict(id=rid, arm=arm, bucket=b, user=user, forced=int(forced is not None), shadow=0, endpoint=path,
+                       stream=int(stream))
+            hdrs = {"x-shipit-arm": arm, "x-shipit-request-id": rid, "x-shipit-experiment": exp}
+            try:
+                resp, rep, first, it = await self.until_disconnect(
+                    request, self.open(self.pools[arm], path, json.dumps(payload).encode(), stream))
+            except Upstream5xx as exc:
+                self.record({**row, "status": exc.status, "error": str(exc), "latency_ms": ms(t0)})
+                return error(exc.status, str(exc), "upstream_error", exc.code, headers=hdrs)
+            except ClientGone:
+                self.record({**row, "status": 499, "error": "client disconnected", "latency_ms": ms(t0)})
+                return Response(status_code=499)
+            ttft = ms(t0)
+            row["replica"] = rep.url
+            hdrs["content-type"] = resp.headers.get("content-type", "application/json")
+            if it is None:
+                self.record({**row, "status": resp.status_code, "latency_ms": ms(t0), "ttft_ms": ttft,
+                             **usage_of(first)})
+                return Response(first, status_code=resp.status_code, headers=hdrs)
+            released = True
+            return StreamingResponse(self.relay(resp, rep, first, it, row, t0, ttft), status_code=resp.status_code,
+                                     headers=hdrs)
+        finally:
+            if not released:
+                self.slots.release()
+
+    async def relay(self, resp, rep, first: bytes, it, row: dict, t0: float, ttft: float):
+        """Pass the stream through chunk by chunk; record the outcome before the client sees its end."""
+        status, err, tokens = resp.status_code, None, count_stream_tokens(first)
+        try:
+            yield first
+            try:
+                async for chunk in it:
+                    tokens += count_stream_tokens(chunk)
+                    yield chunk
+            except (httpx.HTTPError, OSError) as exc:
+                rep.breaker.failure()
+                status, err = 502, f"upstream died mid-stream: {type(exc).__name__}"
+                yield sse_error(err)
+        except BaseException:
+            status, err = 499, "client disconnected"
+            raise
+        finally:
+            self.record({**row, "status": status, "error": err, "latency_ms": ms(t0), "ttft_ms": ttft,
+                         "completion_tokens": tokens})
+            self.slots.release()
+            with anyio.CancelScope(shield=True):
+                await resp.aclose()
+
+    # --- small routes ----------------------------------------------------------------------------------------
+    async def feedback(self, request: Request) -> Response:
+        """POST /v1/feedback {request_id, score in [0, 1] | thumbs up/down}."""
+        try:
+            body = json.loads(await request.body())
+            rid = body["request_id"]
+            score = body.get("score")
+            if score is None:
+                thumbs = body["thumbs"]
+                score = 1.0 if thumbs in ("up", True, 1) else 0.0 if thumbs in ("down", False, 0) else None
+            score = float(score)
+            assert 0.0 <= score <= 1.0
+        except (ValueError, KeyError, TypeError, AssertionError):
+            return error(400, "feedback is {request_id, score in [0, 1]} or {request_id, thumbs: up|down}",
+                         "invalid_request_error", "invalid_feedback")
+        if not self.store.has_request(rid):
+            return error(404, f"no request with id {rid!r}", "invalid_request_error", "unknown_request", "request_id")
+        self.store.feedback(rid, score)
+        arm = self.store.conn.execute("SELECT arm FROM requests WHERE id = ?", (rid,)).fetchone()[0]
+        self.metrics.feedback.labels(self.cfg.experiment, arm).inc()
+        return JSONResponse({"ok": True, "request_id": rid, "score": score})
+
+    async def models(self, request: Request) -> Response:
+        """GET /v1/models: the experiment (routed by assignment) and each arm (reachable with X-Shipit-Arm)."""
+        ids = [self.cfg.experiment] + list(self.pools)
+        return JSONResponse({"object": "list", "data": [{"id": i, "object": "model", "created": 0,
+                                                         "owned_by": "shipit"} for i in ids]})
+
+    async def health(self, request: Request) -> Response:
+        """GET /health: 200 while every weighted arm has a usable replica."""
+        ready = {a: sum(r.available() for r in p.replicas) for a, p in self.pools.items()}
+        ok = all(ready[a] > 0 for a, w in self.weights.items() if w > 0)
+        return JSONResponse({"status": "ok" if ok else "degraded", "replicas": ready}, status_code=200 if ok else 503)
+
+    async def metrics_route(self, request: Request) -> Response:
+        """GET /metrics in the Prometheus text format."""
+        return Response(self.metrics.render(self.pools, self.weights), media_type="text/plain; version=0.0.4")
+
+    async def admin_stats(self, request: Request) -> Response:
+        """GET /admin/stats: the statistics of `shipit ab status` as JSON."""
+        from shipit.serve.stats import compute
+
+        return JSONResponse(await asyncio.to_thread(compute_fresh, self.cfg, compute))
+
+    async def admin_weights(self, request: Request) -> Response:
+        """POST /admin/weights {weights: {arm: w}}: change the split now (logged as a decision)."""
+        try:
+            weights = {str(k): float(v) for k, v in json.loads(await request.body())["weights"].items()}
+            assert set(weights) <= set(self.cfg.weights()) and sum(weights.values()) > 0
+        except (ValueError, KeyError, TypeError, AttributeError, AssertionError):
+            return error(400, f"expected {{weights: {{arm: weight}}}} over arms {list(self.cfg.weights())}",
+                         "invalid_request_error", "invalid_weights")
+        self.set_weights(record_decision(self.store.conn, self.cfg.experiment, "set-weights", weights, "admin API"),
+                         weights)
+        return JSONResponse({"weights": self.weights, "epoch": self.epoch})
+
+    # --- background ------------------------------------------------------------------------------------------
+    async def watch(self) -> None:
+        """Pick up weight decisions from the event store, config edits, and (if enabled) run the policy."""
+        from shipit.serve import policy, stats
+
+        last_policy = time.monotonic()
+        while True:
+            await asyncio.sleep(self.cfg.reload_s)
+            try:
+                self.reload_config()
+                latest = latest_weights(self.store.conn, self.cfg.experiment)
+                if latest and latest[0] != self.epoch:
+                    self.set_weights(*latest)
+                if self.cfg.policy.auto and time.monotonic() - last_policy >= self.cfg.policy.interval_s:
+                    last_policy = time.monotonic()
+                    s = await asyncio.to_thread(compute_fresh, self.cfg, stats.compute)
+                    d = policy.apply(self.store.conn, self.cfg, s)
+                    if d:
+                        log.warning("policy decision %s: %s -> %s", d["kind"], d["reason"], d["weights"])
+                        self.set_weights(d["id"], d["weights"])
+            except Exception:  # the watcher must survive a bad edit or a locked database
+                log.exception("router watch loop")
+
+    def reload_config(self) -> None:
+        """Apply an edited config file: weights (logged as a decision), keys, shadow, limits of the policy."""
+        if not self.config_path:
+            return
+        mtime = self.config_path.stat().st_mtime
+        if mtime == self.mtime:
+            return
+        self.mtime = mtime
+        new = load_ab_config(self.config_path)
+        if [a.name for a in new.arms] != [a.name for a in self.cfg.arms]:
+            log.error("config reload: arms changed; restart the router to apply")
+            return
+        self.digests = load_hashes(new.auth, str(self.config_path))
+        old_weights = self.cfg.weights()
+        self.cfg = new
+        if new.weights() != old_weights:
+            self.set_weights(record_decision(self.store.conn, new.experiment, "config-reload", new.weights(),
+                                             f"{self.config_path} edited"), new.weights())
+
+
+def ms(t0: float) -> float:
+    return (time.monotonic() - t0) * 1000
+
+
+def usage_of(body: bytes) -> dict:
+    """Prompt and completion tokens from a JSON answer's `usage`, when present."""
+    try:
+        u = json.loads(body).get("usage") or {}
+        return {"prompt_tokens": u.get("prompt_tokens"), "completion_tokens": u.get("completion_tokens")}
+    except (ValueError, AttributeError):
+        return {}
+
+
+def compute_fresh(cfg: ABConfig, fn):
+    """Run a statistics function on a connection of its own (safe from a worker thread)."""
+    from shipit.serve.events import connect
+
+    conn = connect(cfg.events)
+    try:
+        return fn(conn, cfg)
+    finally:
+        conn.close()
+
+
+def create_app(config: ABConfig | str | Path) -> Starlette:
+    """The router app for `config` (a model, or a YAML path that is then watched for edits)."""
+    path = None
+    if not isinstance(config, ABConfig):
+        path = Path(config).resolve()
+        config = load_ab_config(path)
+    missing = [a.name for a in config.arms if not a.upstreams]
+    if missing:
+        raise_missing(missing, path)
+    router = Router(config, path)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        lim = config.limits
+        router.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(lim.read_timeout_s, connect=lim.connect_timeout_s, pool=lim.queue_timeout_s),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=lim.max_concurrency))
+        tasks = [asyncio.ensure_future(health_loop(router.client, router.pools, config.health)),
+                 asyncio.ensure_future(router.watch())]
+        yield
+        for t in tasks + list(router.tasks):
+            t.cancel()
+        await router.client.aclose()
+        router.store.close()
+
+    app = Starlette(routes=[
+        Route("/v1/chat/completions", router.proxy, methods=["POST"]),
+        Route("/v1/completions", router.proxy, methods=["POST"]),
+        Route("/v1/models", router.models, methods=["GET"]),
+        Route("/v1/feedback", router.feedback, methods=["POST"]),
+        Route("/health", router.health, methods=["GET"]),
+        Route("/metrics", router.metrics_route, methods=["GET"]),
+        Route("/admin/stats", router.admin_stats, methods=["GET"]),
+        Route("/admin/weights", router.admin_weights, methods=["POST"]),
+    ], middleware=[Middleware(Guard, router=router)], lifespan=lifespan)
+    app.state.router = router
+    return app
+
+
+class Guard:
+    """ASGI middleware: every route but /health and /metrics needs an accepted API key."""
+
+    def __init__(self, app, router: Router):
+        self.app, self.router = app, router
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"] not in OPEN:
+            auth = dict(scope["headers"]).get(b"authorization", b"").decode(errors="replace")
+            r = self.router
+            if (r.cfg.auth.required or r.digests) and not authorized(auth, r.digests):
+                r.metrics.rejected.labels(r.cfg.experiment, "unauthorized").inc()
+                resp = error(401, "missing or invalid API key (Authorization: Bearer KEY)", "invalid_request_error",
+                             "invalid_api_key")
+                return await resp(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+def raise_missing(missing: list[str], path: Path | None) -> None:
+    from shipit.errors import UserError
+
+    raise UserError(f"{path or 'config'}: field 'arms': arm(s) {', '.join(missing)} have no `upstreams`; "
+                    f"`shipit route` needs running servers' URLs (or run `shipit serve --config` to launch `model`)")
