@@ -205,11 +205,8 @@ class ABConfig(StrictModel):
 
 
 def load_ab_config(path: str | Path) -> ABConfig:
-    """Load `serve/*.yaml`; the events path becomes relative to the config file."""
+    """Load `serve/*.yaml`; the events path is relative to the config file, model paths to the working directory."""
     cfg = load_config(path, ABConfig)
     if not cfg.events.is_absolute():
         cfg.events = Path(path).resolve().parent / cfg.events
-    for arm in cfg.arms:
-        if arm.model is not None and not arm.model.is_absolute() and not arm.model.exists():
-            arm.model = Path(path).resolve().parent / arm.model
     return cfg

@@ -419,15 +419,13 @@ def compute_fresh(cfg: ABConfig, fn):
         conn.close()
 
 
-def create_app(config: ABConfig | str | Path) -> Starlette:
-    """The router app for `config` (a model, or a YAML path that is then watched for edits)."""
-    path = None
+def create_app(config: ABConfig | str | Path, config_path: str | Path | None = None) -> Starlette:
+    """The router app for `config` (a model, or a YAML path); the YAML file, when known, is watched for edits."""
+    path = Path(config_path).resolve() if config_path else None
     if not isinstance(config, ABConfig):
         path = Path(config).resolve()
         config = load_ab_config(path)
-    missing = [a.name for a in config.arms if not a.upstreams]
-    if missing:
-        raise_missing(missing, path)
+    check_routable(config, path)
     router = Router(config, path)
 
     @contextlib.asynccontextmanager
@@ -476,8 +474,11 @@ class Guard:
         await self.app(scope, receive, send)
 
 
-def raise_missing(missing: list[str], path: Path | None) -> None:
+def check_routable(cfg: ABConfig, path: str | Path | None) -> None:
+    """Every arm needs upstream URLs before the router can start."""
     from shipit.errors import UserError
 
-    raise UserError(f"{path or 'config'}: field 'arms': arm(s) {', '.join(missing)} have no `upstreams`; "
-                    f"`shipit route` needs running servers' URLs (or run `shipit serve --config` to launch `model`)")
+    missing = [a.name for a in cfg.arms if not a.upstreams]
+    if missing:
+        raise UserError(f"{path or 'config'}: field 'arms': arm(s) {', '.join(missing)} have no `upstreams`; "
+                        f"`shipit route` needs running servers' URLs (or `shipit serve --config` launches `model`)")
