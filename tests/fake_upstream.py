@@ -22,7 +22,8 @@ from shipit.serve.vllm import free_port
 def running(app, port: int = 0):
     """Serve `app` on 127.0.0.1 in a background thread; yields the base URL."""
     port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", lifespan="auto"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", lifespan="auto",
+                                           timeout_graceful_shutdown=1))  # a hanging fake holds 1 s at most
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.time() + 20
@@ -33,7 +34,6 @@ def running(app, port: int = 0):
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        server.force_exit = True  # a hanging fake upstream must not hold the test for the graceful-shutdown wait
         thread.join(10)
 
 

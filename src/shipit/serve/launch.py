@@ -35,7 +35,7 @@ def launch_arms(cfg: ABConfig, log_dir: Path, python: Path | None = None) -> lis
     for arm in cfg.arms:
         if arm.model is None:
             continue
-        key = secrets.token_urlsafe(24)
+        key = secrets.token_hex(24)  # hex: a leading "-" would read as a vLLM option
         arm.upstream_api_key_env = f"SHIPIT_UPSTREAM_KEY_{arm.name.upper().replace('-', '_').replace('.', '_')}"
         os.environ[arm.upstream_api_key_env] = key
         for i in range(arm.replicas):
