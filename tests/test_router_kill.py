@@ -71,3 +71,32 @@ def test_sigkill_during_load_loses_no_answered_event(tmp_path):
     assert len(answered) >= 300
     assert set(answered) <= ids  # every answer a client received was committed before the kill
     assert len(ids) <= len(answered) + 6  # at most the in-flight requests were recorded but not delivered
+
+
+def test_sigterm_drains_a_stream_in_flight(tmp_path):
+    up = FakeUpstream("x", mode="slow")  # 50 chunks, 0.1 s apart
+    with running(up.app) as u:
+        port = free_port()
+        cfg = tmp_path / "ab.yaml"
+        cfg.write_text(yaml.safe_dump({"experiment": "d", "port": port, "events": "ev.sqlite",
+                                       "auth": {"required": False}, "limits": {"drain_s": 20},
+                                       "arms": [{"name": "a", "weight": 1, "upstreams": [u]}]}))
+        proc = subprocess.Popen([sys.executable, "-m", "shipit", "route", "--config", str(cfg)],
+                                env={**os.environ, "PYTHONPATH": str(SRC)}, stdout=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"{url}/health").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        with httpx.stream("POST", f"{url}/v1/chat/completions", json={"messages": [], "stream": True}) as r:
+            chunks = r.iter_text()
+            first = next(chunks)
+            proc.send_signal(signal.SIGTERM)
+            body = first + "".join(chunks)
+        assert proc.wait(30) == 0
+    assert body.count("data: {") == 50 and body.rstrip().endswith("[DONE]")
+    with sqlite3.connect(tmp_path / "ev.sqlite") as conn:
+        assert conn.execute("SELECT status, completion_tokens FROM requests").fetchall() == [(200, 50)]

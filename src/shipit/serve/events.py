@@ -12,7 +12,6 @@ CREATE TABLE IF NOT EXISTS requests (
   id TEXT PRIMARY KEY, ts REAL, experiment TEXT, arm TEXT, bucket INTEGER, user TEXT, forced INTEGER,
   shadow INTEGER, epoch INTEGER, endpoint TEXT, stream INTEGER, status INTEGER, error TEXT, latency_ms REAL,
   ttft_ms REAL, prompt_tokens INTEGER, completion_tokens INTEGER, replica TEXT);
-CREATE INDEX IF NOT EXISTS requests_exp ON requests (experiment, epoch);
 CREATE TABLE IF NOT EXISTS feedback (request_id TEXT, ts REAL, score REAL);
 CREATE TABLE IF NOT EXISTS decisions (
   id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL, experiment TEXT, kind TEXT, weights TEXT, reason TEXT,

@@ -12,6 +12,7 @@ class Metrics:
 
     def __init__(self, experiment: str):
         self.exp = experiment
+        self._children: dict[tuple, tuple] = {}
         self.registry = r = CollectorRegistry()
         labels = ["experiment", "arm"]
         self.requests = Counter("shipit_requests", "Requests by arm and status", labels + ["status"], registry=r)
@@ -34,13 +35,22 @@ class Metrics:
 
     def outcome(self, arm: str, status: int, latency_s: float, ttft_s: float | None, tokens: tuple) -> None:
         """Count one finished request."""
-        self.requests.labels(self.exp, arm, str(status)).inc()
-        self.latency.labels(self.exp, arm).observe(latency_s)
+        key = (arm, status)
+        children = self._children.get(key)
+        if children is None:  # labels() costs microseconds on every call: bind each (arm, status) once
+            children = self._children[key] = (
+                self.requests.labels(self.exp, arm, str(status)), self.latency.labels(self.exp, arm),
+                self.ttft.labels(self.exp, arm), self.tokens.labels(self.exp, arm, "prompt"),
+                self.tokens.labels(self.exp, arm, "completion"))
+        requests, latency, ttft, prompt, completion = children
+        requests.inc()
+        latency.observe(latency_s)
         if ttft_s is not None:
-            self.ttft.labels(self.exp, arm).observe(ttft_s)
-        for kind, n in zip(("prompt", "completion"), tokens):
-            if n:
-                self.tokens.labels(self.exp, arm, kind).inc(n)
+            ttft.observe(ttft_s)
+        if tokens[0]:
+            prompt.inc(tokens[0])
+        if tokens[1]:
+            completion.inc(tokens[1])
 
     def render(self, pools: dict, weights: dict) -> bytes:
         """The exposition text, with gauges of weights and replica state refreshed."""

@@ -6,7 +6,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-import httpx
+import aiohttp
 
 from shipit.serve.config import Health
 
@@ -91,11 +91,12 @@ def make_pools(arms, health: Health, keys: dict[str, str | None]) -> dict[str, P
                                   for u in a.upstreams], keys.get(a.name)) for a in arms}
 
 
-async def check_once(client: httpx.AsyncClient, replica: Replica, health: Health) -> None:
+async def check_once(client: aiohttp.ClientSession, replica: Replica, health: Health) -> None:
     """Probe GET /health once and update the replica's ejection state."""
     try:
-        ok = (await client.get(f"{replica.url}/health", timeout=health.timeout_s)).status_code == 200
-    except (httpx.HTTPError, OSError):
+        async with client.get(f"{replica.url}/health", timeout=aiohttp.ClientTimeout(total=health.timeout_s)) as r:
+            ok = r.status == 200
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
         ok = False
     if ok:
         replica.ok_streak, replica.fail_streak = replica.ok_streak + 1, 0
@@ -107,7 +108,7 @@ async def check_once(client: httpx.AsyncClient, replica: Replica, health: Health
             replica.healthy = False
 
 
-async def health_loop(client: httpx.AsyncClient, pools: dict[str, Pool], health: Health) -> None:
+async def health_loop(client: aiohttp.ClientSession, pools: dict[str, Pool], health: Health) -> None:
     """Probe every replica every `interval_s` until cancelled."""
     while True:
         await asyncio.gather(*(check_once(client, r, health) for p in pools.values() for r in p.replicas))
