@@ -72,9 +72,10 @@ def router(upstream: str, tmp: Path, **limits):
     port = free_port()
     cfg = tmp / "ab.yaml"
     cfg.write_text(yaml.safe_dump({"experiment": "bench", "port": port, "events": "events.sqlite",
-                                   "arms": [{"name": "a", "weight": 1, "upstreams": [upstream], "served_model": "m"}],
+                                   "arms": [{"name": "a", "weight": 1, "upstreams": [upstream], "served_model": "m",
+                                             "upstream_api_key_env": "BENCH_UPSTREAM_KEY"}],
                                    "limits": {"max_concurrency": 256, **limits}, "health": {"interval_s": 5}}))
-    env = {**os.environ, "SHIPIT_API_KEYS": KEY}
+    env = {**os.environ, "SHIPIT_API_KEYS": KEY, "BENCH_UPSTREAM_KEY": KEY}
     proc = subprocess.Popen([sys.executable, "-m", "shipit", "route", "--config", str(cfg)], env=env)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -142,8 +143,11 @@ def bench_vllm(args, tmp: Path) -> dict:
             vllm_bench(python, base, model, "m", tmp / "warm.json", argparse.Namespace(**{**vars(args),
                                                                                          "num_prompts": 20}))
             runs = {"direct": [], "router": []}
-            for i, name in enumerate(["direct", "router", "router", "direct"][: 2 * args.repeats]):
+            order = (["direct", "router", "router", "direct"] * args.repeats)[: 2 * args.repeats]  # ABBA: no drift
+            for i, name in enumerate(order):
                 r = vllm_bench(python, base if name == "direct" else url, model, "m", tmp / f"{name}{i}.json", args)
+                if r.get("failed") or r["completed"] != args.num_prompts:
+                    raise RuntimeError(f"{name} run {i}: {r.get('failed')} of {args.num_prompts} requests failed")
                 runs[name].append(r)
                 print(f"vllm {name}: {r['output_throughput']:.1f} output tok/s, {r['request_throughput']:.2f} req/s, "
                       f"median TTFT {r['median_ttft_ms']:.1f} ms, failed {r.get('failed', 0)}")
@@ -170,11 +174,11 @@ def main() -> None:
     ap.add_argument("what", choices=["stub", "vllm", "all"], nargs="?", default="all")
     ap.add_argument("--n", type=int, default=3000, help="Requests per path against the stub.")
     ap.add_argument("--model", help="Model directory for the vLLM run (default: a tiny one built here).")
-    ap.add_argument("--num-prompts", type=int, default=200)
+    ap.add_argument("--num-prompts", type=int, default=400)
     ap.add_argument("--input-len", type=int, default=64)
     ap.add_argument("--output-len", type=int, default=64)
     ap.add_argument("--concurrency", type=int, default=16)
-    ap.add_argument("--repeats", type=int, default=2, help="Runs per path (alternated).")
+    ap.add_argument("--repeats", type=int, default=3, help="Runs per path (alternated ABBA).")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         results = {}

@@ -69,3 +69,40 @@ def test_help_does_not_import_the_router_stack():
     code = "import sys; from shipit.cli import cli; print(any(m in sys.modules for m in ('fastapi', 'starlette', " \
            "'httpx', 'torch', 'scipy')))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_config_hot_reload_and_admin_routes(tmp_path, monkeypatch):
+    import time
+
+    import httpx
+
+    from shipit.serve.router import create_app
+    from tests.fake_upstream import FakeUpstream, running
+
+    monkeypatch.setenv("SHIPIT_API_KEYS", "k1")
+    up_a, up_b = FakeUpstream("A"), FakeUpstream("B")
+    with running(up_a.app) as a, running(up_b.app) as b:
+        path = tmp_path / "ab.yaml"
+        data = {"experiment": "e", "events": "ev.sqlite", "reload_s": 0.1,
+                "arms": [{"name": "a", "weight": 100, "upstreams": [a]}, {"name": "b", "weight": 0, "upstreams": [b]}]}
+        path.write_text(yaml.safe_dump(data))
+        with running(create_app(path)) as url, httpx.Client(base_url=url, headers={"authorization": "Bearer k1"}) as c:
+            send = lambda: {c.post("/v1/chat/completions", json={"messages": [], "user": f"u{i}"})  # noqa: E731
+                            .headers["x-shipit-arm"] for i in range(20)}
+            assert send() == {"a"}
+            data["arms"][0]["weight"], data["arms"][1]["weight"] = 0, 100
+            time.sleep(0.05)  # a distinct mtime
+            path.write_text(yaml.safe_dump(data))
+            time.sleep(0.5)
+            assert send() == {"b"}
+            js = c.get("/admin/stats").json()
+            assert js["weights"] == {"a": 0.0, "b": 100.0} and js["arms"]["a"]["n"] == 20 and js["arms"]["b"]["n"] == 20
+            r = c.post("/admin/weights", json={"weights": {"a": 1, "b": 1}})
+            assert r.json()["weights"] == {"a": 1.0, "b": 1.0} and send() == {"a", "b"}
+            assert c.post("/admin/weights", json={"weights": {"zz": 1}}).status_code == 400
+            assert httpx.get(f"{url}/admin/stats").status_code == 401
+            path.write_text("experiment: e\narms: [oops")  # a broken edit is ignored; the router keeps serving
+            time.sleep(0.3)
+            assert send() == {"a", "b"}
+    conn = EventStore(tmp_path / "ev.sqlite").conn
+    assert [d["kind"] for d in decisions(conn, "e")] == ["set-weights", "config-reload"]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import re
 import time
 import uuid
+from functools import partial
 from pathlib import Path
 
 import aiohttp
@@ -22,11 +22,10 @@ from starlette.routing import Route
 from shipit.serve import assign
 from shipit.serve.auth import authorized, load_hashes
 from shipit.serve.config import ABConfig, load_ab_config
-from shipit.serve.events import EventStore, latest_weights, record_decision
+from shipit.serve.events import EventStore, latest_weights
 from shipit.serve.metrics import Metrics
 from shipit.serve.upstream import Pool, health_loop, make_pools
 
-log = logging.getLogger("shipit.router")
 OPEN = {"/health", "/metrics"}
 PROXIED = {"/v1/chat/completions", "/v1/completions"}
 
@@ -303,104 +302,6 @@ class Router:
             else:
                 resp.close()  # drop the connection: an abandoned upstream stops generating
 
-    # --- small routes ----------------------------------------------------------------------------------------
-    async def feedback(self, request: Request) -> Response:
-        """POST /v1/feedback {request_id, score in [0, 1] | thumbs up/down}."""
-        try:
-            body = json.loads(await request.body())
-            rid = body["request_id"]
-            score = body.get("score")
-            if score is None:
-                thumbs = body["thumbs"]
-                score = 1.0 if thumbs in ("up", True, 1) else 0.0 if thumbs in ("down", False, 0) else None
-            score = float(score)
-            assert 0.0 <= score <= 1.0
-        except (ValueError, KeyError, TypeError, AssertionError):
-            return error(400, "feedback is {request_id, score in [0, 1]} or {request_id, thumbs: up|down}",
-                         "invalid_request_error", "invalid_feedback")
-        if not self.store.has_request(rid):
-            return error(404, f"no request with id {rid!r}", "invalid_request_error", "unknown_request", "request_id")
-        self.store.feedback(rid, score)
-        arm = self.store.conn.execute("SELECT arm FROM requests WHERE id = ?", (rid,)).fetchone()[0]
-        self.metrics.feedback.labels(self.cfg.experiment, arm).inc()
-        return JSONResponse({"ok": True, "request_id": rid, "score": score})
-
-    async def models(self, request: Request) -> Response:
-        """GET /v1/models: the experiment (routed by assignment) and each arm (reachable with X-Shipit-Arm)."""
-        ids = [self.cfg.experiment] + list(self.pools)
-        return JSONResponse({"object": "list", "data": [{"id": i, "object": "model", "created": 0,
-                                                         "owned_by": "shipit"} for i in ids]})
-
-    async def health(self, request: Request) -> Response:
-        """GET /health: 200 while every weighted arm has a usable replica."""
-        ready = {a: sum(r.available() for r in p.replicas) for a, p in self.pools.items()}
-        ok = all(ready[a] > 0 for a, w in self.weights.items() if w > 0)
-        return JSONResponse({"status": "ok" if ok else "degraded", "replicas": ready}, status_code=200 if ok else 503)
-
-    async def metrics_route(self, request: Request) -> Response:
-        """GET /metrics in the Prometheus text format."""
-        return Response(self.metrics.render(self.pools, self.weights), media_type="text/plain; version=0.0.4")
-
-    async def admin_stats(self, request: Request) -> Response:
-        """GET /admin/stats: the statistics of `shipit ab status` as JSON."""
-        from shipit.serve.stats import compute
-
-        return JSONResponse(await asyncio.to_thread(compute_fresh, self.cfg, compute))
-
-    async def admin_weights(self, request: Request) -> Response:
-        """POST /admin/weights {weights: {arm: w}}: change the split now (logged as a decision)."""
-        try:
-            weights = {str(k): float(v) for k, v in json.loads(await request.body())["weights"].items()}
-            assert set(weights) <= set(self.cfg.weights()) and sum(weights.values()) > 0
-        except (ValueError, KeyError, TypeError, AttributeError, AssertionError):
-            return error(400, f"expected {{weights: {{arm: weight}}}} over arms {list(self.cfg.weights())}",
-                         "invalid_request_error", "invalid_weights")
-        self.set_weights(record_decision(self.store.conn, self.cfg.experiment, "set-weights", weights, "admin API"),
-                         weights)
-        return JSONResponse({"weights": self.weights, "epoch": self.epoch})
-
-    # --- background ------------------------------------------------------------------------------------------
-    async def watch(self) -> None:
-        """Pick up weight decisions from the event store, config edits, and (if enabled) run the policy."""
-        from shipit.serve import policy, stats
-
-        last_policy = time.monotonic()
-        while True:
-            await asyncio.sleep(self.cfg.reload_s)
-            try:
-                self.reload_config()
-                latest = latest_weights(self.store.conn, self.cfg.experiment)
-                if latest and latest[0] != self.epoch:
-                    self.set_weights(*latest)
-                if self.cfg.policy.auto and time.monotonic() - last_policy >= self.cfg.policy.interval_s:
-                    last_policy = time.monotonic()
-                    s = await asyncio.to_thread(compute_fresh, self.cfg, stats.compute)
-                    d = policy.apply(self.store.conn, self.cfg, s)
-                    if d:
-                        log.warning("policy decision %s: %s -> %s", d["kind"], d["reason"], d["weights"])
-                        self.set_weights(d["id"], d["weights"])
-            except Exception:  # the watcher must survive a bad edit or a locked database
-                log.exception("router watch loop")
-
-    def reload_config(self) -> None:
-        """Apply an edited config file: weights (logged as a decision), keys, shadow, limits of the policy."""
-        if not self.config_path:
-            return
-        mtime = self.config_path.stat().st_mtime
-        if mtime == self.mtime:
-            return
-        self.mtime = mtime
-        new = load_ab_config(self.config_path)
-        if [a.name for a in new.arms] != [a.name for a in self.cfg.arms]:
-            log.error("config reload: arms changed; restart the router to apply")
-            return
-        self.digests = load_hashes(new.auth, str(self.config_path))
-        old_weights = self.cfg.weights()
-        self.cfg = new
-        if new.weights() != old_weights:
-            self.set_weights(record_decision(self.store.conn, new.experiment, "config-reload", new.weights(),
-                                             f"{self.config_path} edited"), new.weights())
-
 
 def ms(t0: float) -> float:
     return (time.monotonic() - t0) * 1000
@@ -431,6 +332,8 @@ def create_app(config: ABConfig | str | Path, config_path: str | Path | None = N
     if not isinstance(config, ABConfig):
         path = Path(config).resolve()
         config = load_ab_config(path)
+    from shipit.serve import routes
+
     check_routable(config, path)
     router = Router(config, path)
 
@@ -443,7 +346,7 @@ def create_app(config: ABConfig | str | Path, config_path: str | Path | None = N
             timeout=aiohttp.ClientTimeout(total=None, connect=lim.connect_timeout_s, sock_read=lim.read_timeout_s),
             connector=aiohttp.TCPConnector(limit=0, limit_per_host=0), auto_decompress=False)
         tasks = [asyncio.ensure_future(health_loop(router.client, router.pools, config.health)),
-                 asyncio.ensure_future(router.watch())]
+                 asyncio.ensure_future(routes.watch(router))]
         yield
         for t in tasks + list(router.tasks):
             t.cancel()
@@ -453,12 +356,12 @@ def create_app(config: ABConfig | str | Path, config_path: str | Path | None = N
     app = Starlette(routes=[
         Route("/v1/chat/completions", router.proxy, methods=["POST"]),
         Route("/v1/completions", router.proxy, methods=["POST"]),
-        Route("/v1/models", router.models, methods=["GET"]),
-        Route("/v1/feedback", router.feedback, methods=["POST"]),
-        Route("/health", router.health, methods=["GET"]),
-        Route("/metrics", router.metrics_route, methods=["GET"]),
-        Route("/admin/stats", router.admin_stats, methods=["GET"]),
-        Route("/admin/weights", router.admin_weights, methods=["POST"]),
+        Route("/v1/models", partial(routes.models, router), methods=["GET"]),
+        Route("/v1/feedback", partial(routes.feedback, router), methods=["POST"]),
+        Route("/health", partial(routes.health, router), methods=["GET"]),
+        Route("/metrics", partial(routes.metrics_route, router), methods=["GET"]),
+        Route("/admin/stats", partial(routes.admin_stats, router), methods=["GET"]),
+        Route("/admin/weights", partial(routes.admin_weights, router), methods=["POST"]),
     ], middleware=[Middleware(Guard, router=router)], lifespan=lifespan)
     app.state.router = router
     return app

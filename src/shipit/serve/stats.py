@@ -7,6 +7,7 @@ import sqlite3
 
 import numpy as np
 from scipy import stats as st
+from scipy.integrate import trapezoid
 
 from shipit.serve.config import ABConfig
 from shipit.serve.events import latest_weights
@@ -70,13 +71,13 @@ def bayes(succ_a: float, n_a: float, succ_b: float, n_b: float, grid: int = 4001
     x = np.linspace(lo, hi, grid)
     fb, fa = st.beta.pdf(x, ab, bb), st.beta.pdf(x, aa, ba)
     mean_a, mean_b = aa / (aa + ba), ab / (ab + bb)
-    p_b_gt_a = float(np.trapezoid(fb * st.beta.cdf(x, aa, ba), x))
+    p_b_gt_a = float(trapezoid(fb * st.beta.cdf(x, aa, ba), x))
     # E[(A - x)+] = mean_a * P_{Beta(aa+1, ba)}(A > x) - x * P(A > x): closed form inside, numeric outside.
     up_a = mean_a * st.beta.sf(x, aa + 1, ba) - x * st.beta.sf(x, aa, ba)
     up_b = mean_b * st.beta.sf(x, ab + 1, bb) - x * st.beta.sf(x, ab, bb)
     return {"p_b_gt_a": min(max(p_b_gt_a, 0.0), 1.0),
-            "loss_choose_b": float(np.trapezoid(fb * up_a, x)),
-            "loss_choose_a": float(np.trapezoid(fa * up_b, x))}
+            "loss_choose_b": float(trapezoid(fb * up_a, x)),
+            "loss_choose_a": float(trapezoid(fa * up_b, x))}
 
 
 def non_inferiority(succ_a: float, n_a: int, succ_b: float, n_b: int, z: float = 1.959964) -> tuple[float, float]:
