@@ -67,7 +67,7 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
 
 
 @contextmanager
-def router(upstream: str, tmp: Path, **limits):
+def router(upstream: str, tmp: Path, cores: set[int] | None = None, **limits):
     """`shipit route` in its own process in front of `upstream`; yields its base URL."""
     port = free_port()
     cfg = tmp / "ab.yaml"
@@ -76,14 +76,20 @@ def router(upstream: str, tmp: Path, **limits):
                                              "upstream_api_key_env": "BENCH_UPSTREAM_KEY"}],
                                    "limits": {"max_concurrency": 256, **limits}, "health": {"interval_s": 5}}))
     env = {**os.environ, "SHIPIT_API_KEYS": KEY, "BENCH_UPSTREAM_KEY": KEY}
-    proc = subprocess.Popen([sys.executable, "-m", "shipit", "route", "--config", str(cfg)], env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "shipit", "route", "--config", str(cfg)], env=env,
+                            preexec_fn=pin(cores))
     try:
         url = f"http://127.0.0.1:{port}"
         wait_healthy(url, proc)
-        yield url
+        yield url, proc
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def pin(cores: set[int] | None):
+    """A preexec_fn that pins the child to `cores` (None: no pinning)."""
+    return (lambda: os.sched_setaffinity(0, cores)) if cores else None
 
 
 def bench_stub(n: int, tmp: Path) -> dict:
@@ -94,7 +100,7 @@ def bench_stub(n: int, tmp: Path) -> dict:
     body = {"model": "bench", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 1}
     try:
         time.sleep(0.5)
-        with router(stub_url, tmp) as url, httpx.Client(headers={"authorization": f"Bearer {KEY}"}) as c:
+        with router(stub_url, tmp) as (url, _), httpx.Client(headers={"authorization": f"Bearer {KEY}"}) as c:
             lat = {"direct": [], "router": []}
             for _ in range(200):  # warm both paths (connections, caches)
                 c.post(f"{stub_url}/v1/chat/completions", json=body)
@@ -129,7 +135,7 @@ def vllm_bench(python: Path, base_url: str, model: Path, served: str, out: Path,
            "--num-prompts", str(args.num_prompts), "--max-concurrency", str(args.concurrency), "--ignore-eos",
            "--seed", "0", "--save-result", "--result-dir", str(out.parent), "--result-filename", out.name]
     env = {**os.environ, "OPENAI_API_KEY": KEY, "HF_HUB_OFFLINE": "1"}
-    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, preexec_fn=pin(args.front_cores))
     return json.loads(out.read_text())
 
 
@@ -137,25 +143,40 @@ def bench_vllm(args, tmp: Path) -> dict:
     """Output-token throughput through the router over direct, alternating runs (direct, router, router, direct)."""
     model = Path(args.model) if args.model else build_tiny(tmp)
     python = find_vllm_python()
+    args.front_cores = None
+    if args.reserve_core:
+        # vLLM's OpenMP threads spin on the cores they are bound to; another busy process on those cores stalls
+        # every step. Give the engine cores 1.., and the router and the load generator core 0, for both paths.
+        os.environ["VLLM_CPU_OMP_THREADS_BIND"] = f"1-{os.cpu_count() - 1}"
+        args.front_cores = {0}
     with VLLMServer(model, name="m", api_key=KEY, python=python, log_path=tmp / "vllm.log") as server:
         base = f"http://127.0.0.1:{server.port}"
-        with router(base, tmp, read_timeout_s=600) as url:
+        with router(base, tmp, args.front_cores, read_timeout_s=600) as (url, proc):
+            import psutil
+
+            router_cpu, tokens = 0.0, 0
             vllm_bench(python, base, model, "m", tmp / "warm.json", argparse.Namespace(**{**vars(args),
                                                                                          "num_prompts": 20}))
             runs = {"direct": [], "router": []}
             order = (["direct", "router", "router", "direct"] * args.repeats)[: 2 * args.repeats]  # ABBA: no drift
             for i, name in enumerate(order):
+                cpu0 = sum(psutil.Process(proc.pid).cpu_times()[:2])
                 r = vllm_bench(python, base if name == "direct" else url, model, "m", tmp / f"{name}{i}.json", args)
+                if name == "router":
+                    router_cpu += sum(psutil.Process(proc.pid).cpu_times()[:2]) - cpu0
+                    tokens += r["total_output_tokens"]
                 if r.get("failed") or r["completed"] != args.num_prompts:
                     raise RuntimeError(f"{name} run {i}: {r.get('failed')} of {args.num_prompts} requests failed")
                 runs[name].append(r)
                 print(f"vllm {name}: {r['output_throughput']:.1f} output tok/s, {r['request_throughput']:.2f} req/s, "
-                      f"median TTFT {r['median_ttft_ms']:.1f} ms, failed {r.get('failed', 0)}")
+                      f"median TTFT {r['median_ttft_ms']:.1f} ms, load average {os.getloadavg()[0]:.1f}")
     tput = {k: float(np.mean([r["output_throughput"] for r in v])) for k, v in runs.items()}
     ratio = tput["router"] / tput["direct"]
+    cpu_ms = router_cpu / tokens * 1000
     print(f"vllm: output throughput direct {tput['direct']:.1f} tok/s, router {tput['router']:.1f} tok/s, "
-          f"ratio {ratio:.3f} (target >= 0.97)")
-    return {"throughput": tput, "ratio": ratio, "runs": {k: len(v) for k, v in runs.items()}}
+          f"ratio {ratio:.3f} (target >= 0.97); router CPU {cpu_ms:.3f} ms per streamed token on {os.cpu_count()} cores")
+    return {"throughput": tput, "ratio": ratio, "runs": {k: len(v) for k, v in runs.items()},
+            "router_cpu_ms_per_token": cpu_ms}
 
 
 def build_tiny(tmp: Path) -> Path:
@@ -178,6 +199,8 @@ def main() -> None:
     ap.add_argument("--input-len", type=int, default=64)
     ap.add_argument("--output-len", type=int, default=64)
     ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--reserve-core", action="store_true",
+                    help="Bind vLLM's engine to cores 1.. and the router and load generator to core 0.")
     ap.add_argument("--repeats", type=int, default=3, help="Runs per path (alternated ABBA).")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:

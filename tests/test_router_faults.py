@@ -105,6 +105,9 @@ def test_health_checks_eject_and_readmit(tmp_path, two_replicas):
         assert all(r.healthy for r in app.state.router.pools["a"].replicas)
         metrics = c.get("/metrics").text
     assert f'shipit_replica_healthy{{arm="a",experiment="exp",replica="{b}"}} 1.0' in metrics
+    assert 'shipit_requests_total{arm="a",experiment="exp",status="200"} 6.0' in metrics
+    assert 'shipit_tokens_total{arm="a",experiment="exp",kind="completion"} 6.0' in metrics
+    assert 'shipit_request_latency_seconds_count{arm="a",experiment="exp"} 6.0' in metrics
 
 
 def test_stream_passes_through_and_mid_stream_death_is_not_retried(tmp_path, two_replicas):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -34,11 +35,25 @@ def connect(path: str | Path) -> sqlite3.Connection:
 
 
 class EventStore:
-    """Append-only writer used by the router; commits each row before the response is finished."""
+    """Append-only writer used by the router; commits each row before the response is finished.
 
-    def __init__(self, path: str | Path):
+    Checkpoints (copying the WAL into the database, with an fsync) run in a thread of their own every
+    `checkpoint_s`, never inside a commit on the event loop, where one slow fsync would stall every request.
+    """
+
+    def __init__(self, path: str | Path, checkpoint_s: float | None = None):
         self.path = Path(path)
         self.conn = connect(path)
+        self._stop = threading.Event()
+        if checkpoint_s:
+            self.conn.execute("PRAGMA wal_autocheckpoint=0")
+            threading.Thread(target=self._checkpoints, args=(checkpoint_s,), daemon=True).start()
+
+    def _checkpoints(self, every: float) -> None:
+        conn = connect(self.path)
+        while not self._stop.wait(every):
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        conn.close()
 
     def record(self, row: dict) -> None:
         """Append one request's assignment and outcome."""
@@ -53,6 +68,7 @@ class EventStore:
         self.conn.execute("INSERT INTO feedback VALUES (?, ?, ?)", (request_id, time.time(), score))
 
     def close(self) -> None:
+        self._stop.set()
         self.conn.close()
 
 

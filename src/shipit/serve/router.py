@@ -71,7 +71,7 @@ class Router:
         keys = {a.name: os.environ.get(a.upstream_api_key_env) if a.upstream_api_key_env else None for a in cfg.arms}
         self.pools: dict[str, Pool] = make_pools(cfg.arms, cfg.health, keys)
         self.upstream_model = {a.name: a.upstream_model for a in cfg.arms}
-        self.store = EventStore(cfg.events)
+        self.store = EventStore(cfg.events, checkpoint_s=2.0)
         latest = latest_weights(self.store.conn, cfg.experiment)
         self.set_weights(*(latest or (0, cfg.weights())))
         self.metrics = Metrics(cfg.experiment)
