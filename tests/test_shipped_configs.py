@@ -50,3 +50,11 @@ def test_merge_configs_validate(path):
 @pytest.mark.parametrize("path", sorted((REPO / "bench_configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_bench_configs_validate(path):
     assert load_config(path, BenchConfig).models
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "serve").glob("*.yaml")), ids=lambda p: p.name)
+def test_serve_configs_validate(path):
+    from shipit.serve.config import load_ab_config
+
+    cfg = load_ab_config(path)
+    assert cfg.arms and sum(cfg.weights().values()) > 0

@@ -182,23 +182,106 @@ def bench(config_path: Path, overrides: tuple[str, ...], lm_eval: str | None) ->
 
 
 @cli.command()
-@click.argument("model", type=click.Path(path_type=Path))
-@click.option("--port", type=int, default=8000, show_default=True)
+@click.argument("model", type=click.Path(path_type=Path), required=False)
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="An A/B config (serve/ab.yaml): start every arm's vLLM servers and the router together.")
+@click.option("--port", type=int, help="Port (default: 8000 for MODEL, the config's port for --config).")
 @click.option("--api-key", envvar="SHIPIT_API_KEY", help="Require this key (default: $SHIPIT_API_KEY).")
 @click.option("--vllm-python", type=click.Path(path_type=Path), help="Python of the serving environment.")
-def serve(model: Path, port: int, api_key: str | None, vllm_python: Path | None) -> None:
-    """Serve MODEL with vLLM's OpenAI-compatible server on 127.0.0.1 until interrupted."""
+def serve(model: Path | None, config_path: Path | None, port: int | None, api_key: str | None,
+          vllm_python: Path | None) -> None:
+    """Serve MODEL with vLLM's OpenAI server on 127.0.0.1, or an A/B experiment with --config, until interrupted."""
     import time
 
+    if (model is None) == (config_path is None):
+        raise UserError("serve: give either MODEL or --config serve/ab.yaml (not both)")
+    if config_path is not None:
+        from shipit.serve.launch import serve_ab
+
+        return serve_ab(config_path, vllm_python, port=port, echo=click.echo)
     from shipit.serve.vllm import VLLMServer
 
-    with VLLMServer(model, port=port, api_key=api_key, python=vllm_python) as server:
+    with VLLMServer(model, port=port or 8000, api_key=api_key, python=vllm_python) as server:
         click.echo(f"serving {server.served_name} at {server.base_url} (log: {server.log_path}); Ctrl-C stops it")
         try:
             while server.proc.poll() is None:
                 time.sleep(1)
         except KeyboardInterrupt:
             click.echo("stopping")
+
+
+@cli.command()
+@click.option("--config", "config_path", type=click.Path(path_type=Path), required=True,
+              help="The A/B config; every arm needs `upstreams`.")
+@click.option("--host", help="Listen address (default: the config's).")
+@click.option("--port", type=int, help="Port (default: the config's).")
+def route(config_path: Path, host: str | None, port: int | None) -> None:
+    """Run the A/B router alone in front of running OpenAI-compatible servers."""
+    from shipit.serve.config import load_ab_config
+    from shipit.serve.launch import run_router
+    from shipit.serve.router import check_routable
+
+    cfg = load_ab_config(config_path)
+    check_routable(cfg, config_path)
+    click.echo(f"router for '{cfg.experiment}' at http://{host or cfg.host}:{port or cfg.port}/v1")
+    run_router(cfg, config_path, host, port)
+
+
+@cli.group()
+def ab() -> None:
+    """Inspect and steer an A/B experiment (reads and writes its event store; a running router follows)."""
+
+
+CONFIG_OPT = click.option("--config", "config_path", type=click.Path(path_type=Path), required=True,
+                          help="The A/B config (serve/ab.yaml).")
+
+
+@ab.command("status")
+@CONFIG_OPT
+@click.option("--json", "as_json", is_flag=True, help="Print the full statistics as JSON.")
+def ab_status(config_path: Path, as_json: bool) -> None:
+    """Per-arm counts, rates and latencies; SRM, mSPRT, P(B > A), guardrails; recent decisions."""
+    from shipit.serve.control import status
+
+    click.echo(status(config_path, as_json))
+
+
+@ab.command("set-weights")
+@CONFIG_OPT
+@click.argument("weights", nargs=-1, required=True, metavar="ARM=WEIGHT...")
+def ab_set_weights(config_path: Path, weights: tuple[str, ...]) -> None:
+    """Change the split live, e.g. `shipit ab set-weights --config serve/ab.yaml control=90 candidate=10`."""
+    from shipit.serve.control import set_weights
+
+    click.echo(set_weights(config_path, weights))
+
+
+@ab.command("promote")
+@CONFIG_OPT
+@click.argument("arm")
+def ab_promote(config_path: Path, arm: str) -> None:
+    """Send all live traffic to ARM."""
+    from shipit.serve.control import promote
+
+    click.echo(promote(config_path, arm))
+
+
+@ab.command("rollback")
+@CONFIG_OPT
+def ab_rollback(config_path: Path) -> None:
+    """Send all live traffic back to the control arm."""
+    from shipit.serve.control import rollback
+
+    click.echo(rollback(config_path))
+
+
+@ab.command("hash-key")
+@click.argument("key")
+def ab_hash_key(key: str) -> None:
+    """Print the `sha256:...` form of an API key for auth.key_hashes."""
+    from shipit.serve.auth import hash_key
+
+    click.echo(hash_key(key))
 
 
 @cli.command()

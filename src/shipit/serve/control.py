@@ -1,0 +1,97 @@
+"""`shipit ab ...`: statistics and weight decisions, read from and written to the experiment's event store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from shipit.errors import UserError
+from shipit.serve.config import ABConfig, load_ab_config
+from shipit.serve.events import connect, decisions, latest_weights, record_decision
+from shipit.serve.policy import solo
+
+
+def _open(config_path: Path) -> tuple[ABConfig, object]:
+    cfg = load_ab_config(config_path)
+    return cfg, connect(cfg.events)
+
+
+def _fmt(x, spec: str = ".3f") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def status(config_path: Path, as_json: bool = False) -> str:
+    """The experiment's statistics as a table (or JSON), with the latest decisions."""
+    from shipit.serve.stats import compute
+
+    cfg, conn = _open(config_path)
+    s = compute(conn, cfg)
+    s["decisions"] = decisions(conn, cfg.experiment, 5)
+    if as_json:
+        return json.dumps(s, indent=2, default=float)
+    lines = [f"experiment {cfg.experiment}  control {s['control']}  primary {s['primary_metric']}  "
+             f"weights {s['weights']}",
+             f"{'arm':14} {'n':>7} {'success':>8} {'errors':>7} {'feedback':>8} {'score':>6} "
+             f"{'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'ttft50':>7}"]
+    for arm, a in s["arms"].items():
+        lat = a["latency_ms"]
+        lines.append(f"{arm + (' (shadow)' if a.get('shadow') else ''):14} {a['n']:>7} {_fmt(a['success_rate']):>8} "
+                     f"{_fmt(a['error_rate']):>7} {_fmt(a['feedback_rate']):>8} {_fmt(a['feedback_score'], '.2f'):>6} "
+                     f"{_fmt(lat[50], '.1f'):>8} {_fmt(lat[95], '.1f'):>8} {_fmt(lat[99], '.1f'):>8} "
+                     f"{_fmt(a['ttft_ms'][50], '.1f'):>7}")
+    srm = s["srm"]
+    lines.append(f"SRM chi2 {srm['chi2']:.2f} (df {srm['df']}, n {srm['n']}) p {srm['p']:.3g}"
+                 + ("  ** SAMPLE RATIO MISMATCH: do not trust the comparison **" if srm["flag"] else ""))
+    for arm, t in s["tests"].items():
+        m, b = t["msprt"], t["bayes"]
+        g = ", ".join(f"{k} {'ok' if v else 'BREACH' if v is False else 'n/a'}" for k, v in t["guardrails"].items())
+        lines.append(f"{arm} vs {s['control']}: effect {_fmt(m['effect'], '+.4f')}  mSPRT p {m['p']:.3g}"
+                     f"{' (significant)' if m['reject'] else ''}  P(B>A) {b['p_b_gt_a']:.3f}  "
+                     f"loss(B) {b['loss_choose_b']:.4f} loss(A) {b['loss_choose_a']:.4f}  guardrails: {g}")
+    for d in s["decisions"]:
+        lines.append(f"decision #{d['id']} {d['kind']}: {d['weights']} ({d['reason']})")
+    return "\n".join(lines)
+
+
+def parse_weights(cfg: ABConfig, pairs) -> dict[str, float]:
+    """`a=90 b=10` -> {a: 90, b: 10}, checked against the config's arms."""
+    out = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        if name not in cfg.weights():
+            raise UserError(f"set-weights: '{name}' is not a live arm; arms: {', '.join(cfg.weights())}")
+        try:
+            out[name] = float(value)
+            assert out[name] >= 0
+        except (ValueError, AssertionError):
+            raise UserError(f"set-weights: {pair!r}: expected ARM=WEIGHT with a weight >= 0, e.g. {name}=50") from None
+    if sum(out.values()) <= 0:
+        raise UserError("set-weights: the weights must sum to more than 0")
+    return {a: out.get(a, 0.0) for a in cfg.weights()}
+
+
+def _decide(config_path: Path, kind: str, weights_fn, reason: str) -> str:
+    cfg, conn = _open(config_path)
+    weights = weights_fn(cfg)
+    before = (latest_weights(conn, cfg.experiment) or (0, cfg.weights()))[1]
+    i = record_decision(conn, cfg.experiment, kind, weights, reason, {"before": before})
+    return f"decision #{i} {kind}: {before} -> {weights} (a running router applies it within {cfg.reload_s:g}s)"
+
+
+def set_weights(config_path: Path, pairs) -> str:
+    """Record new weights."""
+    return _decide(config_path, "set-weights", lambda cfg: parse_weights(cfg, pairs), "shipit ab set-weights")
+
+
+def promote(config_path: Path, arm: str) -> str:
+    """Record all live traffic going to `arm`."""
+    def weights(cfg):
+        if arm not in cfg.weights():
+            raise UserError(f"promote: '{arm}' is not a live arm; arms: {', '.join(cfg.weights())}")
+        return solo(cfg, arm)
+    return _decide(config_path, "promote", weights, f"shipit ab promote {arm}")
+
+
+def rollback(config_path: Path) -> str:
+    """Record all live traffic going back to the control arm."""
+    return _decide(config_path, "rollback", lambda cfg: solo(cfg, cfg.control_arm), "shipit ab rollback")

@@ -1,0 +1,85 @@
+"""Run the router (`shipit route`), or every arm's vLLM servers and the router together (`shipit serve --config`)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from shipit.serve.config import ABConfig, load_ab_config
+
+
+def run_router(cfg: ABConfig, config_path: Path | None, host: str | None = None, port: int | None = None) -> None:
+    """Serve the router with uvicorn until SIGINT/SIGTERM, then drain in-flight requests for `limits.drain_s`."""
+    import uvicorn
+
+    from shipit.serve.router import create_app
+
+    exit_on_sigterm()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    app = create_app(cfg, config_path=config_path)
+    server = uvicorn.Server(uvicorn.Config(app, host=host or cfg.host, port=port or cfg.port, log_level="warning",
+                                           timeout_graceful_shutdown=cfg.limits.drain_s, access_log=False))
+    server.run()
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit(0): uvicorn re-raises the signal after draining, and `finally` blocks must
+    still run (to stop the vLLM servers, which live in sessions of their own)."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+
+
+def launch_arms(cfg: ABConfig, log_dir: Path, python: Path | None = None) -> list:
+    """Start `replicas` vLLM servers for every arm with a `model`, in parallel; add their URLs to the arm.
+
+    Each arm's servers require the key in the arm's `upstream_api_key_env`, or a fresh random key known only to
+    this process.
+    """
+    from shipit.serve.vllm import VLLMServer
+
+    servers, owners = [], []
+    for arm in cfg.arms:
+        if arm.model is None:
+            continue
+        if not (arm.upstream_api_key_env and os.environ.get(arm.upstream_api_key_env)):
+            arm.upstream_api_key_env = f"SHIPIT_UPSTREAM_KEY_{arm.name.upper().replace('-', '_').replace('.', '_')}"
+            os.environ[arm.upstream_api_key_env] = secrets.token_hex(24)  # hex: a leading "-" reads as an option
+        key = os.environ[arm.upstream_api_key_env]
+        for i in range(arm.replicas):
+            servers.append(VLLMServer(arm.model, name=arm.upstream_model, api_key=key, python=python,
+                                      log_path=log_dir / f"vllm-{arm.name}-{i}.log"))
+            owners.append(arm)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with ThreadPoolExecutor(max(len(servers), 1)) as pool:
+            futures = [pool.submit(s.start) for s in servers]
+            errors = [f.exception() for f in futures]
+        if any(errors):
+            raise next(e for e in errors if e)
+    except BaseException:
+        for s in servers:
+            s.stop()
+        raise
+    for s, arm in zip(servers, owners):
+        arm.upstreams = [*arm.upstreams, f"http://127.0.0.1:{s.port}"]
+    return servers
+
+
+def serve_ab(config_path: Path, python: Path | None = None, host: str | None = None, port: int | None = None,
+             echo=print) -> None:
+    """Start every arm's vLLM servers and the router; stop them all together."""
+    cfg = load_ab_config(config_path)
+    exit_on_sigterm()
+    servers = launch_arms(cfg, cfg.events.parent / "vllm-logs", python)
+    try:
+        for arm in cfg.arms:
+            echo(f"arm {arm.name}: {', '.join(arm.upstreams)}")
+        echo(f"router for '{cfg.experiment}' at http://{host or cfg.host}:{port or cfg.port}/v1; Ctrl-C stops all")
+        run_router(cfg, Path(config_path), host, port)
+    finally:
+        for s in servers:
+            s.stop()

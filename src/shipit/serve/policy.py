@@ -1,0 +1,51 @@
+"""Decision policy: promote a winner when the test says so and nothing is off; roll back on a guardrail breach."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from shipit.serve.config import ABConfig
+from shipit.serve.events import record_decision
+
+
+def solo(cfg: ABConfig, arm: str) -> dict[str, float]:
+    """Weights that send all live traffic to `arm`."""
+    return {name: (100.0 if name == arm else 0.0) for name in cfg.weights()}
+
+
+def decide(cfg: ABConfig, s: dict) -> tuple[str, dict[str, float], str] | None:
+    """(kind, new weights, reason) when the statistics call for a change of weights, else None."""
+    weights, ctrl = s["weights"], s["control"]
+    live = [a for a, w in weights.items() if w > 0]
+    if live == [ctrl]:
+        return None
+    for arm, t in s["tests"].items():
+        breached = [k for k, ok in t["guardrails"].items() if ok is False]
+        if weights.get(arm, 0) > 0 and breached:
+            return "auto-rollback", solo(cfg, ctrl), f"arm '{arm}' breached guardrails: {', '.join(breached)}"
+    if s["srm"]["flag"]:
+        return None
+    pol = cfg.policy
+    for arm, t in s["tests"].items():
+        m, b, g = t["msprt"], t["bayes"], t["guardrails"]
+        if not m["reject"] or m["effect"] is None or any(ok is None for ok in g.values()):
+            continue
+        winner = arm if m["effect"] > 0 and b["p_b_gt_a"] >= pol.prob_threshold else \
+            ctrl if m["effect"] < 0 and 1 - b["p_b_gt_a"] >= pol.prob_threshold else None
+        if winner and live != [winner]:
+            return ("auto-promote", solo(cfg, winner),
+                    f"'{winner}' wins on {pol.primary_metric}: effect {m['effect']:+.4f}, mSPRT p {m['p']:.2g}, "
+                    f"P(B>A) {b['p_b_gt_a']:.3f}, no SRM (p {s['srm']['p']:.3g}), guardrails hold")
+    return None
+
+
+def apply(conn: sqlite3.Connection, cfg: ABConfig, s: dict) -> dict | None:
+    """Decide and, when there is a decision, log it with its numbers; returns the decision or None."""
+    d = decide(cfg, s)
+    if d is None:
+        return None
+    kind, weights, reason = d
+    numbers = {"srm": s["srm"], "tests": s["tests"], "arms": {a: {k: v for k, v in x.items() if k != "ttft_ms"}
+                                                              for a, x in s["arms"].items()}}
+    decision_id = record_decision(conn, cfg.experiment, kind, weights, reason, numbers)
+    return {"id": decision_id, "kind": kind, "weights": weights, "reason": reason}

@@ -1,0 +1,185 @@
+"""Router reliability and security against small real upstream servers that fail, hang, or die mid-stream."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import httpx
+import pytest
+
+from shipit.serve.auth import hash_key
+from shipit.serve.config import ABConfig
+from shipit.serve.router import create_app
+from tests.fake_upstream import FakeUpstream, running
+
+KEY = "client-key-1"
+UPSTREAM_KEY = "upstream-secret-xyz"
+CHAT = {"model": "exp", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+
+
+def make_cfg(tmp_path, arms: dict[str, list[str]], **extra) -> ABConfig:
+    data = {"experiment": "exp", "arms": [{"name": n, "weight": 1, "upstreams": u, "upstream_api_key_env": "UP_KEY"}
+                                          for n, u in arms.items()],
+            "events": str(tmp_path / "events.sqlite"), "auth": {"key_hashes": [hash_key(KEY)]},
+            "limits": {"read_timeout_s": 0.5, "connect_timeout_s": 0.5, "retries": 1},
+            "health": {"interval_s": 0.1, "unhealthy_after": 1, "breaker_failures": 2, "breaker_reset_s": 0.5}}
+    for k, v in extra.items():
+        data[k] = {**data.get(k, {}), **v} if isinstance(v, dict) else v
+    return ABConfig.model_validate(data)
+
+
+def client(url: str) -> httpx.Client:
+    return httpx.Client(base_url=url, headers={"authorization": f"Bearer {KEY}"}, timeout=10)
+
+
+def rows(cfg) -> list[tuple]:
+    with sqlite3.connect(cfg.events) as c:
+        return c.execute("SELECT arm, status, replica, error, stream FROM requests ORDER BY rowid").fetchall()
+
+
+@pytest.fixture
+def two_replicas(monkeypatch):
+    monkeypatch.setenv("UP_KEY", UPSTREAM_KEY)
+    good, bad = FakeUpstream("good"), FakeUpstream("bad")
+    with running(good.app) as g, running(bad.app) as b:
+        yield good, bad, g, b
+
+
+def test_retry_on_5xx_and_timeout_goes_to_other_replica(tmp_path, two_replicas):
+    good, bad, g, b = two_replicas
+    cfg = make_cfg(tmp_path, {"a": [b, g]}, health={"interval_s": 60})
+    with running(create_app(cfg)) as url, client(url) as c:
+        for mode in ("500", "hang"):
+            bad.mode = mode
+            for _ in range(2):
+                r = c.post("/v1/chat/completions", json=CHAT, headers={"x-user-id": "u1"})
+                assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "good"
+                assert r.headers["x-shipit-arm"] == "a"
+        # Four failures on `bad` (2 x 500, then timeouts): its breaker opened, so later requests skip it at once.
+        assert all(call["headers"]["authorization"] == f"Bearer {UPSTREAM_KEY}" for call in good.calls)
+        t0 = time.monotonic()
+        assert c.post("/v1/chat/completions", json=CHAT).status_code == 200
+        assert time.monotonic() - t0 < 0.4  # no 0.5 s timeout paid: the open circuit skipped the hanging replica
+        assert "upstream-secret" not in r.text and all("secret" not in v for v in r.headers.values())
+    assert [x[1] for x in rows(cfg)] == [200] * 5 and {x[2] for x in rows(cfg)} == {g}
+
+
+def test_4xx_is_passed_through_and_never_trips_the_breaker(tmp_path, two_replicas):
+    good, bad, g, b = two_replicas
+    good.mode = "400"
+    cfg = make_cfg(tmp_path, {"a": [g]}, health={"interval_s": 60})
+    with running(create_app(cfg)) as url, client(url) as c:
+        codes = [c.post("/v1/chat/completions", json=CHAT).status_code for _ in range(5)]
+        good.mode = "ok"
+        assert codes == [400] * 5 and c.post("/v1/chat/completions", json=CHAT).status_code == 200
+    assert len(good.calls) == 6  # every request reached the replica: no retry of a 4xx, no open circuit
+
+
+def test_all_replicas_failing_gives_openai_error_and_breaker_trips(tmp_path, two_replicas):
+    good, bad, g, b = two_replicas
+    bad.mode = "500"
+    cfg = make_cfg(tmp_path, {"a": [b]}, health={"interval_s": 60})
+    with running(create_app(cfg)) as url, client(url) as c:
+        r1, r2, r3 = (c.post("/v1/chat/completions", json=CHAT) for _ in range(3))
+    assert r1.status_code == 502 and set(r1.json()["error"]) == {"message", "type", "param", "code"}
+    assert r1.json()["error"]["code"] == "upstream_error" and r1.headers["x-shipit-arm"] == "a"
+    assert r3.status_code == 503 and r3.json()["error"]["code"] == "no_healthy_upstream"
+    assert len(bad.calls) == 2  # breaker_failures = 2: the third request never reached the replica
+
+
+def test_health_checks_eject_and_readmit(tmp_path, two_replicas):
+    good, bad, g, b = two_replicas
+    bad.mode = "down"
+    cfg = make_cfg(tmp_path, {"a": [b, g]})
+    app = create_app(cfg)
+    with running(app) as url, client(url) as c:
+        time.sleep(0.5)
+        state = {r.url: r.healthy for r in app.state.router.pools["a"].replicas}
+        assert state == {b: False, g: True}
+        bad.mode = "ok"
+        answers = [c.post("/v1/chat/completions", json=CHAT).json()["choices"][0]["message"]["content"]
+                   for _ in range(6)]
+        assert set(answers) == {"good"} or time.sleep(0.5) is None
+        time.sleep(0.4)
+        assert all(r.healthy for r in app.state.router.pools["a"].replicas)
+        metrics = c.get("/metrics").text
+    assert f'shipit_replica_healthy{{arm="a",experiment="exp",replica="{b}"}} 1.0' in metrics
+    assert 'shipit_requests_total{arm="a",experiment="exp",status="200"} 6.0' in metrics
+    assert 'shipit_tokens_total{arm="a",experiment="exp",kind="completion"} 6.0' in metrics
+    assert 'shipit_request_latency_seconds_count{arm="a",experiment="exp"} 6.0' in metrics
+
+
+def test_stream_passes_through_and_mid_stream_death_is_not_retried(tmp_path, two_replicas):
+    good, bad, g, b = two_replicas
+    cfg = make_cfg(tmp_path, {"a": [g]}, health={"interval_s": 60})
+    with running(create_app(cfg)) as url, client(url) as c:
+        with c.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}) as r:
+            assert r.headers["content-type"].startswith("text/event-stream") and r.headers["x-shipit-arm"] == "a"
+            events = [e for e in r.iter_text() for e in [e] if e]
+        body = "".join(events)
+        assert body.count("data: {") == 4 and body.rstrip().endswith("data: [DONE]")
+        good.mode = "die"
+        with c.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}) as r:
+            body = "".join(r.iter_text())
+    assert body.count('"content"') == 2 and '"code": "upstream_died"' in body and "[DONE]" not in body
+    assert len(good.calls) == 2  # the stream had started: no retry
+    got = rows(cfg)
+    assert [x[1] for x in got] == [200, 502] and "mid-stream" in got[1][3]
+
+
+def test_client_disconnect_cancels_upstream(tmp_path, two_replicas):
+    good, bad, g, b = two_replicas
+    good.mode = "slow"
+    cfg = make_cfg(tmp_path, {"a": [g]}, health={"interval_s": 60})
+    with running(create_app(cfg)) as url, client(url) as c:
+        with c.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}) as r:
+            next(r.iter_bytes())
+        assert good.cancelled.wait(3), "the upstream kept generating after the client left"
+        time.sleep(0.2)
+    assert rows(cfg)[0][1] == 499
+
+
+def test_auth_body_limit_and_queue(tmp_path, two_replicas):
+    good, bad, g, b = two_replicas
+    good.mode = "slow"
+    cfg = make_cfg(tmp_path, {"a": [g]}, health={"interval_s": 60},
+                   limits={"max_body_bytes": 2048, "max_concurrency": 1, "max_queue": 0})
+    with running(create_app(cfg)) as url, client(url) as c:
+        assert httpx.post(f"{url}/v1/chat/completions", json=CHAT).status_code == 401
+        bad_key = httpx.post(f"{url}/v1/models", headers={"authorization": "Bearer nope"})
+        assert bad_key.status_code == 405 or bad_key.json()["error"]["code"] == "invalid_api_key"
+        assert httpx.get(f"{url}/v1/models", headers={"authorization": "Bearer nope"}).status_code == 401
+        assert httpx.get(f"{url}/health").status_code == 200 and httpx.get(f"{url}/metrics").status_code == 200
+        assert [m["id"] for m in c.get("/v1/models").json()["data"]] == ["exp", "a"]
+        big = {**CHAT, "messages": [{"role": "user", "content": "x" * 4000}]}
+        r = c.post("/v1/chat/completions", json=big)
+        assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
+        with c.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}) as held:
+            chunks = held.iter_bytes()  # kept referenced: a dropped iterator closes the connection
+            next(chunks)
+            r = c.post("/v1/chat/completions", json=CHAT)
+            assert r.status_code == 429 and r.headers["retry-after"] == "1"
+            assert r.json()["error"]["type"] == "rate_limit_error"
+
+
+def test_forced_arm_shadow_and_feedback(tmp_path, two_replicas):
+    good, bad, g, b = two_replicas
+    cfg = make_cfg(tmp_path, {"a": [g], "s": [b]}, shadow={"arm": "s", "share": 1.0}, health={"interval_s": 60})
+    with running(create_app(cfg)) as url, client(url) as c:
+        r = c.post("/v1/chat/completions", json=CHAT, headers={"x-shipit-arm": "a"})
+        assert r.headers["x-shipit-arm"] == "a"
+        r = c.post("/v1/chat/completions", json={**CHAT, "user": "alice"})
+        assert r.json()["choices"][0]["message"]["content"] == "good"  # the shadow's answer is discarded
+        rid = r.headers["x-shipit-request-id"]
+        assert c.post("/v1/feedback", json={"request_id": rid, "thumbs": "up"}).json()["score"] == 1.0
+        assert c.post("/v1/feedback", json={"request_id": "nope", "score": 1}).status_code == 404
+        assert c.post("/v1/feedback", json={"request_id": rid, "score": 3}).status_code == 400
+        assert c.post("/v1/chat/completions", json=CHAT, headers={"x-shipit-arm": "zz"}).status_code == 400
+        time.sleep(0.3)
+    assert [call["body"]["model"] for call in bad.calls] == ["s"]  # one copy: forced requests are not shadowed
+    got = rows(cfg)
+    with sqlite3.connect(cfg.events) as conn:
+        shadow = conn.execute("SELECT arm, status, user FROM requests WHERE shadow = 1").fetchall()
+        assert conn.execute("SELECT score FROM feedback WHERE request_id = ?", (rid,)).fetchall() == [(1.0,)]
+    assert shadow == [("s", 200, "alice")] and len(got) == 3

@@ -1,0 +1,129 @@
+"""The router in front of two real vLLM CPU servers (the tiny base and a perturbed copy), driven by the openai client."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from shipit.serve.config import load_ab_config
+from shipit.serve.vllm import free_port
+
+pytestmark = pytest.mark.vllm
+KEY = "router-test-key"
+UPSTREAM_KEY = "upstream-only-key"
+SRC = Path(__file__).resolve().parent.parent / "src"
+
+
+@pytest.fixture(scope="module")
+def perturbed(tiny_base, tmp_path_factory):
+    """A copy of the tiny base with noise added to every weight, so the two arms answer differently."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    dst = tmp_path_factory.mktemp("models") / "perturbed"
+    shutil.copytree(tiny_base, dst)
+    for f in dst.glob("*.safetensors"):
+        gen = torch.Generator().manual_seed(0)
+        tensors = {k: v + 3 * v.float().std() * torch.randn(v.shape, generator=gen).to(v.dtype)
+                   for k, v in load_file(f).items()}
+        save_file(tensors, f, metadata={"format": "pt"})
+    return dst
+
+
+@pytest.fixture(scope="module")
+def ab(tiny_base, perturbed, vllm_python, tmp_path_factory):
+    """`shipit serve --config` as a user runs it: both arms on vLLM and the router, stopped together by SIGTERM."""
+    tmp = tmp_path_factory.mktemp("ab")
+    port = free_port()
+    cfg_path = tmp / "ab.yaml"
+    cfg_path.write_text(yaml.safe_dump({
+        "experiment": "tiny-ab", "port": port, "events": "events.sqlite",
+        "arms": [{"name": "base", "weight": 50, "model": str(tiny_base), "upstream_api_key_env": "UPSTREAM_KEY"},
+                 {"name": "perturbed", "weight": 50, "model": str(perturbed), "upstream_api_key_env": "UPSTREAM_KEY"}]}))
+    env = {**os.environ, "SHIPIT_API_KEYS": KEY, "UPSTREAM_KEY": UPSTREAM_KEY, "PYTHONPATH": str(SRC)}
+    proc = subprocess.Popen([sys.executable, "-m", "shipit", "serve", "--config", str(cfg_path), "--vllm-python",
+                             str(vllm_python)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True).start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 300
+    while not any(ln.startswith("router for") for ln in lines):
+        assert proc.poll() is None and time.time() < deadline, "".join(lines)[-2000:]
+        time.sleep(0.5)
+    while True:  # the router line is printed just before uvicorn binds
+        try:
+            if httpx.get(f"{url}/health").status_code == 200:
+                break
+        except httpx.ConnectError:
+            assert proc.poll() is None and time.time() < deadline, "".join(lines)[-2000:]
+            time.sleep(0.2)
+    upstreams = {ln.split(":", 1)[0][4:]: ln.split(": ", 1)[1].strip() for ln in lines if ln.startswith("arm ")}
+    try:
+        yield load_ab_config(cfg_path), url, upstreams
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(60)
+        assert code == 0, "".join(lines)[-2000:]
+        for u in upstreams.values():  # the vLLM servers stopped with the router
+            with pytest.raises(httpx.ConnectError):
+                httpx.get(f"{u}/health")
+
+
+def test_chat_completions_and_streaming_through_the_router(ab):
+    from openai import AuthenticationError, OpenAI
+
+    cfg, url, upstreams = ab
+    client = OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0)
+    assert [m.id for m in client.models.list().data] == ["tiny-ab", "base", "perturbed"]
+    prompt = [{"role": "user", "content": "Tell me about the river."}]
+
+    # Each arm through the router answers exactly as its vLLM server does directly (greedy decoding).
+    texts = {}
+    for arm in ("base", "perturbed"):
+        raw = client.chat.completions.with_raw_response.create(
+            model="tiny-ab", messages=prompt, max_tokens=12, temperature=0, extra_headers={"X-Shipit-Arm": arm})
+        assert raw.headers["x-shipit-arm"] == arm
+        routed = raw.parse()
+        direct = OpenAI(base_url=f"{upstreams[arm]}/v1", api_key=UPSTREAM_KEY).chat.completions.create(
+            model=arm, messages=prompt, max_tokens=12, temperature=0)
+        assert routed.choices[0].message.content == direct.choices[0].message.content
+        assert routed.usage.completion_tokens == direct.usage.completion_tokens > 0
+        texts[arm] = routed.choices[0].message.content
+    assert texts["base"] != texts["perturbed"]
+
+    # Sticky assignment by the `user` field: the same user gets the same arm each time.
+    arms = {u: {client.chat.completions.with_raw_response.create(
+        model="tiny-ab", messages=prompt, max_tokens=2, user=u).headers["x-shipit-arm"] for _ in range(3)}
+        for u in ("ann", "bob", "cy", "dee", "eve", "fay")}
+    assert all(len(v) == 1 for v in arms.values()) and {a for v in arms.values() for a in v} == {"base", "perturbed"}
+
+    comp = client.completions.with_raw_response.create(model="tiny-ab", prompt="The river", max_tokens=8,
+                                                       temperature=0, extra_headers={"X-Shipit-Arm": "perturbed"})
+    assert comp.headers["x-shipit-arm"] == "perturbed" and comp.parse().usage.completion_tokens == 8
+
+    stream = client.chat.completions.create(model="tiny-ab", messages=prompt, max_tokens=12, temperature=0,
+                                            stream=True, extra_headers={"X-Shipit-Arm": "base"})
+    pieces = [c.choices[0].delta.content or "" for c in stream if c.choices]
+    assert len([p for p in pieces if p]) >= 2 and "".join(pieces) == texts["base"]
+
+    with pytest.raises(AuthenticationError):
+        OpenAI(base_url=f"{url}/v1", api_key=UPSTREAM_KEY, max_retries=0).models.list()
+
+    with sqlite3.connect(cfg.events) as conn:
+        got = conn.execute("SELECT arm, status, endpoint, stream, ttft_ms, completion_tokens, latency_ms "
+                           "FROM requests ORDER BY rowid").fetchall()
+    assert len(got) == 2 + 18 + 1 + 1 and all(r[1] == 200 for r in got)
+    assert got[-2][2] == "/v1/completions" and got[-2][5] == 8
+    last = got[-1]
+    assert last[3] == 1 and 0 < last[4] <= last[6] and last[5] == len([p for p in pieces if p])
