@@ -33,6 +33,20 @@ def demo(out: Path, preset: str) -> None:
     click.echo(f"report: {report}")
 
 
+@cli.command("ship")
+@click.argument("recipe", type=click.Path(path_type=Path))
+@click.option("--set", "overrides", multiple=True, help="Override a recipe value, e.g. --set out=runs/x.")
+@click.option("--dry-run", is_flag=True, help="Print the plan (what is cached, what would run) and stop.")
+@click.option("--until", help="Run only this stage and the stages it depends on.")
+def ship_cmd(recipe: Path, overrides: tuple[str, ...], dry_run: bool, until: str | None) -> None:
+    """Run a recipe from base model to A/B decision: stages as a DAG, cached, resumable."""
+    from shipit.demo.run import quiet_libraries
+    from shipit.pipeline import ship
+
+    quiet_libraries()
+    ship(recipe, overrides, dry_run=dry_run, until=until, echo=lambda m: click.echo(m))
+
+
 @cli.group()
 def base() -> None:
     """Build a small base model offline (tokenizer + Llama model + brief pretraining)."""

@@ -1,0 +1,271 @@
+"""`shipit ship RECIPE`: stages run as a DAG in order; a stage whose config and inputs are unchanged is skipped,
+a stage that crashed resumes from its last checkpoint, and `${stage}` references wire outputs to inputs.
+
+References inside any string of a stage's config: `${data}` is the bundled demo data directory, `${NAME}` the output
+directory of stage NAME (which makes NAME a dependency), `${NAME:winner}` / `${NAME:runner_up}` the model a bench
+stage picked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+import time
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from shipit.config import StrictModel, load_config
+from shipit.errors import UserError
+
+# Kinds whose libraries print pages of progress lines: their output goes to OUT/.ship/logs/NAME.log.
+QUIET_KINDS = {"merge", "merge/search", "quantize", "bench"}
+REF = re.compile(r"\$\{([A-Za-z0-9_.-]+)(?::(winner|runner_up))?\}")
+
+
+class StageSpec(StrictModel):
+    """One stage of a recipe: its kind and its config (the fields of that kind's config, `output` excluded)."""
+
+    kind: str
+    config: dict[str, Any] = {}
+
+    @field_validator("kind")
+    @classmethod
+    def _known(cls, kind):
+        from shipit.ship.kinds import KINDS
+
+        if kind not in KINDS:
+            raise ValueError(f"unknown stage kind '{kind}'; allowed: {', '.join(KINDS)}")
+        return kind
+
+
+class Recipe(StrictModel):
+    """A whole chain from base model to A/B decision: stages by name, written under `out/NAME`."""
+
+    name: str = "ship"
+    out: Path
+    stages: dict[str, StageSpec] = Field(min_length=1)
+
+
+def _refs(value) -> list[tuple[str, str | None]]:
+    if isinstance(value, str):
+        return REF.findall(value)
+    if isinstance(value, dict):
+        return [r for v in value.values() for r in _refs(v)]
+    if isinstance(value, list):
+        return [r for v in value for r in _refs(v)]
+    return []
+
+
+def _substitute(value, lookup):
+    if isinstance(value, str):
+        return REF.sub(lambda m: str(lookup(m.group(1), m.group(2))), value)
+    if isinstance(value, dict):
+        return {k: _substitute(v, lookup) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, lookup) for v in value]
+    return value
+
+
+@dataclass
+class Plan:
+    """The recipe in run order, with each stage's dependencies and cache key."""
+
+    recipe: Recipe
+    source: str
+    order: list[str]
+    deps: dict[str, list[str]]
+
+    def out(self, name: str) -> Path:
+        return Path(self.recipe.out).resolve() / name
+
+
+def plan(recipe: Recipe, source: str) -> Plan:
+    """Order the stages so every reference comes first; unknown references and cycles are errors."""
+    deps = {}
+    for name, spec in recipe.stages.items():
+        found = []
+        for ref, _ in _refs(spec.config):
+            if ref == "data":
+                continue
+            if ref not in recipe.stages:
+                raise UserError(f"{source}: field 'stages.{name}.config': reference ${{{ref}}} names no stage; "
+                                f"stages: {', '.join(recipe.stages)}")
+            found.append(ref)
+        deps[name] = list(dict.fromkeys(found))
+    order, state = [], {}
+
+    def visit(n, path):
+        if state.get(n) == "done":
+            return
+        if state.get(n) == "visiting":
+            raise UserError(f"{source}: stages form a cycle: {' -> '.join(path + [n])}")
+        state[n] = "visiting"
+        for d in deps[n]:
+            visit(d, path + [n])
+        state[n] = "done"
+        order.append(n)
+
+    for n in recipe.stages:
+        visit(n, [])
+    return Plan(recipe, source, order, deps)
+
+
+def _lookup(p: Plan, validating: bool):
+    from shipit.demo.world import DATA_DIR
+
+    def lookup(ref: str, pick: str | None):
+        if ref == "data":
+            return DATA_DIR
+        if pick is None or validating:
+            return p.out(ref)
+        results = p.out(ref) / "results.json"
+        if not results.exists():
+            raise UserError(f"${{{ref}:{pick}}}: stage '{ref}' is not a bench stage (no results.json)")
+        summary = json.loads(results.read_text())
+        ranked = [n for n in sorted(summary["passed"], key=lambda n: -summary["results"][n]["score"])]
+        idx = 0 if pick == "winner" else 1
+        if len(ranked) <= idx:
+            raise UserError(f"${{{ref}:{pick}}}: the bench has only {len(ranked)} candidate(s) that passed its gates")
+        models = json.loads((p.out(ref) / "manifest.json").read_text())["config"]["models"]
+        return Path(models[ranked[idx]])
+    return lookup
+
+
+def validate_all(p: Plan) -> None:
+    """Validate every stage's config before any work starts (typos fail in seconds, not after training)."""
+    from shipit.ship.kinds import KINDS
+
+    for name in p.order:
+        spec = p.recipe.stages[name]
+        cfg = _substitute(spec.config, _lookup(p, validating=True))
+        KINDS[spec.kind].validate(cfg, p.out(name), f"{p.source}: stage '{name}'")
+
+
+def _file_fingerprint(value) -> list[str]:
+    """Content hashes of the existing files a config names (datasets, constitutions): edits rerun the stage."""
+    from shipit.registry import hash_path
+
+    out = []
+    for v in (value.values() if isinstance(value, dict) else value if isinstance(value, list) else [value]):
+        if isinstance(v, (dict, list)):
+            out += _file_fingerprint(v)
+        elif isinstance(v, str) and len(v) < 4096 and "\n" not in v and Path(v).is_file():
+            out.append(f"{v}:{hash_path(Path(v))}")
+    return out
+
+
+def cache_key(p: Plan, name: str, keys: dict[str, str]) -> str:
+    """Hash of the stage's kind, its config with references resolved, the files it names and its inputs' keys."""
+    spec = p.recipe.stages[name]
+    resolved = _substitute(spec.config, _lookup(p, validating=True))
+    blob = json.dumps({"kind": spec.kind, "config": resolved, "files": _file_fingerprint(resolved),
+                       "deps": {d: keys[d] for d in p.deps[name]}}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def log_path(root: Path, name: str) -> Path:
+    return root / ".ship" / "logs" / f"{name}.log"
+
+
+@contextmanager
+def fds_to(path: Path):
+    """Send this process's stdout and stderr (file descriptors, so C and loguru output too) to `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush(), sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(path, "a") as f:
+        os.dup2(f.fileno(), 1), os.dup2(f.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush(), sys.stderr.flush()
+            os.dup2(saved[0], 1), os.dup2(saved[1], 2)
+            os.close(saved[0]), os.close(saved[1])
+
+
+class State:
+    """`OUT/.ship/state.json`: each finished stage's cache key and time; the key of a stage in progress."""
+
+    def __init__(self, root: Path):
+        self.path = root / ".ship" / "state.json"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.data = json.loads(self.path.read_text()) if self.path.exists() else {"done": {}, "running": {}}
+
+    def save(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=2))
+        tmp.replace(self.path)
+
+
+def status(p: Plan, name: str, key: str, state: State) -> str:
+    """`cached` when the output exists with the same key, else why it must run."""
+    done = state.data["done"].get(name)
+    if done is None or not (p.out(name) / "manifest.json").exists():
+        return "run (new)"
+    return "cached" if done["key"] == key else "run (config or inputs changed)"
+
+
+def ship(recipe_path: Path, overrides=(), dry_run: bool = False, until: str | None = None,
+         echo=print) -> dict:
+    """Run a recipe; returns {stage: {"status", "seconds", "output"}} in run order."""
+    from shipit.ship.kinds import KINDS
+
+    recipe = load_config(recipe_path, Recipe, overrides)
+    p = plan(recipe, str(recipe_path))
+    order = p.order
+    if until is not None:
+        if until not in recipe.stages:
+            raise UserError(f"--until {until}: no such stage; stages: {', '.join(recipe.stages)}")
+        needed, todo = set(), [until]
+        while todo:
+            n = todo.pop()
+            if n not in needed:
+                needed.add(n)
+                todo += p.deps[n]
+        order = [n for n in order if n in needed]
+    validate_all(p)
+    root = Path(recipe.out).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    state = State(root)
+    keys: dict[str, str] = {}
+    report: dict[str, dict] = {}
+    started = time.perf_counter()
+    for i, name in enumerate(order, 1):
+        spec = recipe.stages[name]
+        keys[name] = cache_key(p, name, keys)
+        why = status(p, name, keys[name], state)
+        head = f"[{i}/{len(order)}] {name} ({spec.kind})"
+        if dry_run or why == "cached":
+            took = state.data["done"].get(name, {}).get("seconds")
+            echo(f"{head}: {why}" + (f" (took {took}s when it ran)" if why == "cached" and took else ""))
+            report[name] = {"status": "cached" if why == "cached" else "planned", "output": str(p.out(name))}
+            continue
+        # Resume a crashed run of the same stage config; a changed config starts clean.
+        resume = state.data["running"].get(name) == keys[name]
+        state.data["running"][name] = keys[name]
+        state.save()
+        echo(f"{head}: {why}{' - resuming' if resume else ''}"
+             + (f" (library output: {log_path(root, name)})" if spec.kind in QUIET_KINDS else ""))
+        t0 = time.perf_counter()
+        cfg = _substitute(spec.config, _lookup(p, validating=False))
+        kind = KINDS[spec.kind]
+        validated = kind.validate(cfg, p.out(name), f"{p.source}: stage '{name}'")
+        with (fds_to(log_path(root, name)) if spec.kind in QUIET_KINDS else nullcontext()):
+            kind.runner(validated, p.out(name), resume)
+        seconds = round(time.perf_counter() - t0, 1)
+        state.data["done"][name] = {"key": keys[name], "seconds": seconds, "kind": spec.kind}
+        state.data["running"].pop(name, None)
+        state.save()
+        echo(f"      done in {seconds}s")
+        report[name] = {"status": "ran", "seconds": seconds, "output": str(p.out(name))}
+    if not dry_run:
+        echo(f"{recipe.name}: {len(order)} stages in {time.perf_counter() - started:.0f}s "
+             f"({sum(r['status'] == 'cached' for r in report.values())} cached); outputs under {root}")
+    return report

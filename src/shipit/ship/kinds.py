@@ -1,0 +1,104 @@
+"""The stage kinds a recipe can use: each validates its config and runs one shipit stage into `out`."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from shipit.config import validate
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How to validate a stage's config (model class, and whether `output` is a field) and how to run it."""
+
+    model: str
+    """`module:Class` of the config model."""
+    runner: Callable[[object, Path, bool], Path]
+    has_output: bool = True
+
+    def config_class(self):
+        module, cls = self.model.split(":")
+        return getattr(importlib.import_module(module), cls)
+
+    def validate(self, cfg: dict, out: Path, source: str):
+        data = {**cfg, "output": out} if self.has_output else cfg
+        return validate(data, self.config_class(), source)
+
+
+def _train(stage: str) -> Callable:
+    def run(cfg, out: Path, resume: bool) -> Path:
+        from shipit.train import get_stage
+
+        return get_stage(stage).run(cfg, resume=resume)
+    return run
+
+
+def _base(cfg, out: Path, resume: bool) -> Path:
+    from shipit.demo.base import build_base
+
+    return build_base(cfg, out, resume=resume)
+
+
+def _merge(cfg, out: Path, resume: bool) -> Path:
+    import yaml
+
+    from shipit.merge.run import run
+
+    path = out.parent / ".ship" / f"{out.name}.merge.yaml"
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=True), sort_keys=False))
+    return run(path, out, seed=0)
+
+
+def _merge_search(cfg, out: Path, resume: bool) -> Path:
+    from shipit.merge.search import run
+
+    return Path(run(cfg)["output"])
+
+
+def _quantize(cfg, out: Path, resume: bool) -> Path:
+    from shipit.quantize.run import run
+
+    return run(cfg.method, cfg.model, out, backend=cfg.backend)
+
+
+def _bench(cfg, out: Path, resume: bool) -> Path:
+    from shipit.bench.run import run
+
+    run(cfg)
+    return out
+
+
+def _data(module: str) -> Callable:
+    def run(cfg, out: Path, resume: bool) -> Path:
+        return importlib.import_module(module).run(cfg, resume=resume)
+    return run
+
+
+def _serve_check(cfg, out: Path, resume: bool) -> Path:
+    from shipit.ship.stages import serve_check
+
+    return serve_check(cfg)
+
+
+def _report(cfg, out: Path, resume: bool) -> Path:
+    from shipit.ship.report import write_report
+
+    return write_report(cfg)
+
+
+KINDS: dict[str, Kind] = {
+    "base": Kind("shipit.demo.base:BaseConfig", _base, has_output=False),
+    **{f"train/{s}": Kind(f"shipit.train.{s}:Config", _train(s)) for s in ("cpt", "sft", "reward", "dpo", "ppo", "grpo")},
+    "data/synth": Kind("shipit.data.synth:SynthConfig", _data("shipit.data.synth")),
+    "data/cai": Kind("shipit.data.cai:CAIConfig", _data("shipit.data.cai")),
+    "iterate": Kind("shipit.data.iterate:IterateConfig", _data("shipit.data.iterate")),
+    "merge": Kind("mergekit.config:MergeConfiguration", _merge, has_output=False),
+    "merge/search": Kind("shipit.merge.search:SearchConfig", _merge_search),
+    "quantize": Kind("shipit.ship.stages:QuantizeStage", _quantize, has_output=False),
+    "bench": Kind("shipit.bench.config:BenchConfig", _bench),
+    "serve/check": Kind("shipit.ship.stages:ServeCheck", _serve_check),
+    "report": Kind("shipit.ship.report:ReportConfig", _report),
+}

@@ -1,0 +1,109 @@
+"""The story report of a shipped recipe: what each stage did, with its numbers and where they came from."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from shipit.config import StrictModel
+from shipit.registry import lineage_lines, read_manifest
+
+
+class ReportConfig(StrictModel):
+    """Where the report's numbers live: the bench, and optionally the stages whose effect it narrates."""
+
+    bench: Path
+    base: Path | None = None
+    cpt: Path | None = None
+    domain: Path | None = None
+    """The finished domain specialist (e.g. after cpt -> sft -> dpo)."""
+    safety_sft: Path | None = None
+    safety: Path | None = None
+    """The finished safety specialist (e.g. after DPO)."""
+    merged: Path | None = None
+    quantized: Path | None = None
+    served: Path | None = None
+    """A serve/check output (answers from the served winner)."""
+    experiment: Path | None = None
+    """A serve/experiment output (the A/B decision)."""
+    output: Path
+
+
+def _name(path: Path | None) -> str | None:
+    return Path(path).name if path else None
+
+
+def story(cfg: ReportConfig, summary: dict) -> list[str]:
+    """One line per stage effect, with the numbers, or an honest statement that the effect did not show."""
+    res = summary["results"]
+    lines = []
+    cpt = read_manifest(cfg.cpt) if cfg.cpt else None
+    if cpt:
+        m = cpt["metrics"]
+        lines.append(f"Post-pretraining ({_name(cfg.cpt)}): domain perplexity {m['domain_ppl_before']:.4g} -> "
+                     f"{m['domain_ppl_after']:.4g} ({m['domain_ppl_gain']:.3g}x better) while general perplexity went "
+                     f"{m['general_ppl_before']:.4g} -> {m['general_ppl_after']:.4g} (retention "
+                     f"{m['general_ppl_retention']:.3g}; 1.0 = no forgetting), domain:general mixed "
+                     f"{cpt['config']['mix_ratio']} by tokens.")
+    base, dom = _name(cfg.base), _name(cfg.domain)
+    if dom in res and "domain_qa" in res[dom]:
+        qa = res[dom]["domain_qa"]
+        verdict = "above" if qa["exact_match"] > qa["chance"] else "NOT above"
+        was = f" (base {res[base]['domain_qa']['exact_match']:.3f})" if base in res else ""
+        lines.append(f"Domain QA on held-out entities ({dom}): exact match {qa['exact_match']:.3f}{was}, "
+                     f"{verdict} chance {qa['chance']:.3f}.")
+    s_sft, s_dpo = _name(cfg.safety_sft), _name(cfg.safety)
+    for n, label in ((s_sft, "after safety SFT"), (s_dpo, "after DPO")):
+        if n in res and "safety" in res[n]:
+            r = res[n]["safety"]
+            lines.append(f"Safety {label} ({n}): refuses {r['refusal_rate']:.0%} of harmful prompts, over-refuses "
+                         f"{r['over_refusal']:.0%} of harmless look-alikes.")
+    merged = _name(cfg.merged)
+    if merged in res:
+        parents = [n for n in (dom, s_dpo) if n in res]
+        vs = ", ".join(f"{n} {res[n]['score']:.3f}" for n in parents)
+        best = max(parents, key=lambda n: res[n]["score"]) if parents else None
+        verdict = ("beats both parents" if parents and res[merged]["score"] > res[best]["score"]
+                   else "does not beat its best parent")
+        lines.append(f"Merge ({merged}): weighted score {res[merged]['score']:.3f} vs parents {vs}: {verdict}.")
+    q = read_manifest(cfg.quantized) if cfg.quantized else None
+    if q:
+        m = q["metrics"]
+        lines.append(f"Quantization ({q['stage']}): {m['size_ratio']:.2f}x the size, perplexity "
+                     f"{m['ppl_delta_pct']:+.2f}%, largest logit change {m['max_logit_diff']:.3g}.")
+    lines.append(f"Decision: {summary['winner'] or 'none'} - {summary['reason']}.")
+    return lines
+
+
+def write_report(cfg: ReportConfig) -> Path:
+    """Write OUTPUT/report.md: the story, time per stage, the bench, served answers, the experiment, lineage."""
+    from shipit.bench.report import bench_markdown
+    from shipit.registry import stage_output
+
+    summary = json.loads((cfg.bench / "results.json").read_text())
+    state_file = cfg.output.parent / ".ship" / "state.json"
+    times = json.loads(state_file.read_text())["done"] if state_file.exists() else {}
+    inputs = {k: v for k, v in cfg.model_dump().items() if k != "output" and v is not None}
+    with stage_output(cfg.output, "report", cfg, inputs) as out:
+        md = ["# shipit report\n", f"Artifacts are under `{cfg.output.parent}`; every number below is read from a "
+              "stage's manifest.json or the bench's results.json.\n", "## What happened\n"]
+        md += [f"- {line}" for line in story(cfg, summary)]
+        md += ["", "## Time per stage\n", "| stage | kind | seconds |", "|---|---|---|"]
+        md += [f"| {n} | {d.get('kind', '')} | {d['seconds']} |" for n, d in times.items()]
+        md += [f"| **total** | | {sum(d['seconds'] for d in times.values()):.1f} |", ""]
+        md += [bench_markdown(summary).replace("# shipit bench", "## Bench"),
+               f"Full bench report with plots: `{cfg.bench / 'report.html'}`\n"]
+        if cfg.served:
+            md.append("## Served by vLLM\n")
+            for line in (cfg.served / "transcript.jsonl").read_text().splitlines():
+                t = json.loads(line)
+                md.append(f"- **{t['prompt']}** -> `{t['answer']!r}` ({t['completion_tokens']} tokens, {t['latency_s']}s)")
+            md.append("")
+        if cfg.experiment and (cfg.experiment / "experiment.json").exists():
+            e = json.loads((cfg.experiment / "experiment.json").read_text())
+            md += ["## A/B experiment\n", "```json", json.dumps(e, indent=2)[:4000], "```", ""]
+        if summary.get("winner_path"):
+            md += ["## Lineage of the winner\n", "```", *lineage_lines(summary["winner_path"]), "```", ""]
+        (out.dir / "report.md").write_text("\n".join(md))
+        out.metrics["story_lines"] = len(story(cfg, summary))
+    return cfg.output

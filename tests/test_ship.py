@@ -1,0 +1,104 @@
+"""`shipit ship`: a recipe as a DAG, cached by content hash, resumable, validated before any work."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from shipit.errors import UserError
+from shipit.pipeline import ship
+
+TINY = {"vocab_size": 512, "hidden_size": 64, "intermediate_size": 128, "num_layers": 2, "num_heads": 2,
+        "pretrain": {"learning_rate": 3e-3, "max_steps": 6, "warmup_steps": 1, "logging_steps": 2}}
+SFT = {"learning_rate": 1e-3, "max_steps": 4, "warmup_steps": 0, "logging_steps": 2}
+
+
+def recipe(tmp_path, sft_steps=4, sft_save=50):
+    stages = {
+        "base": {"kind": "base", "config": TINY},
+        "sft": {"kind": "train/sft", "config": {
+            "model": "${base}", "datasets": [{"path": "${data}/instructions.jsonl"}], "eval_fraction": 0,
+            "trainer": {**SFT, "max_steps": sft_steps, "save_steps": sft_save}}},
+        "other": {"kind": "train/sft", "config": {
+            "model": "${base}", "datasets": [{"path": "${data}/safety_sft.jsonl"}], "eval_fraction": 0,
+            "trainer": SFT}},
+        "q": {"kind": "quantize", "config": {"method": "w8a8", "model": "${sft}"}},
+        "bench": {"kind": "bench", "config": {"models": {"sft": "${sft}", "q": "${q}"}, "tasks": ["general_ppl"],
+                                              "efficiency": {"prompts": 1, "max_new_tokens": 2}}},
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump({"name": "t", "out": str(tmp_path / "out"), "stages": stages}, sort_keys=False))
+    return path
+
+
+def statuses(report):
+    return {name: r["status"] for name, r in report.items()}
+
+
+def test_ship_runs_caches_and_reruns_only_what_changed(tmp_path):
+    path = recipe(tmp_path)
+    lines = []
+    first = ship(path, echo=lines.append)
+    assert statuses(first) == {n: "ran" for n in ("base", "sft", "other", "q", "bench")}
+    assert [ln.split(":")[0] for ln in lines if ln.startswith("[")] == [
+        "[1/5] base (base)", "[2/5] sft (train/sft)", "[3/5] other (train/sft)", "[4/5] q (quantize)",
+        "[5/5] bench (bench)"]
+    assert statuses(ship(path, echo=lambda m: None)) == {n: "cached" for n in first}
+
+    path = recipe(tmp_path, sft_steps=5)  # one stage's config changes: it and what depends on it rerun
+    plan = ship(path, dry_run=True, echo=lambda m: None)
+    assert statuses(plan) == {"base": "cached", "sft": "planned", "other": "cached", "q": "planned",
+                              "bench": "planned"}
+    again = ship(path, echo=lambda m: None)
+    assert statuses(again) == {"base": "cached", "sft": "ran", "other": "cached", "q": "ran", "bench": "ran"}
+    assert statuses(ship(path, until="q", echo=lambda m: None)) == {"base": "cached", "sft": "cached",
+                                                                     "q": "cached"}
+
+
+def test_recipe_errors_fail_before_any_work(tmp_path):
+    path = recipe(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    data["stages"]["q"]["config"]["model"] = "${nowhere}"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(UserError, match=r"field 'stages.q.config': reference \$\{nowhere\} names no stage"):
+        ship(path, echo=lambda m: None)
+    data["stages"]["q"]["config"]["model"] = "${bench}"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(UserError, match=r"stages form a cycle: .*bench -> q -> bench|q -> bench -> q"):
+        ship(path, echo=lambda m: None)
+    data["stages"]["q"]["config"] = {"method": "w8a8", "model": "${sft}", "bakend": "x"}
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(UserError, match=r"stage 'q': field 'bakend': unknown key 'bakend'; did you mean 'backend'"):
+        ship(path, echo=lambda m: None)
+    data["stages"]["q"]["kind"] = "quantise"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(UserError, match=r"field 'stages.q.kind': unknown stage kind 'quantise'; allowed: base"):
+        ship(path, echo=lambda m: None)
+    assert not (tmp_path / "out" / "base").exists()
+
+
+def test_a_stage_killed_mid_run_resumes(tmp_path):
+    path = recipe(tmp_path, sft_steps=40, sft_save=5)
+    cmd = [sys.executable, "-m", "shipit", "ship", str(path), "--until", "sft"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpts = tmp_path / "out" / ".sft.partial" / "checkpoints"
+    deadline = time.time() + 300
+    while time.time() < deadline and not any(ckpts.glob("checkpoint-*/trainer_state.json")):
+        assert proc.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("[")]
+    assert lines[0].startswith("[1/2] base (base): cached")
+    assert lines[1] == "[2/2] sft (train/sft): run (new) - resuming"
+    import json
+
+    assert json.loads((tmp_path / "out" / "sft" / "manifest.json").read_text())["metrics"]["steps"] == 40
