@@ -118,6 +118,19 @@ def test_router_records_prompt_and_answer(tmp_path, record):
     assert got == {ids[0]: (msgs, "hello"), ids[1]: (msgs, "hello0 hello1 hello2 hello3 "), ids[2]: ("Once", "hello")}
 
 
+def test_experiment_config_names_the_judges(tmp_path):
+    from shipit.config import load_config
+    from shipit.serve.experiment import ExperimentConfig
+
+    path = tmp_path / "sim.yaml"
+    path.write_text("arms: {a: m1, b: m2}\njudge: rule\noutput: out\n")
+    with pytest.raises(UserError, match="unknown judge 'rule'; judges: rules"):
+        load_config(path, ExperimentConfig)
+    path.write_text("arms: {a: m1, b: m2}\ncontrol: c\noutput: out\n")
+    with pytest.raises(UserError, match="'c' is not an arm; arms: a, b"):
+        load_config(path, ExperimentConfig)
+
+
 def coin_judge(item: dict, answer: str) -> float:
     """A deterministic coin per answer text: different answers tend to get different thumbs."""
     return float(hashlib.sha256(answer.encode()).digest()[0] % 2)
