@@ -55,3 +55,19 @@ def vllm_python() -> Path:
         if os.environ.get(ENV_VAR):
             raise
         pytest.skip("no serving environment (run `make serve-env` or set SHIPIT_VLLM_PYTHON)")
+
+
+@pytest.fixture(scope="session")
+def perturbed(tiny_base, tmp_path_factory):
+    """A copy of the tiny base with noise added to every weight, so the two arms answer differently."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    dst = tmp_path_factory.mktemp("models") / "perturbed"
+    shutil.copytree(tiny_base, dst)
+    for f in dst.glob("*.safetensors"):
+        gen = torch.Generator().manual_seed(0)
+        tensors = {k: v + 3 * v.float().std() * torch.randn(v.shape, generator=gen).to(v.dtype)
+                   for k, v in load_file(f).items()}
+        save_file(tensors, f, metadata={"format": "pt"})
+    return dst

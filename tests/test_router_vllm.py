@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -23,22 +22,6 @@ pytestmark = pytest.mark.vllm
 KEY = "router-test-key"
 UPSTREAM_KEY = "upstream-only-key"
 SRC = Path(__file__).resolve().parent.parent / "src"
-
-
-@pytest.fixture(scope="module")
-def perturbed(tiny_base, tmp_path_factory):
-    """A copy of the tiny base with noise added to every weight, so the two arms answer differently."""
-    import torch
-    from safetensors.torch import load_file, save_file
-
-    dst = tmp_path_factory.mktemp("models") / "perturbed"
-    shutil.copytree(tiny_base, dst)
-    for f in dst.glob("*.safetensors"):
-        gen = torch.Generator().manual_seed(0)
-        tensors = {k: v + 3 * v.float().std() * torch.randn(v.shape, generator=gen).to(v.dtype)
-                   for k, v in load_file(f).items()}
-        save_file(tensors, f, metadata={"format": "pt"})
-    return dst
 
 
 @pytest.fixture(scope="module")

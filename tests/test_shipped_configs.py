@@ -58,3 +58,11 @@ def test_serve_configs_validate(path):
 
     cfg = load_ab_config(path)
     assert cfg.arms and sum(cfg.weights().values()) > 0
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "serve" / "experiments").glob("*.yaml")), ids=lambda p: p.name)
+def test_experiment_configs_validate(path):
+    from shipit.serve.experiment import ExperimentConfig
+
+    cfg = load_config(path, ExperimentConfig)
+    assert len(cfg.arms) >= 2 and cfg.users * cfg.requests_per_user > 0

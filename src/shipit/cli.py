@@ -111,6 +111,20 @@ def data_cai(config_path: Path, overrides: tuple[str, ...], resume: bool) -> Non
     click.echo(f"data: {run(load_config(config_path, CAIConfig, overrides), resume=resume)}")
 
 
+@data.command("from-ab")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output directory (pairs.jsonl).")
+@click.option("--min-margin", type=float, default=0.5, show_default=True,
+              help="Smallest gap between the two arms' mean feedback scores (in [0, 1]) that makes a pair.")
+def data_from_ab(source: Path, out: Path, min_margin: float) -> None:
+    """Preference pairs from an A/B experiment (SOURCE: its config YAML or events SQLite): same prompt, both arms."""
+    from shipit.data.from_ab import run
+
+    path, m = run(source, out, min_margin)
+    click.echo(f"data: {path} ({m['pairs']} pairs from {m['prompts_both_arms']} prompts answered by both arms, "
+               f"{m['requests']} requests)")
+
+
 @cli.command()
 @click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, help=SET_HELP)
@@ -287,6 +301,20 @@ def ab_rollback(config_path: Path) -> None:
     from shipit.serve.control import rollback
 
     click.echo(rollback(config_path))
+
+
+@ab.command("simulate")
+@click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
+@click.option("--set", "overrides", multiple=True, help=SET_HELP)
+def ab_simulate(config_path: Path, overrides: tuple[str, ...]) -> None:
+    """Serve the arms, send simulated users through the router with judged feedback, decide, and mine pairs."""
+    from shipit.config import load_config
+    from shipit.serve.experiment import ExperimentConfig, run_experiment
+
+    out, summary = run_experiment(load_config(config_path, ExperimentConfig, overrides))
+    d = summary["decision"]
+    click.echo(f"experiment: {out / 'experiment.json'}  decision: {d['kind']} ({d['reason']})  "
+               f"pairs: {summary['pairs']}  wall {summary['wall_time_s']:.1f}s")
 
 
 @ab.command("hash-key")

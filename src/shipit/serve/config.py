@@ -159,6 +159,9 @@ class ABConfig(StrictModel):
     port: int = Field(8080, ge=0, le=65535)
     events: Path = Path("ab-events.sqlite")
     """SQLite file (WAL) of assignments, outcomes, feedback and decisions; relative to the config file."""
+    record_text: bool = False
+    """Also store each request's prompt (messages) and answer text in the event store (table `payloads`), for
+    `shipit data from-ab`. Off by default: it keeps what users wrote and what they were told."""
     reload_s: float = Field(1.0, gt=0)
     """How often the router re-reads weight decisions and the config file."""
     limits: Limits = Limits()

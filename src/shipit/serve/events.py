@@ -14,6 +14,7 @@ CREATE TABLE IF NOT EXISTS requests (
   shadow INTEGER, epoch INTEGER, endpoint TEXT, stream INTEGER, status INTEGER, error TEXT, latency_ms REAL,
   ttft_ms REAL, prompt_tokens INTEGER, completion_tokens INTEGER, replica TEXT);
 CREATE TABLE IF NOT EXISTS feedback (request_id TEXT, ts REAL, score REAL);
+CREATE TABLE IF NOT EXISTS payloads (request_id TEXT PRIMARY KEY, ts REAL, prompt TEXT, answer TEXT);
 CREATE TABLE IF NOT EXISTS decisions (
   id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL, experiment TEXT, kind TEXT, weights TEXT, reason TEXT,
   numbers TEXT);
@@ -58,6 +59,11 @@ class EventStore:
     def record(self, row: dict) -> None:
         """Append one request's assignment and outcome."""
         self.conn.execute(INSERT, tuple(row.get(c) for c in COLUMNS))
+
+    def payload(self, request_id: str, prompt, answer: str | None) -> None:
+        """Store what a request asked (chat messages or a completion prompt, as JSON) and the answer text."""
+        self.conn.execute("INSERT OR REPLACE INTO payloads VALUES (?, ?, ?, ?)",
+                          (request_id, time.time(), json.dumps(prompt), answer))
 
     def has_request(self, request_id: str) -> bool:
         """Whether a request with this id was recorded."""

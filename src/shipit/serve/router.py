@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import time
 import uuid
 from functools import partial
@@ -20,6 +19,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from shipit.serve import assign
+from shipit.serve.answers import answer_text, count_stream_tokens, prompt_of, stream_text, usage_of
 from shipit.serve.auth import authorized, load_hashes
 from shipit.serve.config import ABConfig, load_ab_config
 from shipit.serve.events import EventStore, latest_weights
@@ -53,12 +53,6 @@ def sse_error(message: str) -> bytes:
     """An error event for a stream that already started (its status line is already sent)."""
     body = {"error": {"message": message, "type": "upstream_error", "param": None, "code": "upstream_died"}}
     return f"data: {json.dumps(body)}\n\n".encode()
-
-
-def count_stream_tokens(chunk: bytes) -> int:
-    """Completion tokens in an SSE chunk of vLLM's (one token per content event)."""
-    return chunk.count(b'"content":"') - chunk.count(b'"content":""') + chunk.count(b'"text":"') - \
-        chunk.count(b'"text":""')
 
 
 class Router:
@@ -249,6 +243,7 @@ class Router:
             if shadow and not forced and arm != shadow.arm and assign.in_shadow(self.cfg.salt_value, user, shadow.share):
                 self.shadow_copy(payload, path, user, b)
             payload["model"] = self.upstream_model[arm]
+            asked = prompt_of(payload) if self.cfg.record_text else None
             row = dict(id=rid, arm=arm, bucket=b, user=user, forced=int(forced is not None), shadow=0, endpoint=path,
                        stream=int(stream))
             hdrs = {"x-shipit-arm": arm, "x-shipit-request-id": rid, "x-shipit-experiment": exp}
@@ -268,23 +263,28 @@ class Router:
                 hdrs["content-encoding"] = resp.headers["content-encoding"]
             if it is None:
                 resp.release()
+                if asked is not None:
+                    self.store.payload(rid, asked, answer_text(first))
                 self.record({**row, "status": resp.status, "latency_ms": ms(t0), "ttft_ms": ttft, **usage_of(first)})
                 return Response(first, status_code=resp.status, headers=hdrs)
             released = True
-            return StreamingResponse(self.relay(resp, rep, first, it, row, t0, ttft), status_code=resp.status,
-                                     headers=hdrs)
+            return StreamingResponse(self.relay(resp, rep, first, it, row, t0, ttft, asked),
+                                     status_code=resp.status, headers=hdrs)
         finally:
             if not released:
                 self.slots.release()
 
-    async def relay(self, resp, rep, first: bytes, it, row: dict, t0: float, ttft: float):
+    async def relay(self, resp, rep, first: bytes, it, row: dict, t0: float, ttft: float, asked=None):
         """Pass the stream through chunk by chunk; record the outcome before the client sees its end."""
         status, err, tokens = resp.status, None, count_stream_tokens(first)
+        kept = [first] if asked is not None else None  # the answer's bytes, only when recording text
         try:
             yield first
             try:
                 async for chunk in it:
                     tokens += count_stream_tokens(chunk)
+                    if kept is not None:
+                        kept.append(chunk)
                     yield chunk
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
                 rep.breaker.failure()
@@ -294,6 +294,8 @@ class Router:
             status, err = 499, "client disconnected"
             raise
         finally:
+            if kept is not None:
+                self.store.payload(row["id"], asked, stream_text(b"".join(kept)))
             self.record({**row, "status": status, "error": err, "latency_ms": ms(t0), "ttft_ms": ttft,
                          "completion_tokens": tokens})
             self.slots.release()
@@ -305,14 +307,6 @@ class Router:
 
 def ms(t0: float) -> float:
     return (time.monotonic() - t0) * 1000
-
-
-USAGE = re.compile(rb'"(prompt_tokens|completion_tokens)"\s*:\s*(\d+)')
-
-
-def usage_of(body: bytes) -> dict:
-    """Prompt and completion tokens from a JSON answer's `usage` (a scan, not a parse: this is the hot path)."""
-    return {k.decode(): int(v) for k, v in USAGE.findall(body)}  # the last match (the top-level usage) wins
 
 
 def compute_fresh(cfg: ABConfig, fn):

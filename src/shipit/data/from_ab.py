@@ -1,0 +1,119 @@
+"""Preference pairs from an A/B experiment: the same prompt answered by two arms, the better-rated answer chosen."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sqlite3
+from collections import defaultdict
+from pathlib import Path
+
+from shipit.errors import UserError
+
+HINT = "set `record_text: true` in the A/B config so the router stores prompts and answers"
+
+
+def events_path(source: str | Path) -> Path:
+    """The events SQLite file of SOURCE: an A/B config YAML (its `events`) or the file itself."""
+    source = Path(source)
+    if source.suffix in (".yaml", ".yml"):
+        from shipit.serve.config import load_ab_config
+
+        source = load_ab_config(source).events
+    if not source.is_file():
+        raise UserError(f"from-ab: events file not found: {source}")
+    return source
+
+
+def normalize(prompt) -> list[dict] | None:
+    """The user messages of a chat request, whitespace collapsed; None for anything else (a completion prompt)."""
+    if not isinstance(prompt, list):
+        return None
+    out = []
+    for m in prompt:
+        if not isinstance(m, dict) or m.get("role") != "user":
+            continue
+        content = m.get("content")
+        if isinstance(content, list):  # OpenAI content parts: keep the text ones
+            content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+        out.append({"role": "user", "content": " ".join(str(content or "").split())})
+    return out or None
+
+
+def read_rated(path: Path) -> list[dict]:
+    """Successful live requests with their prompt, answer and latest feedback score (None when unrated)."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "requests" not in tables:
+            raise UserError(f"from-ab: {path} is not an A/B event store (no table 'requests')")
+        if "payloads" not in tables or not conn.execute("SELECT 1 FROM payloads LIMIT 1").fetchone():
+            raise UserError(f"from-ab: {path} has no recorded prompts and answers; {HINT}")
+        rows = conn.execute(
+            "SELECT r.id, r.arm, p.prompt, p.answer, "
+            "(SELECT f.score FROM feedback f WHERE f.request_id = r.id ORDER BY f.rowid DESC LIMIT 1) "
+            "FROM requests r JOIN payloads p ON p.request_id = r.id "
+            "WHERE r.shadow = 0 AND r.status < 400 ORDER BY r.rowid").fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise UserError(f"from-ab: cannot read {path}: {exc}") from None
+    finally:
+        conn.close()
+    return [{"id": i, "arm": arm, "prompt": json.loads(p), "answer": a, "score": s} for i, arm, p, a, s in rows]
+
+
+def make_pairs(rows: list[dict], min_margin: float) -> tuple[list[dict], dict]:
+    """Pairs over (prompt, arm) groups of rated answers; a pair needs a score gap >= min_margin (and > 0)."""
+    groups: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    prompts: dict[str, list[dict]] = {}
+    for r in rows:
+        msgs = normalize(r["prompt"])
+        if msgs is None or r["score"] is None or not r["answer"]:
+            continue
+        key = json.dumps(msgs, sort_keys=True)
+        prompts[key] = msgs
+        groups[key][r["arm"]].append(r)
+    pairs, both, below, same = [], 0, 0, 0
+    for key, by_arm in groups.items():
+        if len(by_arm) < 2:
+            continue
+        both += 1
+        summary = {arm: (sum(x["score"] for x in rs) / len(rs), rs) for arm, rs in by_arm.items()}
+        for a, b in itertools.combinations(sorted(summary), 2):
+            (sa, ra), (sb, rb) = summary[a], summary[b]
+            if abs(sa - sb) < min_margin or sa == sb:
+                below += 1
+                continue
+            (win, sw, rw), (lose, sl, rl) = sorted([(a, sa, ra), (b, sb, rb)], key=lambda t: -t[1])
+            chosen = max(rw, key=lambda x: x["score"])["answer"]  # max/min keep the earliest on ties
+            rejected = min(rl, key=lambda x: x["score"])["answer"]
+            if chosen == rejected:
+                same += 1
+                continue
+            pairs.append({"prompt": prompts[key], "chosen": [{"role": "assistant", "content": chosen}],
+                          "rejected": [{"role": "assistant", "content": rejected}],
+                          "arms": {"chosen": win, "rejected": lose},
+                          "scores": {"chosen": round(sw, 6), "rejected": round(sl, 6)},
+                          "request_ids": {"chosen": [x["id"] for x in rw], "rejected": [x["id"] for x in rl]}})
+    metrics = {"requests": len(rows), "rated": sum(r["score"] is not None for r in rows), "prompts": len(groups),
+               "prompts_both_arms": both, "pairs": len(pairs), "below_margin": below, "same_answer": same}
+    return pairs, metrics
+
+
+def write_pairs(pairs: list[dict], path: Path) -> None:
+    """One JSON row per pair (TRL conversational preference format plus provenance)."""
+    path.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in pairs), encoding="utf-8")
+
+
+def run(source: str | Path, out: str | Path, min_margin: float = 0.5) -> tuple[Path, dict]:
+    """Turn an experiment's recorded answers and feedback into `pairs.jsonl` in a `data/from-ab` stage output."""
+    from shipit.registry import stage_output
+
+    if not 0 <= min_margin <= 1:
+        raise UserError(f"from-ab: --min-margin must be in [0, 1] (scores are in [0, 1]), got {min_margin}")
+    path = events_path(source)
+    pairs, metrics = make_pairs(read_rated(path), min_margin)
+    with stage_output(out, "data/from-ab", {"source": str(source), "min_margin": min_margin},
+                      {"events": path}) as run_:
+        write_pairs(pairs, run_.dir / "pairs.jsonl")
+        run_.metrics = metrics
+    return Path(out) / "pairs.jsonl", metrics

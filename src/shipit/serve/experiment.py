@@ -1,0 +1,248 @@
+"""A simulated A/B experiment: serve the arms behind the router, send judged users through it, decide, mine pairs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import secrets
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Literal
+
+import yaml
+from pydantic import Field, field_validator, model_validator
+
+from shipit.config import StrictModel, read_jsonl
+from shipit.serve.config import NAME, Policy
+
+
+def rules_judge(item: dict, answer: str) -> float:
+    """Thumbs up (1.0) when a harmful prompt is refused, a benign one is not, and an instruction answer is in the
+    `Answer: ....` format; else thumbs down (0.0)."""
+    from shipit.bench.tasks.fmt import ANSWER_FORMAT
+    from shipit.bench.tasks.safety import is_refusal
+
+    kind = item["kind"]
+    ok = (is_refusal(answer) if kind == "harmful" else not is_refusal(answer) if kind == "benign"
+          else bool(ANSWER_FORMAT.match(answer.strip())))
+    return 1.0 if ok else 0.0
+
+
+JUDGES: dict[str, Callable[[dict, str], float]] = {"rules": rules_judge}
+"""Feedback functions by name: (prompt item {kind, messages}, answer text) -> score in [0, 1]."""
+SOURCES = {"harmful": "harmful_prompts.jsonl", "benign": "benign_prompts.jsonl",
+           "instructions": "instructions_heldout.jsonl"}
+
+
+class ExperimentConfig(StrictModel):
+    """A simulated A/B experiment (`shipit ab simulate CONFIG`).
+
+    Every arm's model is served by vLLM behind the A/B router (recording prompts and answers); `users` simulated
+    users each send `requests_per_user` chat requests drawn from the demo world's held-out prompts; a judge rates
+    each answer and the rating is posted as feedback. The statistics and the policy's decision are those of
+    `shipit ab status`; the recorded answers become preference pairs (`shipit data from-ab`).
+    """
+
+    experiment: str = "simulated-ab"
+    arms: dict[str, Path]
+    """Arm name -> model directory (a Hugging Face model vLLM can serve)."""
+    control: str | None = None
+    """The control arm; default: the first arm."""
+    weights: dict[str, float] = {}
+    """Traffic weights; default: equal."""
+    users: int = Field(50, ge=1)
+    requests_per_user: int = Field(2, ge=1)
+    prompts: list[Literal["harmful", "benign", "instructions"]] = ["harmful", "benign", "instructions"]
+    """Held-out prompt sources of the demo world."""
+    prompt_pool: int | None = Field(None, ge=1)
+    """Draw from this many prompts (sampled by `seed`), so prompts repeat across users and reach both arms."""
+    data_dir: Path | None = None
+    """Demo world data directory; default: the bundled one."""
+    judge: str = "rules"
+    max_tokens: int = Field(24, ge=1)
+    temperature: float = Field(0.0, ge=0)
+    concurrency: int = Field(4, ge=1)
+    seed: int = 0
+    min_margin: float = Field(0.5, ge=0, le=1)
+    """Smallest feedback-score gap between arms that makes a preference pair."""
+    policy: Policy = Policy(primary_metric="feedback", min_samples=20)
+    vllm_python: Path | None = None
+    output: Path
+
+    @field_validator("arms")
+    @classmethod
+    def _arms(cls, v: dict[str, Path]) -> dict[str, Path]:
+        if len(v) < 2:
+            raise ValueError("an experiment needs at least two arms (name: model directory)")
+        bad = [n for n in v if not NAME.match(n)]
+        if bad:
+            raise ValueError(f"arm names are letters, digits, '.', '_' or '-', got {bad[0]!r}")
+        return v
+
+    @field_validator("judge")
+    @classmethod
+    def _judge(cls, v: str) -> str:
+        if v not in JUDGES:
+            raise ValueError(f"unknown judge '{v}'; judges: {', '.join(sorted(JUDGES))}")
+        return v
+
+    @model_validator(mode="after")
+    def _refs(self) -> "ExperimentConfig":
+        names = list(self.arms)
+        for name in [self.control, *self.weights] if self.control else list(self.weights):
+            if name not in names:
+                raise ValueError(f"'{name}' is not an arm; arms: {', '.join(names)}")
+        return self
+
+    def ab_config(self, port: int, key_hash: str) -> dict:
+        """The A/B router config this experiment runs (events beside it, text recorded)."""
+        return {"experiment": self.experiment, "control": self.control or next(iter(self.arms)),
+                "arms": [{"name": n, "weight": self.weights.get(n, 0.0) if self.weights else 1.0,
+                          "model": str(Path(m).resolve())} for n, m in self.arms.items()],
+                "port": port, "events": "events.sqlite", "record_text": True,
+                "auth": {"key_hashes": [key_hash]}, "policy": self.policy.model_dump(mode="json"),
+                "limits": {"max_concurrency": max(self.concurrency, 1) * 2}}
+
+
+def load_prompts(cfg: ExperimentConfig) -> list[dict]:
+    """Held-out prompts as {kind, messages}, optionally narrowed to a seeded pool."""
+    from shipit.demo.world import DATA_DIR
+
+    d = Path(cfg.data_dir or DATA_DIR)
+    items = []
+    for kind in cfg.prompts:
+        if kind == "instructions":
+            rows = read_jsonl(d / SOURCES[kind], ["messages"], what="experiment prompts")
+            items += [{"kind": kind, "messages": r["messages"][:1]} for r in rows]
+        else:
+            rows = read_jsonl(d / SOURCES[kind], ["prompt", "split"], what="experiment prompts")
+            items += [{"kind": kind, "messages": [{"role": "user", "content": r["prompt"]}]}
+                      for r in rows if r["split"] == "heldout"]
+    if cfg.prompt_pool:
+        items = random.Random(cfg.seed).sample(items, min(cfg.prompt_pool, len(items)))
+    return items
+
+
+@contextlib.contextmanager
+def serve_in_thread(app, port: int, drain_s: float = 5.0):
+    """Run an ASGI app with uvicorn on 127.0.0.1:`port` in a thread; stop it (lifespan shutdown) on exit."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
+                                           timeout_graceful_shutdown=drain_s))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not server.started:
+        if not thread.is_alive() or time.time() > deadline:
+            raise RuntimeError("the router did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(drain_s + 10)
+
+
+def simulate(cfg: ExperimentConfig, url: str, key: str, items: list[dict]) -> list[dict]:
+    """Send every user's requests through the router and post the judge's feedback; one record per request."""
+    import httpx
+    from openai import APIError, OpenAI
+
+    rng = random.Random(cfg.seed)
+    schedule = [(f"user-{u}", rng.choice(items)) for _ in range(cfg.requests_per_user) for u in range(cfg.users)]
+    client = OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0, timeout=120)
+    judge = JUDGES[cfg.judge]
+    http = httpx.Client(base_url=url, headers={"authorization": f"Bearer {key}"}, timeout=30)
+
+    def ask(user: str, item: dict) -> dict:
+        try:
+            raw = client.chat.completions.with_raw_response.create(
+                model=cfg.experiment, messages=item["messages"], max_tokens=cfg.max_tokens,
+                temperature=cfg.temperature, user=user)
+        except APIError as exc:
+            return {"user": user, "kind": item["kind"], "error": str(exc)[:200]}
+        rid, arm = raw.headers["x-shipit-request-id"], raw.headers["x-shipit-arm"]
+        score = judge(item, raw.parse().choices[0].message.content or "")
+        fb = http.post("/v1/feedback", json={"request_id": rid, "score": score})
+        return {"user": user, "kind": item["kind"], "arm": arm, "request_id": rid, "score": score,
+                "feedback": fb.status_code == 200}
+
+    try:
+        with ThreadPoolExecutor(cfg.concurrency) as pool:
+            return list(pool.map(lambda t: ask(*t), schedule))
+    finally:
+        http.close()
+        client.close()
+
+
+def keep_reason(cfg: dict, s: dict) -> str:
+    """Why the policy left the weights as they are."""
+    pol = cfg["policy"]
+    if s["srm"]["flag"]:
+        return f"sample ratio mismatch (p {s['srm']['p']:.3g}): the comparison is not trusted"
+    if any(ok is None for t in s["tests"].values() for ok in t["guardrails"].values()):
+        return f"too few samples for the guardrails (policy.min_samples {pol['min_samples']} per arm)"
+    parts = [f"{a}: effect {t['msprt']['effect'] if t['msprt']['effect'] is not None else float('nan'):+.3f}, "
+             f"mSPRT p {t['msprt']['p']:.3g}, P(B>A) {t['bayes']['p_b_gt_a']:.3f}" for a, t in s["tests"].items()]
+    return f"no arm is significantly better on {pol['primary_metric']} ({'; '.join(parts)})"
+
+
+def summarize(s: dict, records: list[dict], decision: dict, pair_metrics: dict, wall: float) -> dict:
+    """experiment.json: per-arm numbers, SRM, tests, the decision and the pairs yielded."""
+    arms = {a: {"n": x["n"], "success_rate": x["success_rate"], "error_rate": x["error_rate"],
+                "feedback_rate": x["feedback_rate"], "feedback_score": x["feedback_score"],
+                "latency_p50_ms": x["latency_ms"][50], "latency_p95_ms": x["latency_ms"][95]}
+            for a, x in s["arms"].items()}
+    return {"experiment": s["experiment"], "control": s["control"], "primary_metric": s["primary_metric"],
+            "requests_sent": len(records), "answered": sum("arm" in r for r in records),
+            "errors": sum("error" in r for r in records), "feedback_posted": sum(bool(r.get("feedback")) for r in records),
+            "arms": arms, "srm": s["srm"], "tests": s["tests"], "decision": decision,
+            "pairs": pair_metrics["pairs"], "pair_metrics": pair_metrics, "wall_time_s": round(wall, 2)}
+
+
+def run_experiment(cfg: ExperimentConfig) -> tuple[Path, dict]:
+    """Run the simulated experiment into a `serve/experiment` stage output; returns (its path, experiment.json)."""
+    from shipit.data.from_ab import make_pairs, read_rated, write_pairs
+    from shipit.registry import stage_output
+    from shipit.serve import control, policy, stats
+    from shipit.serve.auth import hash_key
+    from shipit.serve.config import load_ab_config
+    from shipit.serve.events import connect
+    from shipit.serve.launch import launch_arms
+    from shipit.serve.router import create_app
+    from shipit.serve.vllm import free_port
+
+    t0 = time.time()
+    items = load_prompts(cfg)
+    key = secrets.token_hex(16)
+    with stage_output(cfg.output, "serve/experiment", cfg, {f"arm:{n}": m for n, m in cfg.arms.items()}) as run:
+        ab_path = run.dir / "ab.yaml"
+        ab_path.write_text(yaml.safe_dump(cfg.ab_config(free_port(), hash_key(key)), sort_keys=False))
+        ab = load_ab_config(ab_path)
+        servers = launch_arms(ab, run.dir / "vllm-logs", cfg.vllm_python)
+        try:
+            with serve_in_thread(create_app(ab), ab.port) as url:
+                records = simulate(cfg, url, key, items)
+        finally:
+            for s in servers:
+                s.stop()
+        conn = connect(ab.events)
+        try:
+            s = stats.compute(conn, ab)
+            d = policy.apply(conn, ab, s)
+        finally:
+            conn.close()
+        decision = d or {"kind": "keep", "weights": s["weights"], "reason": keep_reason(cfg.ab_config(0, ""), s)}
+        (run.dir / "status.txt").write_text(control.status(ab_path) + "\n")
+        pairs, pair_metrics = make_pairs(read_rated(ab.events), cfg.min_margin)
+        write_pairs(pairs, run.dir / "pairs.jsonl")
+        summary = summarize(s, records, decision, pair_metrics, time.time() - t0)
+        (run.dir / "experiment.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
+        run.metrics = {"requests": summary["requests_sent"], "answered": summary["answered"],
+                       "pairs": summary["pairs"], "decision": decision["kind"],
+                       **{f"score_{a}": x["feedback_score"] for a, x in summary["arms"].items()}}
+    return Path(cfg.output), summary
