@@ -83,6 +83,12 @@ def _serve_check(cfg, out: Path, resume: bool) -> Path:
     return serve_check(cfg)
 
 
+def _experiment(cfg, out: Path, resume: bool) -> Path:
+    from shipit.serve.experiment import run_experiment
+
+    return run_experiment(cfg)[0]
+
+
 def _report(cfg, out: Path, resume: bool) -> Path:
     from shipit.ship.report import write_report
 
@@ -100,5 +106,6 @@ KINDS: dict[str, Kind] = {
     "quantize": Kind("shipit.ship.stages:QuantizeStage", _quantize, has_output=False),
     "bench": Kind("shipit.bench.config:BenchConfig", _bench),
     "serve/check": Kind("shipit.ship.stages:ServeCheck", _serve_check),
+    "serve/experiment": Kind("shipit.serve.experiment:ExperimentConfig", _experiment),
     "report": Kind("shipit.ship.report:ReportConfig", _report),
 }

@@ -71,8 +71,34 @@ def story(cfg: ReportConfig, summary: dict) -> list[str]:
         m = q["metrics"]
         lines.append(f"Quantization ({q['stage']}): {m['size_ratio']:.2f}x the size, perplexity "
                      f"{m['ppl_delta_pct']:+.2f}%, largest logit change {m['max_logit_diff']:.3g}.")
-    lines.append(f"Decision: {summary['winner'] or 'none'} - {summary['reason']}.")
+    lines.append(f"Bench decision: {summary['winner'] or 'none'} - {summary['reason']}.")
+    if cfg.experiment and (cfg.experiment / "experiment.json").exists():
+        e = json.loads((cfg.experiment / "experiment.json").read_text())
+        lines.append(f"A/B experiment ({', '.join(e['arms'])}): {e['decision']['kind']} - {e['decision']['reason']}; "
+                     f"{e['pairs']} preference pairs for the next round.")
     return lines
+
+
+def experiment_section(e: dict, where: Path) -> list[str]:
+    """The A/B experiment as Markdown: per-arm numbers, sample-ratio check, tests, the decision, the pairs yielded."""
+    md = ["## A/B experiment\n", f"{e['requests_sent']} simulated requests ({e['answered']} answered, "
+          f"{e['feedback_posted']} rated by the judge) through the router, control `{e['control']}`, primary metric "
+          f"{e['primary_metric']}.\n", "| arm | n | success | feedback | latency p50 ms | p95 ms |", "|---|---|---|---|---|---|"]
+    for arm, a in e["arms"].items():
+        md.append(f"| {arm} | {a['n']} | {a['success_rate']:.2f} | {a['feedback_score']:.3f} | "
+                  f"{a['latency_p50_ms']:.0f} | {a['latency_p95_ms']:.0f} |")
+    srm = e["srm"]
+    md += ["", f"- Sample-ratio mismatch: chi2 {srm['chi2']:.2f}, p {srm['p']:.3g}"
+           + (" - FLAGGED" if srm["flag"] else " (no mismatch)")]
+    for arm, t in e.get("tests", {}).items():
+        md.append(f"- {arm} vs control: effect {t['msprt']['effect']:+.3f}, always-valid mSPRT p "
+                  f"{t['msprt']['p']:.3g}, P({arm} better) {t['bayes']['p_b_gt_a']:.3f}")
+    d = e["decision"]
+    md += [f"- **Decision: {d['kind']}** - {d['reason']}",
+           f"- The experiment yielded **{e['pairs']} preference pairs** for the next DPO round "
+           f"(`{where / 'pairs.jsonl'}`; {e['pair_metrics']['prompts_both_arms']} prompts answered by both arms, "
+           f"{e['pair_metrics']['below_margin']} below the rating margin).", ""]
+    return md
 
 
 def write_report(cfg: ReportConfig) -> Path:
@@ -100,8 +126,7 @@ def write_report(cfg: ReportConfig) -> Path:
                 md.append(f"- **{t['prompt']}** -> `{t['answer']!r}` ({t['completion_tokens']} tokens, {t['latency_s']}s)")
             md.append("")
         if cfg.experiment and (cfg.experiment / "experiment.json").exists():
-            e = json.loads((cfg.experiment / "experiment.json").read_text())
-            md += ["## A/B experiment\n", "```json", json.dumps(e, indent=2)[:4000], "```", ""]
+            md += experiment_section(json.loads((cfg.experiment / "experiment.json").read_text()), cfg.experiment)
         if summary.get("winner_path"):
             md += ["## Lineage of the winner\n", "```", *lineage_lines(summary["winner_path"]), "```", ""]
         (out.dir / "report.md").write_text("\n".join(md))
