@@ -66,3 +66,15 @@ def test_experiment_configs_validate(path):
 
     cfg = load_config(path, ExperimentConfig)
     assert len(cfg.arms) >= 2 and cfg.users * cfg.requests_per_user > 0
+
+
+@pytest.mark.parametrize("preset", ["default", "smoke"])
+def test_bundled_recipe_validates_every_stage(preset, tmp_path):
+    from shipit.demo.run import RECIPE, SMOKE
+    from shipit.pipeline import Recipe, plan, validate_all
+
+    overrides = [f"out={tmp_path}", *(SMOKE if preset == "smoke" else [])]
+    p = plan(load_config(RECIPE, Recipe, overrides), str(RECIPE))
+    validate_all(p)
+    assert p.order[0] == "base" and p.order[-1] == "report" and len(p.order) == 13
+    assert p.deps["report"] and set(p.deps["merged"]) == {"dpo-domain", "dpo-safety", "base"}
