@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -71,3 +74,14 @@ def perturbed(tiny_base, tmp_path_factory):
                    for k, v in load_file(f).items()}
         save_file(tensors, f, metadata={"format": "pt"})
     return dst
+
+
+def kill_at_first_checkpoint(cmd: list[str], ckpts: Path, timeout_s: float = 300) -> None:
+    """Run `cmd`, and SIGKILL it as soon as a trainer checkpoint appears under `ckpts` (a crash mid-stage)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout_s
+    while time.time() < deadline and not any(ckpts.glob("checkpoint-*/trainer_state.json")):
+        assert proc.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 
 import yaml
 
 from shipit.demo.world import DATA_DIR
 from shipit.registry import partial_dir
+from tests.conftest import kill_at_first_checkpoint
 
 
 def test_sft_killed_mid_run_resumes_and_finishes(tiny_base, tmp_path):
@@ -25,13 +23,7 @@ def test_sft_killed_mid_run_resumes_and_finishes(tiny_base, tmp_path):
     recipe.write_text(yaml.safe_dump(cfg))
     cmd = [sys.executable, "-m", "shipit", "train", "sft", str(recipe)]
     ckpts = partial_dir(out) / "checkpoints"
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and not any(ckpts.glob("checkpoint-*/trainer_state.json")):
-        assert proc.poll() is None, "the run ended before it could be killed"
-        time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_at_first_checkpoint(cmd, ckpts)
     assert not out.exists(), "a killed run must not leave an output that looks complete"
     killed_at = max(int(p.name.split("-")[1]) for p in ckpts.glob("checkpoint-*"))
     assert 10 <= killed_at < 40

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import yaml
 
 from shipit.errors import UserError
 from shipit.pipeline import ship
+from tests.conftest import kill_at_first_checkpoint
 
 TINY = {"vocab_size": 512, "hidden_size": 64, "intermediate_size": 128, "num_layers": 2, "num_heads": 2,
         "pretrain": {"learning_rate": 3e-3, "max_steps": 6, "warmup_steps": 1, "logging_steps": 2}}
@@ -86,14 +84,7 @@ def test_recipe_errors_fail_before_any_work(tmp_path):
 def test_a_stage_killed_mid_run_resumes(tmp_path):
     path = recipe(tmp_path, sft_steps=40, sft_save=5)
     cmd = [sys.executable, "-m", "shipit", "ship", str(path), "--until", "sft"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ckpts = tmp_path / "out" / ".sft.partial" / "checkpoints"
-    deadline = time.time() + 300
-    while time.time() < deadline and not any(ckpts.glob("checkpoint-*/trainer_state.json")):
-        assert proc.poll() is None, "the run ended before it could be killed"
-        time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_at_first_checkpoint(cmd, tmp_path / "out" / ".sft.partial" / "checkpoints")
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("[")]
