@@ -366,3 +366,21 @@ def test_cli_help_does_not_import_torch():
             "r = CliRunner().invoke(cli, ['iterate', '--help']); assert r.exit_code == 0; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert out.stdout.strip() == "False", out.stderr
+
+
+@pytest.mark.slow
+def test_vllm_backend_generates_and_scores_choices(tiny_base, vllm_python):
+    from shipit.data.generators import GeneratorSettings, make_generator
+
+    gen = make_generator(GeneratorSettings(backend="vllm", model=tiny_base, max_new_tokens=6))
+    try:
+        answers = gen.generate(["Name a colour.", "Is a cat an animal or a food?"], temperature=0.0)
+        assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
+        again = gen.generate(["Name a colour.", "Is a cat an animal or a food?"], temperature=0.0)
+        assert again == answers  # greedy decoding through the server is deterministic
+        logps = gen.choice_logprobs(["Answer A or B."])  # vLLM returns top log-probabilities
+        assert logps is not None and set(logps[0]) == {"A", "B"}
+        assert all(math.isfinite(v) and v <= 0 for v in logps[0].values())
+    finally:
+        gen.close()
+    assert gen.server.proc.poll() is not None  # the server was stopped
