@@ -68,7 +68,8 @@ def test_dpo_raises_margin_and_accepts_soft_labels(tiny_base, tmp_path):
     data = tmp_path / "pairs.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     stage = get_stage("dpo")
-    cfg = stage.Config(model=tiny_base, output=tmp_path / "dpo", datasets=[data], trainer={**FAST, "max_steps": 8})
+    cfg = stage.Config(model=tiny_base, output=tmp_path / "dpo", datasets=[data], loss_type=["sigmoid", "sft"],
+                       trainer={**FAST, "max_steps": 8})
     out = stage.run(cfg)
     m = manifest(out)["metrics"]
     assert m["eval_margin"] > m["eval_margin_before"] and m["eval_accuracy"] > 0.5

@@ -20,8 +20,10 @@ class Config(StageConfig):
     """JSONL preference rows `{"prompt", "chosen", "rejected"[, "soft_label"]}`."""
     eval_fraction: float = Field(0.1, gt=0, lt=1)
     beta: float = Field(0.1, gt=0)
-    loss_type: str = "sigmoid"
-    """Any loss TRL's DPOTrainer implements (sigmoid, ipo, hinge, robust, ...)."""
+    loss_type: str | list[str] = "sigmoid"
+    """Any loss TRL's DPOTrainer implements (sigmoid, ipo, hinge, robust, ...), or several combined, e.g.
+    `[sigmoid, sft]`: the `sft` term (NLL of the chosen answers, as in RPO) keeps generation from drifting."""
+    loss_weights: list[float] | None = None
     soft_label_copies: int = Field(4, ge=1)
 
 
@@ -52,7 +54,8 @@ def run(cfg: Config, resume: bool = False) -> Path:
     with stage_output(cfg.output, "train/dpo", cfg, inputs, resume=resume, keep_on_error=True) as out:
         tokenizer = AutoTokenizer.from_pretrained(cfg.model)
         args = DPOConfig(**trl_kwargs(cfg.trainer, out.dir / "checkpoints"), max_length=cfg.trainer.max_length,
-                         beta=cfg.beta, loss_type=[cfg.loss_type],
+                         beta=cfg.beta, loss_weights=cfg.loss_weights,
+                         loss_type=[cfg.loss_type] if isinstance(cfg.loss_type, str) else cfg.loss_type,
                          per_device_eval_batch_size=cfg.trainer.per_device_train_batch_size)
         trainer = DPOTrainer(model=load_model(cfg.model, cfg.peft), args=args,
                              train_dataset=Dataset.from_list(train_rows), eval_dataset=Dataset.from_list(eval_rows),
