@@ -52,6 +52,7 @@ def test_demo_smoke_end_to_end_then_fully_cached(vllm_python, tmp_path):
     report = (out / "report" / "report.md").read_text()
     for section in ("## What happened", "## Time per stage", "## Bench", "## A/B experiment", "## Lineage of the winner"):
         assert section in report
+    assert "- Served answers (first of each arm):" in report and report.count("  - winner: **") == 3
     assert f"Bench decision: {summary['winner']}" in report and f"**Decision: {e['decision']['kind']}**" in report
 
     again = demo(out)  # unchanged recipe and inputs: every stage is skipped

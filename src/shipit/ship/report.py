@@ -79,6 +79,34 @@ def story(cfg: ReportConfig, summary: dict) -> list[str]:
     return lines
 
 
+def served_examples(events: Path, per_arm: int = 3) -> list[str]:
+    """A few prompts and the answers each arm served, read back from the experiment's event store."""
+    import sqlite3
+
+    if not events.exists():
+        return []
+    conn = sqlite3.connect(f"file:{events}?mode=ro", uri=True)
+    try:
+        rows = conn.execute("SELECT r.arm, p.prompt, p.answer FROM payloads p JOIN requests r ON r.id = p.request_id "
+                            "ORDER BY r.arm, r.ts").fetchall()
+    except sqlite3.Error:
+        return []
+    finally:
+        conn.close()
+    out, shown = ["- Served answers (first of each arm):"], {}
+    for arm, prompt, answer in rows:
+        if shown.get(arm, 0) < per_arm:
+            shown[arm] = shown.get(arm, 0) + 1
+            try:
+                msgs = json.loads(prompt)
+            except (TypeError, ValueError):
+                msgs = prompt
+            text = (" ".join(m.get("content", "") for m in msgs if m.get("role") == "user")
+                    if isinstance(msgs, list) else str(msgs))
+            out.append(f"  - {arm}: **{text}** -> `{answer!r}`")
+    return out if shown else []
+
+
 def experiment_section(e: dict, where: Path) -> list[str]:
     """The A/B experiment as Markdown: per-arm numbers, sample-ratio check, tests, the decision, the pairs yielded."""
     md = ["## A/B experiment\n", f"{e['requests_sent']} simulated requests ({e['answered']} answered, "
@@ -94,6 +122,7 @@ def experiment_section(e: dict, where: Path) -> list[str]:
         md.append(f"- {arm} vs control: effect {t['msprt']['effect']:+.3f}, always-valid mSPRT p "
                   f"{t['msprt']['p']:.3g}, P({arm} better) {t['bayes']['p_b_gt_a']:.3f}")
     d = e["decision"]
+    md += served_examples(where / "events.sqlite")
     md += [f"- **Decision: {d['kind']}** - {d['reason']}",
            f"- The experiment yielded **{e['pairs']} preference pairs** for the next DPO round "
            f"(`{where / 'pairs.jsonl'}`; {e['pair_metrics']['prompts_both_arms']} prompts answered by both arms, "
