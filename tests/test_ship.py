@@ -74,6 +74,10 @@ def test_recipe_errors_fail_before_any_work(tmp_path):
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(UserError, match=r"stage 'q': field 'bakend': unknown key 'bakend'; did you mean 'backend'"):
         ship(path, echo=lambda m: None)
+    data["stages"]["q"]["config"] = {"method": "int3", "model": "${sft}"}
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(UserError, match=r"stage 'q': field 'method': unknown quantization method 'int3'; allowed: w4a16"):
+        ship(path, echo=lambda m: None)
     data["stages"]["q"]["kind"] = "quantise"
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(UserError, match=r"field 'stages.q.kind': unknown stage kind 'quantise'; allowed: base"):

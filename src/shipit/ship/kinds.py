@@ -77,12 +77,6 @@ def _data(module: str) -> Callable:
     return run
 
 
-def _serve_check(cfg, out: Path, resume: bool) -> Path:
-    from shipit.ship.stages import serve_check
-
-    return serve_check(cfg)
-
-
 def _experiment(cfg, out: Path, resume: bool) -> Path:
     from shipit.serve.experiment import run_experiment
 
@@ -105,7 +99,6 @@ KINDS: dict[str, Kind] = {
     "merge/search": Kind("shipit.merge.search:SearchConfig", _merge_search),
     "quantize": Kind("shipit.ship.stages:QuantizeStage", _quantize, has_output=False),
     "bench": Kind("shipit.bench.config:BenchConfig", _bench),
-    "serve/check": Kind("shipit.ship.stages:ServeCheck", _serve_check),
     "serve/experiment": Kind("shipit.serve.experiment:ExperimentConfig", _experiment),
     "report": Kind("shipit.ship.report:ReportConfig", _report),
 }

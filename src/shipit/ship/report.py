@@ -22,8 +22,6 @@ class ReportConfig(StrictModel):
     """The finished safety specialist (e.g. after DPO)."""
     merged: Path | None = None
     quantized: Path | None = None
-    served: Path | None = None
-    """A serve/check output (answers from the served winner)."""
     experiment: Path | None = None
     """A serve/experiment output (the A/B decision)."""
     output: Path
@@ -148,12 +146,6 @@ def write_report(cfg: ReportConfig) -> Path:
         md += [f"| **total** | | {sum(d['seconds'] for d in times.values()):.1f} |", ""]
         md += [bench_markdown(summary).replace("# shipit bench", "## Bench"),
                f"Full bench report with plots: `{cfg.bench / 'report.html'}`\n"]
-        if cfg.served:
-            md.append("## Served by vLLM\n")
-            for line in (cfg.served / "transcript.jsonl").read_text().splitlines():
-                t = json.loads(line)
-                md.append(f"- **{t['prompt']}** -> `{t['answer']!r}` ({t['completion_tokens']} tokens, {t['latency_s']}s)")
-            md.append("")
         if cfg.experiment and (cfg.experiment / "experiment.json").exists():
             md += experiment_section(json.loads((cfg.experiment / "experiment.json").read_text()), cfg.experiment)
         if summary.get("winner_path"):
