@@ -20,6 +20,19 @@ from tests.fake_upstream import FakeUpstream, running
 SRC = Path(__file__).resolve().parent.parent / "src"
 
 
+
+def wait_healthy(url: str, timeout_s: float = 30) -> None:
+    """Wait until the router subprocess answers /health (fail the test if it never does)."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{url}/health").status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"router at {url} did not become healthy in {timeout_s}s")
+
 def test_sigkill_during_load_loses_no_answered_event(tmp_path):
     up = FakeUpstream("x")
     with running(up.app) as u:
@@ -33,13 +46,7 @@ def test_sigkill_during_load_loses_no_answered_event(tmp_path):
         proc = subprocess.Popen([sys.executable, "-m", "shipit", "route", "--config", str(cfg)], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         url = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"{url}/health").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        wait_healthy(url)
         answered: list[str] = []
         stop = threading.Event()
 
@@ -84,13 +91,7 @@ def test_sigterm_drains_a_stream_in_flight(tmp_path):
         proc = subprocess.Popen([sys.executable, "-m", "shipit", "route", "--config", str(cfg)],
                                 env={**os.environ, "PYTHONPATH": str(SRC)}, stdout=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"{url}/health").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        wait_healthy(url)
         with httpx.stream("POST", f"{url}/v1/chat/completions", json={"messages": [], "stream": True}) as r:
             chunks = r.iter_text()
             first = next(chunks)

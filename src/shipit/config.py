@@ -31,7 +31,7 @@ def require_path(path: str | Path, what: str, *, kind: str = "any", hint: str = 
     return p
 
 
-def _yaml_line(text: str, loc: tuple) -> int | None:
+def yaml_line(text: str, loc: tuple) -> int | None:
     """Line (1-based) of the YAML node at `loc`, or of its closest existing parent."""
     try:
         node = yaml.compose(text)
@@ -77,7 +77,7 @@ def format_validation_error(source: str, err: ValidationError, model: type[BaseM
     e = errors[0]
     loc = tuple(e["loc"])
     field = ".".join(str(x) for x in loc) or "(top level)"
-    line = _yaml_line(text, loc) if text else None
+    line = yaml_line(text, loc) if text else None
     where = f"{source}:{line}" if line else source
     if e["type"] == "extra_forbidden":
         allowed = _fields_at(model, loc[:-1])
@@ -129,9 +129,9 @@ def load_yaml(path: str | Path, what: str = "config") -> tuple[Any, str]:
         raise UserError(f"{p}{line}: invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
 
 
-def load_config(path: str | Path, model: type[M], overrides: Iterable[str] = ()) -> M:
+def load_config(path: str | Path, model: type[M], overrides: Iterable[str] = (), what: str = "config") -> M:
     """Load and validate a YAML config into `model`, applying `--set key=value` overrides."""
-    data, text = load_yaml(path)
+    data, text = load_yaml(path, what)
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -217,7 +217,7 @@ def ship(recipe_path: Path, overrides=(), dry_run: bool = False, until: str | No
     """Run a recipe; returns {stage: {"status", "seconds", "output"}} in run order."""
     from shipit.ship.kinds import KINDS
 
-    recipe = load_config(recipe_path, Recipe, overrides)
+    recipe = load_config(recipe_path, Recipe, overrides, what="recipe")
     p = plan(recipe, str(recipe_path))
     order = p.order
     if until is not None:

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shipit.config import _yaml_line  # one helper for "file:line" in every shipit error
+from shipit.config import yaml_line
 from shipit.errors import UserError
 
 # config.json keys that must agree for tensors to line up one to one.
@@ -38,7 +38,7 @@ class Where:
         self.path, self.text = str(path), text
 
     def __call__(self, loc: tuple) -> str:
-        line = _yaml_line(self.text, loc)
+        line = yaml_line(self.text, loc)
         return f"{self.path}{f':{line}' if line else ''}: field '{field_name(loc)}':"
 
 
