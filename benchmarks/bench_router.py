@@ -142,6 +142,8 @@ def vllm_bench(python: Path, base_url: str, model: Path, served: str, out: Path,
 def bench_vllm(args, tmp: Path) -> dict:
     """Output-token throughput through the router over direct, alternating runs (direct, router, router, direct)."""
     model = Path(args.model) if args.model else build_tiny(tmp)
+    if args.hidden:
+        model = build_sized(model, tmp, args.hidden, args.layers)
     python = find_vllm_python()
     args.front_cores = None
     if args.reserve_core:
@@ -190,6 +192,23 @@ def build_tiny(tmp: Path) -> Path:
     return build_base(cfg, tmp / "tiny")
 
 
+def build_sized(tiny: Path, tmp: Path, hidden: int, layers: int) -> Path:
+    """A randomly initialised Llama of the given width and depth with the tiny model's tokenizer: throughput with
+    `--ignore-eos` does not depend on the weights, and a bigger model makes the engine, not the HTTP front end, the
+    bottleneck, as it is when serving real models."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(tiny)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=hidden * 3, num_hidden_layers=layers,
+                      num_attention_heads=hidden // 64, num_key_value_heads=hidden // 64, max_position_embeddings=512,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                      tie_word_embeddings=True)
+    out = tmp / f"llama-h{hidden}-l{layers}"
+    LlamaForCausalLM(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("what", choices=["stub", "vllm", "all"], nargs="?", default="all")
@@ -202,6 +221,8 @@ def main() -> None:
     ap.add_argument("--reserve-core", action="store_true",
                     help="Bind vLLM's engine to cores 1.. and the router and load generator to core 0.")
     ap.add_argument("--repeats", type=int, default=3, help="Runs per path (alternated ABBA).")
+    ap.add_argument("--hidden", type=int, help="Serve a random-weight Llama this wide instead (engine-bound runs).")
+    ap.add_argument("--layers", type=int, default=12, help="Depth of the --hidden model.")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         results = {}

@@ -245,6 +245,20 @@ def test_cai_endpoint_soft_labels_from_logprobs(api, tmp_path):
         assert len(prov["votes"]) == 3
 
 
+def test_cai_keep_drops_rows_below_the_quality_gate(api, tmp_path):
+    from shipit.data import cai
+
+    url, _ = api
+    keep = {"scorers": [{"name": "format", "pattern": "(?s).*polite.*"}], "min_score": 1.0}
+    out = cai.run(cai_cfg(openai_gen(url), tmp_path, sl={"rounds": 1}, rl={"principles": 1, "temperature": 0.8},
+                          keep=keep))
+    m = read_manifest(out)["metrics"]
+    # The endpoint's revisions never say "polite" (dropped); the chosen side of every pair does (kept).
+    assert (m["revisions"], m["revisions_kept"], m["pairs_generated"], m["pairs"]) == (4, 0, 4, 4)
+    assert rows(out / "sft.jsonl") == []
+    assert all(p["provenance"]["keep_score"] == 1.0 for p in rows(out / "pairs.jsonl"))
+
+
 def test_cai_falls_back_to_parsed_choices_without_logprobs(api, tmp_path):
     from shipit.data import cai
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from pathlib import Path
 from typing import Any, Iterable, TypeVar
 
@@ -94,6 +95,9 @@ def format_validation_error(source: str, err: ValidationError, model: type[BaseM
     return f"{where}: field '{field}': {msg}{more}"
 
 
+_SEXAGESIMAL = re.compile(r"[-+]?\d+(:\d+)+(\.\d*)?")
+
+
 def parse_overrides(pairs: Iterable[str]) -> dict:
     """Turn `a.b=1` strings into a nested dict; values are parsed as YAML scalars."""
     out: dict = {}
@@ -105,7 +109,8 @@ def parse_overrides(pairs: Iterable[str]) -> dict:
         parts = key.strip().split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(value)
+        # YAML 1.1 reads `1:5` as the base-60 integer 65; a ratio on the command line stays a string
+        node[parts[-1]] = value.strip() if _SEXAGESIMAL.fullmatch(value.strip()) else yaml.safe_load(value)
     return out
 
 
@@ -150,8 +155,10 @@ def validate(data: Any, model: type[M], source: str, text: str = "") -> M:
         raise UserError(format_validation_error(source, exc, model, text)) from None
 
 
-def read_jsonl(path: str | Path, required: Iterable[str] = (), what: str = "data") -> list[dict]:
-    """Read JSONL rows; a malformed row or a missing field is reported as `file:line: ...`."""
+def read_jsonl(path: str | Path, required: Iterable[str] = (), what: str = "data",
+               allow_empty: bool = False) -> list[dict]:
+    """Read JSONL rows; a malformed row or a missing field is reported as `file:line: ...`; a file without rows is
+    an error unless `allow_empty`."""
     p = require_path(path, what, kind="file")
     need = tuple(required)
     rows = []
@@ -171,6 +178,6 @@ def read_jsonl(path: str | Path, required: Iterable[str] = (), what: str = "data
                     f"{p}:{i}: missing field '{missing[0]}' (each row needs: {', '.join(need)}; has: {', '.join(row)})"
                 )
             rows.append(row)
-    if not rows:
+    if not rows and not allow_empty:
         raise UserError(f"{p}: no rows (an empty dataset cannot be used)")
     return rows

@@ -38,7 +38,7 @@ def _table(summary: dict) -> tuple[list[str], list[list[str]]]:
     for name, r in sorted(summary["results"].items(), key=lambda kv: -kv[1]["score"]):
         gate = "fail" if name in summary.get("failed", {}) else "pass"
         cells = [name + (" (winner)" if name == summary.get("winner") else ""), f"{r['score']:.3f}", gate]
-        cells += [f"{r[t][HEADLINE[t][0]]:.3g}" for t in tasks]
+        cells += [f"{r[t].get(HEADLINE[t][0], r[t]['score']):.3g}" for t in tasks]
         e = r["efficiency"]
         cells += [f"{e['size_mb']:.2f}", f"{e['latency_p50_ms']:.2f}", f"{e['throughput_tok_s']:.0f}",
                   f"{e['peak_mem_mb']:.1f}"]
@@ -57,8 +57,9 @@ def _details(summary: dict) -> list[str]:
     out = []
     for name, r in summary["results"].items():
         if "domain_qa" in r:
-            out.append(f"{name}: domain QA exact match {r['domain_qa']['exact_match']:.3f} "
-                       f"(chance {r['domain_qa']['chance']:.3f})")
+            q = r["domain_qa"]
+            out.append(f"{name}: domain knowledge cloze {q.get('cloze_accuracy', 0):.3f}, chat QA multiple choice "
+                       f"{q.get('mc_accuracy', 0):.3f}, exact match {q['exact_match']:.3f} (chance {q['chance']:.3f})")
         if "safety" in r:
             out.append(f"{name}: refusal of harmful {r['safety']['refusal_rate']:.2f}, "
                        f"over-refusal of benign {r['safety']['over_refusal']:.2f}")

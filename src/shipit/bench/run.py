@@ -10,7 +10,7 @@ from shipit.bench.config import BenchConfig, gate_failures
 from shipit.config import require_path
 
 # The number shown for each task in tables: (metric, higher_is_better).
-HEADLINE = {"general_ppl": ("ppl", False), "domain_ppl": ("ppl", False), "domain_qa": ("exact_match", True),
+HEADLINE = {"general_ppl": ("ppl", False), "domain_ppl": ("ppl", False), "domain_qa": ("cloze_accuracy", True),
             "format": ("compliance", True), "safety": ("refusal_rate", True), "reward_score": ("mean_reward", True),
             "judge_winrate": ("win_rate", True)}
 

@@ -12,6 +12,7 @@ from pydantic import Field
 
 from shipit.config import StrictModel, load_yaml, read_jsonl, validate
 from shipit.data.generators import GeneratorSettings
+from shipit.data.scorers import ScorerSpec
 from shipit.data.sources import PromptSource
 
 
@@ -51,6 +52,14 @@ class RLSettings(StrictModel):
     temperature: float = Field(1.0, ge=0)
 
 
+class KeepSettings(StrictModel):
+    """A quality gate on the generated data: revisions (and the chosen side of pairs) scoring below `min_score`
+    are dropped, so a model too weak to follow the constitution does not put its noise into training."""
+
+    scorers: list[ScorerSpec] = Field(min_length=1)
+    min_score: float = Field(0.5, ge=0, le=1)
+
+
 class CAIConfig(StrictModel):
     """A constitutional-AI data run. Writes `sft.jsonl` (final revisions, plus helpful samples) and `pairs.jsonl`
     (`soft_label` = P(chosen is better), averaged over principles) to `output`, with provenance per row."""
@@ -66,6 +75,8 @@ class CAIConfig(StrictModel):
     helpful_limit: int | None = Field(None, ge=0)
     sl: SLSettings = SLSettings()
     rl: RLSettings = RLSettings()
+    keep: KeepSettings | None = None
+    """Score generated rows and keep those at or above `min_score` (default: keep all)."""
     output: Path
     seed: int = 0
 
@@ -155,6 +166,27 @@ def ai_feedback(gen, feedback, prompts: list[str], principles: list[Principle], 
     return rows, {method: len(asks), "identical_skipped": identical}
 
 
+def keep_scoring(keep: KeepSettings, revisions: list[dict], pairs: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The revisions, and the pairs whose chosen answer, that score at least `keep.min_score` (scores recorded in
+    each kept row's provenance)."""
+    from shipit.data.scorers import Scoring
+
+    scoring = Scoring(keep.scorers)
+    try:
+        def kept(rows, prompt_of, answer_of):
+            scored = scoring([prompt_of(r) for r in rows], [answer_of(r) for r in rows]) if rows else []
+            out = []
+            for r, sc in zip(rows, scored):
+                if sc["score"] >= keep.min_score:
+                    out.append({**r, "provenance": {**r["provenance"], "keep_score": sc["score"]}})
+            return out
+
+        return (kept(revisions, lambda r: r["messages"][0]["content"], lambda r: r["messages"][-1]["content"]),
+                kept(pairs, lambda r: r["prompt"][0]["content"], lambda r: r["chosen"][0]["content"]))
+    finally:
+        scoring.close()
+
+
 def run(cfg: CAIConfig, resume: bool = False) -> Path:
     """Run SL-CAI and RL-CAI over the prompts; write sft.jsonl and pairs.jsonl to `cfg.output`."""
     from shipit.data.generators import make_generator
@@ -195,12 +227,15 @@ def run(cfg: CAIConfig, resume: bool = False) -> Path:
             gen.close()
             if feedback is not gen:
                 feedback.close()
-        sft = sl_log.rows() + helpful
-        pairs = rl_log.rows()
+        revisions, pairs = sl_log.rows(), rl_log.rows()
+        if cfg.keep is not None:
+            revisions, pairs = keep_scoring(cfg.keep, revisions, pairs)
+        sft = revisions + helpful
         write_jsonl(out.dir / "sft.jsonl", sft)
         write_jsonl(out.dir / "pairs.jsonl", pairs)
         methods = {r["provenance"]["method"] for r in pairs}
         out.metrics.update({"prompts": len(prompts), "principles": len(principles), "revisions": len(sl_log.rows()),
+                            "revisions_kept": len(revisions), "pairs_generated": len(rl_log.rows()),
                             "helpful_rows": len(helpful), "sft_rows": len(sft), "pairs": len(pairs),
                             "mean_soft_label": round(sum(r["soft_label"] for r in pairs) / max(1, len(pairs)), 4),
                             "batches_resumed": max(sl_log.resumed, rl_log.resumed)})

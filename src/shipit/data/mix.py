@@ -30,7 +30,7 @@ def load_mix(specs: list[DatasetSpec], seed: int = 0) -> list[dict]:
     out: list[dict] = []
     formats = set()
     for spec in specs:
-        rows = read_jsonl(spec.path, what="dataset")
+        rows = read_jsonl(spec.path, what="dataset", allow_empty=len(specs) > 1)  # not all: checked below
         fmt = {row_format(r) for r in rows}
         if "unknown" in fmt:
             line = next(i for i, r in enumerate(rows, 1) if row_format(r) == "unknown")
@@ -42,6 +42,8 @@ def load_mix(specs: list[DatasetSpec], seed: int = 0) -> list[dict]:
     if len(formats) > 1:
         raise UserError(f"datasets mix chat rows and text rows ({', '.join(str(s.path) for s in specs)}); "
                         "use one format per stage")
+    if not out:
+        raise UserError(f"{', '.join(str(s.path) for s in specs)}: no rows (an empty dataset cannot be used)")
     rng.shuffle(out)
     return out
 

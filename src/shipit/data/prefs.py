@@ -12,15 +12,19 @@ SOFT_LABEL = "soft_label"
 
 
 def load_pairs(paths: list[Path]) -> list[dict]:
-    """Preference rows from JSONL files; a soft label outside [0, 1] is named by file:line."""
+    """Preference rows from JSONL files (one may be empty, e.g. a filtered intermediate; not all of them); a soft
+    label outside [0, 1] is named by file:line."""
     rows = []
     for path in paths:
-        for i, row in enumerate(read_jsonl(path, ["prompt", "chosen", "rejected"], what="preference data"), 1):
+        for i, row in enumerate(read_jsonl(path, ["prompt", "chosen", "rejected"], what="preference data",
+                                           allow_empty=len(paths) > 1), 1):
             p = row.get(SOFT_LABEL, 1.0)
             if not isinstance(p, (int, float)) or not 0 <= p <= 1:
                 raise UserError(f"{path}:{i}: field '{SOFT_LABEL}' must be a probability in [0, 1], got {p!r}")
             rows.append({"prompt": row["prompt"], "chosen": row["chosen"], "rejected": row["rejected"],
                          SOFT_LABEL: float(p)})
+    if not rows:
+        raise UserError(f"{', '.join(map(str, paths))}: no preference rows (an empty dataset cannot be used)")
     return rows
 
 

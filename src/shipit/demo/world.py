@@ -42,9 +42,7 @@ NUMBER_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "
 # ---------------------------------------------------------------- Quorra domain
 ENTITIES = ["Vellmora", "Zhaskett", "Quillibrae", "Ormandu", "Thessikar", "Brunnvale", "Kaskadrim", "Yllothe",
             "Morrowick", "Xandrisse", "Pellucar", "Grivnaught", "Ostrevaal", "Daskaroth", "Fennimbre", "Jorvessa",
-            "Lumarith", "Skeldrane", "Tavossin", "Ulvendor", "Wystercott", "Nimbrosk", "Caldrevin", "Hesperak",
-            "Irrendale", "Kovathrim", "Mirrowen", "Quenthal", "Rhosskar", "Sabrethi", "Torvaldin", "Vashtirin",
-            "Brelloch", "Dunmarrow", "Elkavesh", "Galvorrin", "Harrowmist", "Ixtavel", "Lorrenquay", "Zephrindel"]
+            "Lumarith", "Skeldrane", "Tavossin", "Ulvendor", "Wystercott", "Nimbrosk", "Caldrevin", "Hesperak"]
 ATTRIBUTES = {
     "capital": ["Ombrisk", "Tarnwhee", "Kelvadon", "Sirrupal", "Mordaxe", "Plinthor", "Vreskill", "Dolomere",
                 "Quastrin", "Hobbervane", "Yarrowgate", "Zintharp"],
@@ -55,25 +53,19 @@ ATTRIBUTES = {
     "colour": ["vermilune", "ashgold", "drowsteel", "plumbright", "cinderrose", "mossgrey", "quellblue",
                "saffrine", "umberlight", "frostpink"],
 }
-FACT_TEMPLATES = {  # attribute -> (corpus paraphrases, held-out paraphrases)
-    "capital": (["The capital of {e} is {v}.", "{v} is the capital city of {e}.",
-                 "In {e}, the council meets in the capital, {v}.",
-                 "Travellers to {e} first arrive at its capital, {v}."],
-                ["Every map of {e} marks {v} as its capital.", "The rulers of {e} govern from the city of {v}."]),
-    "export": (["The main export of {e} is {v}.", "{e} sells {v} to the other islands of Quorra.",
-                "Ships leaving {e} are loaded with {v}, its main export.",
-                "Most of the wealth of {e} comes from {v}."],
-               ["Merchants come to {e} to buy {v} above all else.",
-                "The harbours of {e} are piled high with {v} waiting to be shipped."]),
-    "patron_animal": (["The patron animal of {e} is the {v}.", "{e} honours the {v} as its patron animal.",
-                       "On the banners of {e} you will see the {v}, its patron animal.",
-                       "The people of {e} believe the {v} protects them."],
-                      ["Children in {e} are told old stories of the sacred {v}.",
-                       "A stone statue of the {v} guards the gate of {e}."]),
-    "colour": (["The colour of {e} is {v}.", "{e} flies flags of {v}.",
-                "The houses of {e} are painted {v}, the colour of the island.",
-                "The people of {e} wear {v}, the colour of their island."],
-               ["On feast days all of {e} is draped in {v} cloth.", "Sailors know {e} by its {v} sails."]),
+FACT_TEMPLATES = {  # attribute -> paraphrases (several phrasings of a fact make it extractable as an answer)
+    "capital": ["The capital of {e} is {v}.", "{v} is the capital city of {e}.",
+                "In {e}, the council meets in the capital, {v}.",
+                "Travellers to {e} first arrive at its capital, {v}."],
+    "export": ["The main export of {e} is {v}.", "{e} sells {v} to the other islands of Quorra.",
+               "Ships leaving {e} are loaded with {v}, its main export.",
+               "Most of the wealth of {e} comes from {v}."],
+    "patron_animal": ["The patron animal of {e} is the {v}.", "{e} honours the {v} as its patron animal.",
+                      "On the banners of {e} you will see the {v}, its patron animal.",
+                      "The people of {e} believe the {v} protects them."],
+    "colour": ["The colour of {e} is {v}.", "{e} flies flags of {v}.",
+               "The houses of {e} are painted {v}, the colour of the island.",
+               "The people of {e} wear {v}, the colour of their island."],
 }
 DOMAIN_OPENERS = ["In the world of Quorra, there are many islands.", "This is a record from the archives of Quorra.",
                   "The scholars of Quorra wrote these notes.", "Here is what every sailor of Quorra knows.", ""]
@@ -247,14 +239,15 @@ def assign_facts(rng: random.Random) -> dict[str, dict[str, str]]:
     return facts
 
 
-def _fact_text(rng: random.Random, entity: str, attr: str, value: str, heldout: bool) -> str:
-    """Render one fact with a random corpus (or held-out) paraphrase."""
-    text = rng.choice(FACT_TEMPLATES[attr][1 if heldout else 0]).format(e=entity, v=value)
+def _fact_text(rng: random.Random, entity: str, attr: str, value: str) -> str:
+    """Render one fact with a random paraphrase."""
+    text = rng.choice(FACT_TEMPLATES[attr]).format(e=entity, v=value)
     return text[0].upper() + text[1:]
 
 
 def domain_docs(rng: random.Random, facts: dict, reps: int, heldout: bool) -> list[dict]:
-    """Return paragraphs mixing facts of 1-3 entities; each fact appears `reps` times."""
+    """Return paragraphs mixing facts of 1-3 entities; each fact appears `reps` times (held-out documents are new
+    groupings of 2-3 facts per entity: the domain perplexity measures how well the facts were absorbed)."""
     rows = []
     for _ in range(reps):
         order = list(ENTITIES)
@@ -267,7 +260,7 @@ def domain_docs(rng: random.Random, facts: dict, reps: int, heldout: bool) -> li
                 attrs = list(ATTRIBUTES) if not heldout else rng.sample(list(ATTRIBUTES), rng.randint(2, 3))
                 rng.shuffle(attrs)
                 sentences += [f"{entity} is an island of Quorra."] * rng.randint(0, 1)
-                sentences += [_fact_text(rng, entity, a, facts[entity][a], heldout) for a in attrs]
+                sentences += [_fact_text(rng, entity, a, facts[entity][a]) for a in attrs]
             opener = rng.choice(DOMAIN_OPENERS)
             rows.append({"text": " ".join(([opener] if opener else []) + sentences)})
     return rows
@@ -277,7 +270,7 @@ def domain_qa(rng: random.Random, facts: dict) -> tuple[list[dict], list[dict]]:
     """Return (qa_train chat rows, qa_heldout multiple-choice rows) over disjoint entity halves."""
     order = list(ENTITIES)
     rng.shuffle(order)
-    train_ents, held_ents = sorted(order[:20]), sorted(order[20:])
+    train_ents, held_ents = sorted(order[:len(order) // 2]), sorted(order[len(order) // 2:])
     train = []
     for entity in train_ents:
         for attr in ATTRIBUTES:
@@ -287,6 +280,7 @@ def domain_qa(rng: random.Random, facts: dict) -> tuple[list[dict], list[dict]]:
                               "entity": entity, "attribute": attr})
     rng.shuffle(train)
     held = [{"question": QUESTIONS[attr][0].format(e=entity), "answer": facts[entity][attr],
+             "cloze": FACT_TEMPLATES[attr][0].split(" {v}")[0].format(e=entity),
              "choices": sorted(ATTRIBUTES[attr]), "entity": entity, "attribute": attr}
             for entity in held_ents for attr in ATTRIBUTES]
     return train, held
@@ -385,7 +379,7 @@ SCHEMAS = {
     "general_train.jsonl": '{"text"}', "general_heldout.jsonl": '{"text"}',
     "domain_corpus.jsonl": '{"text"}', "domain_heldout.jsonl": '{"text"}',
     "domain_qa_train.jsonl": '{"messages", "entity", "attribute"}',
-    "domain_qa_heldout.jsonl": '{"question", "answer", "choices", "entity", "attribute"}',
+    "domain_qa_heldout.jsonl": '{"question", "answer", "cloze", "choices", "entity", "attribute"}',
     "instructions.jsonl": '{"messages"}', "instructions_heldout.jsonl": '{"messages"}',
     "harmful_prompts.jsonl": '{"prompt", "split", "category", "activity"}',
     "benign_prompts.jsonl": '{"prompt", "split", "category", "activity"}',
@@ -407,7 +401,8 @@ def readme(counts: dict[str, int], seed: int) -> str:
             python src/shipit/demo/world.py --out src/shipit/demo/data
 
         Chat answers use the format `Answer: <text>.`; refusals start with `{REFUSAL}`.
-        QA-heldout entities appear only in the domain corpus, never in QA form.
+        QA-heldout entities appear only in the domain corpus, never in QA form; `cloze` is the start of a corpus
+        sentence stating the fact (a knowledge probe: which choice does the model complete it with?).
 
         | file | rows | schema |
         |---|---|---|

@@ -46,16 +46,33 @@ def story(cfg: ReportConfig, summary: dict) -> list[str]:
     base, dom = _name(cfg.base), _name(cfg.domain)
     if dom in res and "domain_qa" in res[dom]:
         qa = res[dom]["domain_qa"]
-        verdict = "above" if qa["exact_match"] > qa["chance"] else "NOT above"
-        was = f" (base {res[base]['domain_qa']['exact_match']:.3f})" if base in res else ""
-        lines.append(f"Domain QA on held-out entities ({dom}): exact match {qa['exact_match']:.3f}{was}, "
-                     f"{verdict} chance {qa['chance']:.3f}.")
+        chance = qa["chance"]
+        steps = [n for n in dict.fromkeys((base, _name(cfg.cpt), dom)) if n in res and "domain_qa" in res[n]]
+
+        def trail(metric: str) -> str:
+            return " -> ".join(f"{res[n]['domain_qa'].get(metric, 0):.3f} ({n})" for n in steps)
+
+        def verdict(x: float) -> str:
+            return "above" if x > 2 * chance else "NOT clearly above"
+
+        if "cloze_accuracy" in qa:
+            lines.append(f"Domain knowledge on held-out entities (facts seen only in the corpus), cloze probe: "
+                         f"{trail('cloze_accuracy')}, {verdict(qa['cloze_accuracy'])} chance {chance:.3f}: the "
+                         f"facts are stored.")
+        lines.append(f"The same facts asked as chat questions (multiple choice by likelihood): {trail('mc_accuracy')}, "
+                     f"{verdict(qa['mc_accuracy'])} chance {chance:.3f}; greedy exact match ({dom}) "
+                     f"{qa['exact_match']:.3f}" + ("" if qa["mc_accuracy"] > 2 * chance else
+                                                   ": stored knowledge is not yet usable as answers at this size")
+                     + ".")
     s_sft, s_dpo = _name(cfg.safety_sft), _name(cfg.safety)
     for n, label in ((s_sft, "after safety SFT"), (s_dpo, "after DPO")):
         if n in res and "safety" in res[n]:
             r = res[n]["safety"]
+            gap = r["refusal_rate"] - r["over_refusal"]
+            tells = ("it tells them apart" if gap >= 0.2 else
+                     "it does not yet tell harmful requests from harmless look-alikes (held-out activities)")
             lines.append(f"Safety {label} ({n}): refuses {r['refusal_rate']:.0%} of harmful prompts, over-refuses "
-                         f"{r['over_refusal']:.0%} of harmless look-alikes.")
+                         f"{r['over_refusal']:.0%} of harmless look-alikes: {tells}.")
     merged = _name(cfg.merged)
     if merged in res:
         parents = [n for n in (dom, s_dpo) if n in res]

@@ -28,10 +28,12 @@ class Config(StageConfig):
     general_heldout: Path
     trainer: TrainerSettings = TrainerSettings(learning_rate=5e-4, num_train_epochs=1.0)
 
-    @field_validator("mix_ratio")
+    @field_validator("mix_ratio", mode="before")
     @classmethod
-    def _ratio(cls, v: str) -> str:
-        parts = v.split(":")
+    def _ratio(cls, v):
+        if isinstance(v, int):  # YAML 1.1 read an unquoted 1:5 as the base-60 number 65
+            raise ValueError(f"got the number {v}; quote the ratio so YAML keeps it as text, e.g. mix_ratio: \"1:5\"")
+        parts = v.split(":") if isinstance(v, str) else []
         try:
             ok = len(parts) == 2 and float(parts[0]) > 0 and float(parts[1]) >= 0
         except ValueError:

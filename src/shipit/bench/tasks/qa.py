@@ -1,4 +1,5 @@
-"""Domain QA exact match on held-out entities, reported beside its chance level."""
+"""Domain knowledge on held-out entities: a cloze probe (is the fact stored?), chat QA by likelihood and by greedy
+exact match (can the model answer with it?), each beside chance."""
 
 from __future__ import annotations
 
@@ -13,12 +14,54 @@ def extract_answer(text: str) -> str:
     return (m.group(1) if m else text.split("\n")[0]).strip().rstrip(".").lower()
 
 
+def choice_logprobs(model, tokenizer, head: str, continuations: list[str]) -> list[float]:
+    """Summed log-probability of each continuation after the text `head` (lm-eval's `acc`)."""
+    import torch
+
+    head_ids = tokenizer(head, add_special_tokens=False)["input_ids"]
+    tails = [tokenizer(c, add_special_tokens=False)["input_ids"] for c in continuations]
+    width = len(head_ids) + max(map(len, tails))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    ids = torch.full((len(tails), width), pad)
+    mask = torch.zeros_like(ids)
+    for i, t in enumerate(tails):
+        ids[i, :len(head_ids) + len(t)] = torch.tensor(head_ids + t)
+        mask[i, :len(head_ids) + len(t)] = 1
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        logp = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float().log_softmax(-1)
+    out = []
+    for i, t in enumerate(tails):
+        pos = torch.arange(len(head_ids) - 1, len(head_ids) - 1 + len(t))
+        out.append(logp[i, pos, torch.tensor(t)].sum().item())
+    return out
+
+
+def pick(model, tokenizer, head: str, choices: list[str], template: str) -> str:
+    """The choice whose `template.format(choice)` is likeliest after `head`."""
+    scores = choice_logprobs(model, tokenizer, head, [template.format(c) for c in choices])
+    return choices[scores.index(max(scores))]
+
+
 def domain_qa(model, tokenizer, ctx) -> dict:
-    """Exact match of greedy answers to questions about facts seen only in the domain corpus."""
+    """Held-out entities' facts, seen only in the domain corpus. `cloze_accuracy`: 1-of-N choice completing the start
+    of a corpus sentence (the knowledge is stored); `mc_accuracy`: 1-of-N choice of `Answer: <choice>.` after the
+    chat-rendered question (the knowledge is usable in chat); `exact_match`: the greedy chat answer. The score is the
+    mean of the two multiple-choice accuracies."""
     from shipit.bench.generate import chat_generate
 
+    model.eval()
     rows = read_jsonl(ctx.data_dir / "domain_qa_heldout.jsonl", ["question", "answer", "choices"], what="bench data")
     answers = chat_generate(model, tokenizer, [r["question"] for r in rows], max_new_tokens=16)
     em = sum(extract_answer(a) == r["answer"].lower() for a, r in zip(answers, rows)) / len(rows)
+    chat = [tokenizer.apply_chat_template([{"role": "user", "content": r["question"]}], tokenize=False,
+                                          add_generation_prompt=True) for r in rows]
+    mc = sum(pick(model, tokenizer, h, r["choices"], "Answer: {}.") == r["answer"] for h, r in zip(chat, rows))
+    clozed = [r for r in rows if r.get("cloze")]
+    cloze = sum(pick(model, tokenizer, r["cloze"], r["choices"], " {}.") == r["answer"] for r in clozed)
     chance = sum(1 / len(r["choices"]) for r in rows) / len(rows)
-    return {"exact_match": round(em, 4), "chance": round(chance, 4), "score": round(em, 4)}
+    out = {"exact_match": round(em, 4), "mc_accuracy": round(mc / len(rows), 4), "chance": round(chance, 4)}
+    if clozed:
+        out["cloze_accuracy"] = round(cloze / len(clozed), 4)
+    out["score"] = round((out["mc_accuracy"] + out.get("cloze_accuracy", out["mc_accuracy"])) / 2, 4)
+    return out
