@@ -183,3 +183,23 @@ def test_forced_arm_shadow_and_feedback(tmp_path, two_replicas):
         shadow = conn.execute("SELECT arm, status, user FROM requests WHERE shadow = 1").fetchall()
         assert conn.execute("SELECT score FROM feedback WHERE request_id = ?", (rid,)).fetchall() == [(1.0,)]
     assert shadow == [("s", 200, "alice")] and len(got) == 3
+
+
+def test_least_loaded_replica_while_a_stream_is_open(tmp_path, two_replicas):
+    good, bad, g, b = two_replicas
+    good.mode = bad.mode = "slow"  # streams trickle for seconds; plain requests answer at once
+    cfg = make_cfg(tmp_path, {"a": [g, b]}, health={"interval_s": 60})
+    app = create_app(cfg)
+    pool = app.state.router.pools["a"]
+    with running(app) as url, client(url) as c:
+        with c.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}) as r:
+            chunks = r.iter_bytes()  # held: a dropped iterator would close the stream
+            next(chunks)
+            busy = [rep.url for rep in pool.replicas if rep.in_flight == 1]
+            assert len(busy) == 1 and sum(rep.in_flight for rep in pool.replicas) == 1
+            for _ in range(4):  # every plain request goes to the idle replica, none to the one streaming
+                assert c.post("/v1/chat/completions", json=CHAT).status_code == 200
+        time.sleep(0.3)
+        assert [rep.in_flight for rep in pool.replicas] == [0, 0]  # released when the stream ended (client left)
+    replicas = [x[2] for x in rows(cfg) if not x[4]]
+    assert len(replicas) == 4 and busy[0] not in replicas

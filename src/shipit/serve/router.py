@@ -129,7 +129,8 @@ class Router:
             tried.add(rep.url)
             if attempt:
                 self.metrics.retries.labels(self.cfg.experiment, pool.arm).inc()
-            resp = None
+            resp, held = None, False
+            rep.in_flight += 1  # least-loaded choice; a stream releases it when it ends (relay)
             try:
                 resp = await self.client.post(rep.url + path, data=payload, headers=headers)
                 if resp.status >= 500:
@@ -142,6 +143,7 @@ class Router:
                 else:
                     first, it = await resp.read(), None
                 rep.breaker.success()
+                held = it is not None
                 return resp, rep, first, it
             except Upstream5xx as exc:
                 last = exc
@@ -153,6 +155,9 @@ class Router:
                 if resp is not None:
                     resp.close()
                 raise
+            finally:
+                if not held:
+                    rep.in_flight -= 1
             rep.breaker.failure()
             if resp is not None:
                 resp.close()
@@ -299,6 +304,7 @@ class Router:
             self.record({**row, "status": status, "error": err, "latency_ms": ms(t0), "ttft_ms": ttft,
                          "completion_tokens": tokens})
             self.slots.release()
+            rep.in_flight -= 1
             if status == 200:
                 resp.release()
             else:
