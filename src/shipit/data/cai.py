@@ -233,7 +233,7 @@ def run(cfg: CAIConfig, resume: bool = False) -> Path:
         sft = revisions + helpful
         write_jsonl(out.dir / "sft.jsonl", sft)
         write_jsonl(out.dir / "pairs.jsonl", pairs)
-        methods = {r["provenance"]["method"] for r in pairs}
+        methods = {r["provenance"]["method"] for r in rl_log.rows()}  # how labels were made, kept or not
         out.metrics.update({"prompts": len(prompts), "principles": len(principles), "revisions": len(sl_log.rows()),
                             "revisions_kept": len(revisions), "pairs_generated": len(rl_log.rows()),
                             "helpful_rows": len(helpful), "sft_rows": len(sft), "pairs": len(pairs),
