@@ -106,7 +106,7 @@ def test_chat_completions_and_streaming_through_the_router(ab):
     with sqlite3.connect(cfg.events) as conn:
         got = conn.execute("SELECT arm, status, endpoint, stream, ttft_ms, completion_tokens, latency_ms "
                            "FROM requests ORDER BY rowid").fetchall()
-    assert len(got) == 2 + 18 + 1 + 1 and all(r[1] == 200 for r in got)
+    assert len(got) == 2 + 18 + 1 + 1 and all(r[1] == 200 for r in got), [r[:4] for r in got if r[1] != 200]
     assert got[-2][2] == "/v1/completions" and got[-2][5] == 8
     last = got[-1]
     assert last[3] == 1 and 0 < last[4] <= last[6] and last[5] == len([p for p in pieces if p])

@@ -283,6 +283,7 @@ class Router:
         """Pass the stream through chunk by chunk; record the outcome before the client sees its end."""
         status, err, tokens = resp.status, None, count_stream_tokens(first)
         kept = [first] if asked is not None else None  # the answer's bytes, only when recording text
+        last = first
         try:
             yield first
             try:
@@ -290,13 +291,15 @@ class Router:
                     tokens += count_stream_tokens(chunk)
                     if kept is not None:
                         kept.append(chunk)
+                    last = chunk
                     yield chunk
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
                 rep.breaker.failure()
                 status, err = 502, f"upstream died mid-stream: {type(exc).__name__}"
                 yield sse_error(err)
         except BaseException:
-            status, err = 499, "client disconnected"
+            if not last.rstrip().endswith(b"data: [DONE]"):  # a client that leaves after [DONE] got everything
+                status, err = 499, "client disconnected"
             raise
         finally:
             if kept is not None:
