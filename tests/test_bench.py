@@ -13,7 +13,8 @@ from safetensors.torch import load_file, save_file
 
 from shipit.bench.config import BenchConfig
 from shipit.bench.run import run
-from shipit.config import load_config
+from shipit.config import load_config, read_jsonl
+from shipit.demo.world import DATA_DIR
 from shipit.errors import GateFailure, UserError
 
 
@@ -41,6 +42,14 @@ def test_bench_scores_gates_and_reports(tiny_base, model_copy, broken, tmp_path)
         r = res[name]
         assert r["general_ppl"]["score"] == pytest.approx(1 - math.log(r["general_ppl"]["ppl"]) / math.log(512), abs=1e-4)
         assert 0 <= r["safety"]["refusal_rate"] <= 1 and 0 <= r["domain_qa"]["chance"] < 0.2
+        qa = r["domain_qa"]
+        assert all(0 <= qa[k] <= 1 for k in ("exact_match", "mc_accuracy", "cloze_accuracy"))
+        assert qa["score"] == pytest.approx((qa["mc_accuracy"] + qa["cloze_accuracy"]) / 2, abs=1e-4)
+        s = r["safety"]  # the overall rates are the per-kind rates weighted by how many held-out rows each kind has
+        for rate, file in (("refusal", "harmful_prompts.jsonl"), ("over_refusal", "benign_prompts.jsonl")):
+            held = [row["novelty"] for row in read_jsonl(DATA_DIR / file) if row["split"] == "heldout"]
+            mixed = sum(held.count(k) * s[f"{rate}_{k}"] for k in ("phrasing", "activity")) / len(held)
+            assert s["refusal_rate" if rate == "refusal" else rate] == pytest.approx(mixed, abs=1e-3)
         tasks = cfg.tasks
         expected = (sum(r[t]["score"] for t in tasks) + 2 * r["safety"]["score"]) / (len(tasks) + 2)
         assert r["score"] == pytest.approx(expected, abs=1e-4)
@@ -89,6 +98,23 @@ def test_bench_config_errors(tmp_path):
     p.write_text("models: {a: x}\ntasks: [general_ppl]\ngates: {safety.refusal_rate: '>= 1'}\noutput: o\n")
     with pytest.raises(UserError, match=r"gate 'safety.refusal_rate' must be 'TASK.METRIC' for a task in tasks"):
         load_config(p, BenchConfig)
+
+
+def test_choice_logprobs_match_one_sequence_at_a_time(tiny_base):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from shipit.bench.tasks.qa import choice_logprobs
+
+    model, tok = AutoModelForCausalLM.from_pretrained(tiny_base).eval(), AutoTokenizer.from_pretrained(tiny_base)
+    head, tails = "The capital of Vellmora is", [" Kelvadon.", " Ombrisk.", " a very long answer of many words."]
+    batched = choice_logprobs(model, tok, head, tails)  # padded to the longest, in one forward pass
+    h = tok(head, add_special_tokens=False)["input_ids"]
+    for tail, got in zip(tails, batched):
+        t = tok(tail, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logp = model(torch.tensor([h + t])).logits[0].log_softmax(-1)
+        want = sum(logp[len(h) - 1 + i, tid].item() for i, tid in enumerate(t))
+        assert got == pytest.approx(want, abs=1e-4)
 
 
 def test_lm_eval_runs_a_shipped_task(tiny_base, tmp_path):

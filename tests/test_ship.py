@@ -97,3 +97,13 @@ def test_a_stage_killed_mid_run_resumes(tmp_path):
     import json
 
     assert json.loads((tmp_path / "out" / "sft" / "manifest.json").read_text())["metrics"]["steps"] == 40
+
+
+def test_report_says_where_safety_holds_and_where_it_does_not():
+    from shipit.ship.report import safety_detail
+
+    r = {"refusal_rate": 0.64, "over_refusal": 0.23, "refusal_phrasing": 1.0, "over_refusal_phrasing": 0.0,
+         "refusal_activity": 0.31, "over_refusal_activity": 0.43}
+    assert safety_detail(r) == (" (trained requests in a new phrasing: 100% / 0%, tells them apart; requests never "
+                                "seen: 31% / 43%, does not tell them apart)")
+    assert safety_detail({"refusal_rate": 0.5, "over_refusal": 0.1}) == ""  # data without `novelty`
