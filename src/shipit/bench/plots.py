@@ -74,7 +74,11 @@ def stages_plot(rows: list[tuple[str, str, float, float]], path: Path) -> None:
     nrows = (len(rows) + cols - 1) // cols
     fig, axes = plt.subplots(nrows, cols, figsize=(12, 2.3 * nrows), squeeze=False)
     for ax, (name, metric, before, after) in zip(axes.flat, rows):
-        ax.bar(["before", "after"], [before, after], color=["tab:grey", "tab:blue"])
+        bars = ax.bar(["before", "after"], [before, after], color=["tab:grey", "tab:blue"])
+        ax.bar_label(bars, labels=[f"{before:.3g}", f"{after:.3g}"], fontsize=7)
+        if min(before, after) > 0 and max(before, after) / min(before, after) > 20:
+            ax.set_yscale("log")  # perplexities that fall by orders of magnitude stay visible
+        ax.margins(y=0.2)  # room for the value labels
         ax.set_title(f"{name}\n{metric}", fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(rows):]:
