@@ -12,7 +12,7 @@ from pydantic import Field
 
 from shipit.config import StrictModel, load_yaml, read_jsonl, validate
 from shipit.data.generators import GeneratorSettings
-from shipit.data.scorers import ScorerSpec
+from shipit.data.scorers import ScorerSpec, Scoring
 from shipit.data.sources import PromptSource
 
 
@@ -169,8 +169,6 @@ def ai_feedback(gen, feedback, prompts: list[str], principles: list[Principle], 
 def keep_scoring(keep: KeepSettings, revisions: list[dict], pairs: list[dict]) -> tuple[list[dict], list[dict]]:
     """The revisions, and the pairs whose chosen answer, that score at least `keep.min_score` (scores recorded in
     each kept row's provenance)."""
-    from shipit.data.scorers import Scoring
-
     scoring = Scoring(keep.scorers)
     try:
         def kept(rows, prompt_of, answer_of):
@@ -227,15 +225,17 @@ def run(cfg: CAIConfig, resume: bool = False) -> Path:
             gen.close()
             if feedback is not gen:
                 feedback.close()
-        revisions, pairs = sl_log.rows(), rl_log.rows()
+        generated_revisions, generated_pairs = sl_log.rows(), rl_log.rows()
+        revisions, pairs = generated_revisions, generated_pairs
         if cfg.keep is not None:
             revisions, pairs = keep_scoring(cfg.keep, revisions, pairs)
         sft = revisions + helpful
         write_jsonl(out.dir / "sft.jsonl", sft)
         write_jsonl(out.dir / "pairs.jsonl", pairs)
-        methods = {r["provenance"]["method"] for r in rl_log.rows()}  # how labels were made, kept or not
-        out.metrics.update({"prompts": len(prompts), "principles": len(principles), "revisions": len(sl_log.rows()),
-                            "revisions_kept": len(revisions), "pairs_generated": len(rl_log.rows()),
+        methods = {r["provenance"]["method"] for r in generated_pairs}  # how labels were made, kept or not
+        out.metrics.update({"prompts": len(prompts), "principles": len(principles),
+                            "revisions": len(generated_revisions), "revisions_kept": len(revisions),
+                            "pairs_generated": len(generated_pairs),
                             "helpful_rows": len(helpful), "sft_rows": len(sft), "pairs": len(pairs),
                             "mean_soft_label": round(sum(r["soft_label"] for r in pairs) / max(1, len(pairs)), 4),
                             "batches_resumed": max(sl_log.resumed, rl_log.resumed)})

@@ -52,18 +52,18 @@ def story(cfg: ReportConfig, summary: dict) -> list[str]:
         def trail(metric: str) -> str:
             return " -> ".join(f"{res[n]['domain_qa'].get(metric, 0):.3f} ({n})" for n in steps)
 
-        def verdict(x: float) -> str:
-            return "above" if x > 2 * chance else "NOT clearly above"
+        def verdict(x: float, shown: str, not_shown: str) -> str:
+            return f"above chance {chance:.3f}: {shown}" if x > 2 * chance else \
+                f"NOT clearly above chance {chance:.3f}: {not_shown}"
 
         if "cloze_accuracy" in qa:
             lines.append(f"Domain knowledge on held-out entities (facts seen only in the corpus), cloze probe: "
-                         f"{trail('cloze_accuracy')}, {verdict(qa['cloze_accuracy'])} chance {chance:.3f}: the "
-                         f"facts are stored.")
+                         f"{trail('cloze_accuracy')}, " + verdict(qa["cloze_accuracy"], "the facts are stored",
+                                                                 "the facts were not absorbed") + ".")
         lines.append(f"The same facts asked as chat questions (multiple choice by likelihood): {trail('mc_accuracy')}, "
-                     f"{verdict(qa['mc_accuracy'])} chance {chance:.3f}; greedy exact match ({dom}) "
-                     f"{qa['exact_match']:.3f}" + ("" if qa["mc_accuracy"] > 2 * chance else
-                                                   ": stored knowledge is not yet usable as answers at this size")
-                     + ".")
+                     + verdict(qa["mc_accuracy"], "the model answers with them",
+                               "stored knowledge is not yet usable as answers at this size")
+                     + f"; greedy exact match ({dom}) {qa['exact_match']:.3f}.")
     s_sft, s_dpo = _name(cfg.safety_sft), _name(cfg.safety)
     for n, label in ((s_sft, "after safety SFT"), (s_dpo, "after DPO")):
         if n in res and "safety" in res[n]:
