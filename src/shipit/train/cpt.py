@@ -39,7 +39,7 @@ class Config(StageConfig):
         except ValueError:
             ok = False
         if not ok:
-            raise ValueError(f"mix_ratio must look like 'domain:general' in tokens, e.g. '1:5' or '1:0'; got {v!r}")
+            raise ValueError(f"mix_ratio must look like 'domain:general' in tokens, e.g. '1:5' or '1:0'")
         return v
 
     @property
