@@ -15,11 +15,12 @@ SERVE_VENV := .venv-serve
 export SHIPIT_VLLM_PYTHON ?= $(CURDIR)/$(SERVE_VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 
-.PHONY: env serve-env demo test bench clean help
+.PHONY: env serve-env demo test test-fast bench clean help
 
 help:
 	@echo "make demo   install both environments, then run the embedded demo (report in demo-out/report.md)"
 	@echo "make test   install both environments, then run the test suite"
+	@echo "make test-fast   the tests that need no vLLM and train for seconds at most (well under 2 minutes)"
 	@echo "make env | serve-env | bench | clean"
 
 env: $(VENV)/.installed
@@ -55,6 +56,10 @@ demo: env serve-env
 
 test: env serve-env
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# No vLLM, no minutes-long training: the inner loop while editing (CI runs `make test`, everything).
+test-fast: env
+	$(VENV)/bin/python -m pytest -m "not slow and not vllm" $(PYTEST_ARGS)
 
 bench: env serve-env
 	@for b in benchmarks/*.py; do echo "== $$b"; $(VENV)/bin/python $$b || exit 1; done

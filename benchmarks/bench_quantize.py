@@ -47,8 +47,8 @@ def main() -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from shipit.demo.base import BaseConfig, build_base
-    from shipit.quantize import METHODS
-    from shipit.quantize.ort_model import OrtCausalLM
+    from shipit.quantize import methods
+    from shipit.models.ort_model import OrtCausalLM
     from shipit.quantize.run import run as quantize
 
     with tempfile.TemporaryDirectory() as d:
@@ -60,7 +60,7 @@ def main() -> None:
         print(f"model: {params / 1e6:.1f}M parameters (hidden 512, 4 layers), pretrained {a.pretrain_steps} steps")
         print("\n1. quantization: size and perplexity (held-out general text)")
         print(f"   {'method':10s} {'size ratio':>10s} {'ppl source':>11s} {'ppl quant':>10s} {'ppl change':>11s}")
-        for method in METHODS:
+        for method in methods():
             t0 = time.perf_counter()
             m = json.loads((quantize(method, base, d / method, backend="vllm-cpu") / "manifest.json").read_text())
             r = m["metrics"]
@@ -88,8 +88,8 @@ def main() -> None:
 
         from openai import OpenAI
 
-        from shipit.bench.generate import chat_generate
-        from shipit.serve.vllm import VLLMServer
+        from shipit.models.generate import chat_generate
+        from shipit.models.vllm_server import VLLMServer
 
         prompts = [f"Tell me about day {i} at the farm." for i in range(16)]
         new = 64

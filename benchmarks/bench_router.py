@@ -24,7 +24,7 @@ import httpx
 import numpy as np
 import yaml
 
-from shipit.serve.vllm import VLLMServer, find_vllm_python, free_port
+from shipit.models.vllm_server import VLLMServer, find_vllm_python, free_port
 
 KEY = "bench-key"
 STUB = textwrap.dedent("""

@@ -40,7 +40,7 @@ def child(kind: str, model: str, steps: int, packing: bool, work: str) -> None:
     import os
 
     os.environ["HF_HUB_OFFLINE"] = "1"
-    from shipit.data.mix import DatasetSpec, load_mix
+    from shipit.formats.mix import DatasetSpec, load_mix
     from shipit.train.common import TrainerSettings, trl_kwargs
 
     s = TrainerSettings(**settings(steps))

@@ -50,7 +50,7 @@ def vllm_python() -> Path:
     """The serving interpreter. Skips only when none is configured; `make test` sets SHIPIT_VLLM_PYTHON, so under
     make (and CI) a missing serving environment fails instead of skipping."""
     from shipit.errors import UserError
-    from shipit.serve.vllm import ENV_VAR, find_vllm_python
+    from shipit.models.vllm_server import ENV_VAR, find_vllm_python
 
     try:
         return find_vllm_python()
@@ -74,6 +74,17 @@ def perturbed(tiny_base, tmp_path_factory):
                    for k, v in load_file(f).items()}
         save_file(tensors, f, metadata={"format": "pt"})
     return dst
+
+
+def wait_for(condition, timeout_s: float = 20, every_s: float = 0.05, what: str = "condition"):
+    """Poll `condition()` until it returns something truthy (returned), or fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out after {timeout_s}s waiting for {what}"
+        time.sleep(every_s)
 
 
 def kill_at_first_checkpoint(cmd: list[str], ckpts: Path, timeout_s: float = 300) -> None:

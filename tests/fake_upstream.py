@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from shipit.serve.vllm import free_port
+from shipit.models.vllm_server import free_port
 
 
 @contextlib.contextmanager

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from shipit.data.chat import IM_END
+from shipit.formats.chat import IM_END
 
 
 def test_base_loads_and_pretraining_lowered_perplexity(tiny_base):
@@ -31,6 +33,7 @@ def test_chat_template_masks_exactly_the_assistant_answer_and_its_end_token(tiny
     assert tok.eos_token == IM_END and tok.pad_token_id != tok.eos_token_id
 
 
+@pytest.mark.slow
 def test_build_is_deterministic_for_a_seed(tiny_base, tmp_path):
     from shipit.demo.base import build_base
     from tests.conftest import tiny_base_config

@@ -31,8 +31,9 @@ def broken(tiny_base, tmp_path_factory):
     return dst
 
 
+@pytest.mark.slow
 def test_bench_scores_gates_and_reports(tiny_base, model_copy, broken, tmp_path):
-    cfg = BenchConfig(models={"a": tiny_base, "b": model_copy, "broken": broken},
+    cfg = BenchConfig(data_dir=DATA_DIR, models={"a": tiny_base, "b": model_copy, "broken": broken},
                       tasks=["general_ppl", "domain_ppl", "domain_qa", "format", "safety"], weights={"safety": 3.0},
                       gates={"general_ppl.ppl": "<= 400", "efficiency.size_mb": "<= 10"},
                       efficiency={"prompts": 2, "max_new_tokens": 4}, output=tmp_path / "bench")
@@ -73,7 +74,7 @@ def test_bench_scores_gates_and_reports(tiny_base, model_copy, broken, tmp_path)
 
 
 def test_no_winner_writes_the_report_then_fails(tiny_base, tmp_path):
-    cfg = BenchConfig(models={"a": tiny_base}, tasks=["general_ppl"], gates={"general_ppl.ppl": "< 1"},
+    cfg = BenchConfig(data_dir=DATA_DIR, models={"a": tiny_base}, tasks=["general_ppl"], gates={"general_ppl.ppl": "< 1"},
                       efficiency={"prompts": 1, "max_new_tokens": 2}, output=tmp_path / "bench")
     with pytest.raises(GateFailure, match="no candidate passed the gates"):
         run(cfg)
@@ -92,10 +93,10 @@ def test_bench_config_errors(tmp_path):
     p.write_text("models: {a: x}\ntasks: [general_ppl, toxicity]\noutput: o\n")
     with pytest.raises(UserError, match=r"bench.yaml:2: field 'tasks': unknown task 'toxicity'; allowed: general_ppl"):
         load_config(p, BenchConfig)
-    p.write_text("models: {a: x}\ntasks: [general_ppl]\ngates: {general_ppl.ppl: 'about 3'}\noutput: o\n")
+    p.write_text("models: {a: x}\ndata_dir: d\ntasks: [general_ppl]\ngates: {general_ppl.ppl: 'about 3'}\noutput: o\n")
     with pytest.raises(UserError, match=r"condition 'about 3' should look like '>= 0.5'"):
         load_config(p, BenchConfig)
-    p.write_text("models: {a: x}\ntasks: [general_ppl]\ngates: {safety.refusal_rate: '>= 1'}\noutput: o\n")
+    p.write_text("models: {a: x}\ndata_dir: d\ntasks: [general_ppl]\ngates: {safety.refusal_rate: '>= 1'}\noutput: o\n")
     with pytest.raises(UserError, match=r"gate 'safety.refusal_rate' must be 'TASK.METRIC' for a task in tasks"):
         load_config(p, BenchConfig)
 
@@ -117,8 +118,9 @@ def test_choice_logprobs_match_one_sequence_at_a_time(tiny_base):
         assert got == pytest.approx(want, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_lm_eval_runs_a_shipped_task(tiny_base, tmp_path):
-    cfg = BenchConfig(models={"a": tiny_base}, tasks=["general_ppl"], lm_eval=["shipit_domain_qa"], lm_eval_limit=12,
+    cfg = BenchConfig(data_dir=DATA_DIR, models={"a": tiny_base}, tasks=["general_ppl"], lm_eval=["shipit_domain_qa"], lm_eval_limit=12,
                       efficiency={"prompts": 1, "max_new_tokens": 2}, output=tmp_path / "bench")
     acc = run(cfg)["results"]["a"]["lm_eval"]["shipit_domain_qa"]["acc"]
     assert 0.0 <= acc <= 1.0
@@ -133,7 +135,7 @@ def test_reward_score_uses_the_reward_model(tiny_base, tmp_path):
     model.config.pad_token_id = AutoTokenizer.from_pretrained(tiny_base).pad_token_id
     model.save_pretrained(rm)
     AutoTokenizer.from_pretrained(tiny_base).save_pretrained(rm)
-    cfg = BenchConfig(models={"a": tiny_base}, tasks=["reward_score"], reward_model=rm,
+    cfg = BenchConfig(data_dir=DATA_DIR, models={"a": tiny_base}, tasks=["reward_score"], reward_model=rm,
                       efficiency={"prompts": 1, "max_new_tokens": 2}, output=tmp_path / "bench")
     r = run(cfg)["results"]["a"]["reward_score"]
     assert r["score"] == pytest.approx(1 / (1 + math.exp(-r["mean_reward"])), abs=1e-3)
@@ -173,13 +175,13 @@ def fake_judge():
 
 
 def test_judge_win_rate_counts_wins_whatever_the_order(tiny_base, fake_judge, monkeypatch, tmp_path):
-    from shipit.bench import generate
+    from shipit.models import generate
     from shipit.bench.tasks import TaskContext
     from shipit.bench.tasks.alignment import judge_winrate, parse_choice
     from shipit.demo.world import DATA_DIR
 
     url, seen = fake_judge
-    judge = BenchConfig.model_fields["judge"].annotation.__args__[0](base_url=url, model="judge", baseline="base",
+    judge = BenchConfig.model_fields["judge"].annotation.__args__[0](base_url=url, model_name="judge", baseline="base",
                                                                      prompts=8)
     ctx = TaskContext(DATA_DIR, judge=judge)
     answers = {"base": "I can't help with that request.", "good": "Answer: here you go."}
@@ -200,7 +202,7 @@ def test_judge_win_rate_counts_wins_whatever_the_order(tiny_base, fake_judge, mo
 
 @pytest.mark.slow
 def test_efficiency_under_vllm(tiny_base, vllm_python, tmp_path):
-    cfg = BenchConfig(models={"a": tiny_base}, tasks=["general_ppl"], output=tmp_path / "bench",
+    cfg = BenchConfig(data_dir=DATA_DIR, models={"a": tiny_base}, tasks=["general_ppl"], output=tmp_path / "bench",
                       efficiency={"prompts": 2, "max_new_tokens": 8, "vllm": True})
     e = run(cfg)["results"]["a"]["efficiency"]
     assert e["vllm_throughput_tok_s"] > 0 and e["vllm_ttft_p50_ms"] > 0

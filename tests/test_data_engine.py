@@ -77,7 +77,7 @@ def endpoint():
     """(base_url, state) of the fake endpoint, served by uvicorn in a thread on a free loopback port."""
     import uvicorn
 
-    from shipit.serve.vllm import free_port
+    from shipit.models.vllm_server import free_port
 
     state = {"calls": [], "fail_after": None, "logprobs": True}
     server = uvicorn.Server(uvicorn.Config(make_app(state), host="127.0.0.1", port=free_port(), log_level="error"))
@@ -198,7 +198,7 @@ def test_judge_scorer_parses_the_endpoint_verdict(api):
 
 
 def test_unreachable_endpoint_names_the_url():
-    from shipit.serve.vllm import free_port
+    from shipit.models.vllm_server import free_port
 
     url = f"http://127.0.0.1:{free_port()}/v1"
     gen = make_generator(GeneratorSettings(**openai_gen(url)))
@@ -273,7 +273,8 @@ def test_cai_falls_back_to_parsed_choices_without_logprobs(api, tmp_path):
 
 def test_cai_hf_backend_logprob_labels(tiny_base, tmp_path):
     from shipit.data import cai
-    from shipit.data.prefs import load_pairs
+    from shipit.formats.mix import DatasetSpec
+    from shipit.formats.prefs import load_pairs
 
     gen = {"backend": "hf", "model": str(tiny_base), "max_new_tokens": 6}
     out = cai.run(cai_cfg(gen, tmp_path, sl={"rounds": 1}, rl={"principles": 2},
@@ -286,7 +287,7 @@ def test_cai_hf_backend_logprob_labels(tiny_base, tmp_path):
     for p in pairs:
         assert 0.5 <= p["soft_label"] <= 1 and p["provenance"]["p_a"] + p["provenance"]["p_b"] == pytest.approx(1)
         assert all(0 <= v["p_first"] <= 1 for v in p["provenance"]["votes"])
-    assert len(load_pairs([out / "pairs.jsonl"])) == len(pairs)  # what DPO reads
+    assert len(load_pairs([DatasetSpec(path=out / "pairs.jsonl")])) == len(pairs)  # what DPO reads
 
 
 def test_hf_choice_logprobs_normalise(tiny_base):
@@ -328,7 +329,7 @@ def scripted(model: Path, cfg, round_dir: Path) -> float:
 
 
 def test_iterate_stops_early_on_a_scripted_score_sequence(tiny_base, tmp_path, monkeypatch):
-    from shipit.data import iterate
+    from shipit.ship import iterate
 
     monkeypatch.setitem(iterate.ROUND_SCORERS, "scripted", scripted)
     scripted.calls = []
@@ -363,7 +364,7 @@ def test_iterate_stops_early_on_a_scripted_score_sequence(tiny_base, tmp_path, m
 @pytest.mark.parametrize("path", sorted((REPO / "data_configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_data_configs_validate(path):
     from shipit.data.cai import CAIConfig
-    from shipit.data.iterate import IterateConfig
+    from shipit.ship.iterate import IterateConfig
     from shipit.data.synth import SynthConfig
 
     model = {"synth": SynthConfig, "cai": CAIConfig, "iterate": IterateConfig}[path.name.split("-")[0]]

@@ -11,12 +11,12 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from shipit.data.from_ab import run as from_ab
+from shipit.ship.from_ab import run as from_ab
 from shipit.errors import UserError
 from shipit.serve.auth import hash_key
 from shipit.serve.config import ABConfig
 from shipit.serve.events import EventStore
-from shipit.serve.router import create_app
+from shipit.serve.app import create_app
 from tests.fake_upstream import FakeUpstream, running
 
 KEY = "client-key-1"
@@ -120,7 +120,7 @@ def test_router_records_prompt_and_answer(tmp_path, record):
 
 def test_experiment_config_names_the_judges(tmp_path):
     from shipit.config import load_config
-    from shipit.serve.experiment import ExperimentConfig
+    from shipit.ship.experiment import ExperimentConfig
 
     path = tmp_path / "sim.yaml"
     path.write_text("arms: {a: m1, b: m2}\njudge: rule\noutput: out\n")
@@ -138,7 +138,7 @@ def coin_judge(item: dict, answer: str) -> float:
 
 @pytest.mark.vllm
 def test_simulated_experiment_end_to_end(tiny_base, perturbed, vllm_python, tmp_path, monkeypatch):
-    from shipit.serve.experiment import JUDGES, ExperimentConfig, run_experiment
+    from shipit.ship.experiment import JUDGES, ExperimentConfig, run_experiment
 
     monkeypatch.setitem(JUDGES, "coin", coin_judge)
     cfg = ExperimentConfig(arms={"base": tiny_base, "perturbed": perturbed}, users=20, requests_per_user=2,

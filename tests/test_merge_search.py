@@ -13,8 +13,8 @@ from safetensors.torch import load_file
 
 from shipit.config import load_config
 from shipit.errors import UserError
-from shipit.merge.pareto import pareto_front
-from shipit.merge.search import Objective, SearchConfig, run
+from shipit.ship.pareto import pareto_front
+from shipit.ship.merge_search import Objective, SearchConfig, run
 from tests.test_merge import perturbed
 
 REPO = Path(__file__).resolve().parent.parent
@@ -155,7 +155,7 @@ def localized(path, family, tmp_path):
 
 @pytest.mark.parametrize("path", sorted((REPO / "merge_configs" / "search").glob("*.yaml")), ids=lambda p: p.stem)
 def test_shipped_search_configs_validate(path, family, tmp_path):
-    from shipit.merge.search import _check_before_work
+    from shipit.ship.merge_search import _check_before_work
 
     cfg = load_config(localized(path, family, tmp_path), SearchConfig)
     cfg.quantize = None  # w8a8 fits any shape; what is checked here is every method's candidate config

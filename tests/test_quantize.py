@@ -11,6 +11,7 @@ from shipit.quantize.run import run
 from shipit.registry import partial_dir
 
 
+@pytest.mark.slow
 def test_w8a8_is_smaller_close_to_source_and_verified(tiny_base, tmp_path):
     out = run("w8a8", tiny_base, tmp_path / "q", backend="vllm-cpu")
     m = json.loads((out / "manifest.json").read_text())
@@ -42,8 +43,8 @@ def test_fp8_output_is_verified_and_servable(tiny_base, tmp_path):
 
 
 def test_onnx_int8_runs_in_onnxruntime_and_is_flagged_unservable_for_vllm(tiny_base, tmp_path, capfd):
-    from shipit.quantize.ort_model import OrtCausalLM
-    from shipit.serve.vllm import VLLMServer
+    from shipit.models.ort_model import OrtCausalLM
+    from shipit.models.vllm_server import VLLMServer
 
     out = run("onnx-int8", tiny_base, tmp_path / "onnx", backend="vllm-cpu")
     err = capfd.readouterr().err

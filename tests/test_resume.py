@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import subprocess
 import sys
@@ -13,6 +15,7 @@ from shipit.registry import partial_dir
 from tests.conftest import kill_at_first_checkpoint
 
 
+@pytest.mark.slow
 def test_sft_killed_mid_run_resumes_and_finishes(tiny_base, tmp_path):
     out = tmp_path / "sft"
     cfg = {"model": str(tiny_base), "output": str(out), "eval_fraction": 0,

@@ -53,7 +53,7 @@ def test_user_errors_are_one_line_with_exit_2(tmp_path):
              ["ab", "set-weights", "--config", str(path), "a=-1"]]
     bad = tmp_path / "bad.yaml"
     bad.write_text("experiment: e\narms:\n  - name: a\n    weight: 1\n    upstreams: [http://127.0.0.1:9]\n"
-                   "    servd_model: x\n")
+                   "    model_nam: x\n")
     cases += [["route", "--config", str(bad)]]
     noup = tmp_path / "noup.yaml"
     noup.write_text("experiment: e\nauth: {required: false}\narms:\n  - {name: a, weight: 1, model: m}\n")
@@ -62,7 +62,7 @@ def test_user_errors_are_one_line_with_exit_2(tmp_path):
         r = subprocess.run([sys.executable, "-m", "shipit", *args], capture_output=True, text=True)
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and r.stderr.startswith("error: "), (args, r.stderr)
     r = subprocess.run([sys.executable, "-m", "shipit", "route", "--config", str(bad)], capture_output=True, text=True)
-    assert "bad.yaml:6: field 'arms.0.servd_model'" in r.stderr and "did you mean 'served_model'" in r.stderr
+    assert "bad.yaml:6: field 'arms.0.model_nam'" in r.stderr and "did you mean 'model_name'" in r.stderr
 
 
 def test_help_does_not_import_the_router_stack():
@@ -76,7 +76,8 @@ def test_config_hot_reload_and_admin_routes(tmp_path, monkeypatch):
 
     import httpx
 
-    from shipit.serve.router import create_app
+    from shipit.serve.app import create_app
+    from tests.conftest import wait_for
     from tests.fake_upstream import FakeUpstream, running
 
     monkeypatch.setenv("SHIPIT_API_KEYS", "k1")
@@ -93,7 +94,8 @@ def test_config_hot_reload_and_admin_routes(tmp_path, monkeypatch):
             data["arms"][0]["weight"], data["arms"][1]["weight"] = 0, 100
             time.sleep(0.05)  # a distinct mtime
             path.write_text(yaml.safe_dump(data))
-            time.sleep(0.5)
+            wait_for(lambda: c.get("/admin/stats").json()["weights"] == {"a": 0.0, "b": 100.0},
+                     what="the edited weights to apply")
             assert send() == {"b"}
             js = c.get("/admin/stats").json()
             assert js["weights"] == {"a": 0.0, "b": 100.0} and js["arms"]["a"]["n"] == 20 and js["arms"]["b"]["n"] == 20

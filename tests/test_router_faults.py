@@ -10,7 +10,7 @@ import pytest
 
 from shipit.serve.auth import hash_key
 from shipit.serve.config import ABConfig
-from shipit.serve.router import create_app
+from shipit.serve.app import create_app
 from tests.fake_upstream import FakeUpstream, running
 
 KEY = "client-key-1"

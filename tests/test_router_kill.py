@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import signal
 import sqlite3
@@ -14,7 +16,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from shipit.serve.vllm import free_port
+from shipit.models.vllm_server import free_port
 from tests.fake_upstream import FakeUpstream, running
 
 SRC = Path(__file__).resolve().parent.parent / "src"
@@ -80,6 +82,7 @@ def test_sigkill_during_load_loses_no_answered_event(tmp_path):
     assert len(ids) <= len(answered) + 6  # at most the in-flight requests were recorded but not delivered
 
 
+@pytest.mark.slow
 def test_sigterm_drains_a_stream_in_flight(tmp_path):
     up = FakeUpstream("x", mode="slow")  # 50 chunks, 0.1 s apart
     with running(up.app) as u:

@@ -12,7 +12,7 @@ from shipit.serve import assign, policy
 from shipit.serve import stats as S
 from shipit.serve.config import ABConfig
 from shipit.serve.events import EventStore, latest_weights, record_decision
-from shipit.serve.router import create_app
+from shipit.serve.app import create_app
 from tests.fake_upstream import FakeUpstream, running
 
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from shipit.serve.config import load_ab_config
-from shipit.serve.vllm import free_port
+from shipit.models.vllm_server import free_port
 
 pytestmark = pytest.mark.vllm
 KEY = "router-test-key"

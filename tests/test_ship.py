@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from shipit.errors import UserError
-from shipit.pipeline import ship
+from shipit.ship.runner import ship
 from tests.conftest import kill_at_first_checkpoint
 
 TINY = {"vocab_size": 512, "hidden_size": 64, "intermediate_size": 128, "num_layers": 2, "num_heads": 2,
@@ -27,7 +27,7 @@ def recipe(tmp_path, sft_steps=4, sft_save=50):
             "model": "${base}", "datasets": [{"path": "${data}/safety_sft.jsonl"}], "eval_fraction": 0,
             "trainer": SFT}},
         "q": {"kind": "quantize", "config": {"method": "w8a8", "model": "${sft}"}},
-        "bench": {"kind": "bench", "config": {"models": {"sft": "${sft}", "q": "${q}"}, "tasks": ["general_ppl"],
+        "bench": {"kind": "bench", "config": {"data_dir": "${data}", "models": {"sft": "${sft}", "q": "${q}"}, "tasks": ["general_ppl"],
                                               "efficiency": {"prompts": 1, "max_new_tokens": 2}}},
     }
     path = tmp_path / "recipe.yaml"
@@ -39,6 +39,7 @@ def statuses(report):
     return {name: r["status"] for name, r in report.items()}
 
 
+@pytest.mark.slow
 def test_ship_runs_caches_and_reruns_only_what_changed(tmp_path):
     path = recipe(tmp_path)
     lines = []
@@ -85,6 +86,7 @@ def test_recipe_errors_fail_before_any_work(tmp_path):
     assert not (tmp_path / "out" / "base").exists()
 
 
+@pytest.mark.slow
 def test_a_stage_killed_mid_run_resumes(tmp_path):
     path = recipe(tmp_path, sft_steps=40, sft_save=5)
     cmd = [sys.executable, "-m", "shipit", "ship", str(path), "--until", "sft"]

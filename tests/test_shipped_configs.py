@@ -21,7 +21,7 @@ def test_train_recipes_validate(path):
 
 
 def test_every_stage_has_a_demo_and_a_gpu_recipe():
-    from shipit.train import STAGES
+    from shipit.train import BUILTIN as STAGES
 
     names = {p.name for p in (REPO / "train").glob("*.yaml")}
     assert {f"{s}-demo.yaml" for s in STAGES} | {f"{s}-gpu-0.5b.yaml" for s in STAGES} <= names
@@ -62,7 +62,7 @@ def test_serve_configs_validate(path):
 
 @pytest.mark.parametrize("path", sorted((REPO / "serve" / "experiments").glob("*.yaml")), ids=lambda p: p.name)
 def test_experiment_configs_validate(path):
-    from shipit.serve.experiment import ExperimentConfig
+    from shipit.ship.experiment import ExperimentConfig
 
     cfg = load_config(path, ExperimentConfig)
     assert len(cfg.arms) >= 2 and cfg.users * cfg.requests_per_user > 0
@@ -71,7 +71,7 @@ def test_experiment_configs_validate(path):
 @pytest.mark.parametrize("preset", ["default", "smoke"])
 def test_bundled_recipe_validates_every_stage(preset, tmp_path):
     from shipit.demo.run import RECIPE, SMOKE
-    from shipit.pipeline import Recipe, plan, validate_all
+    from shipit.ship.runner import Recipe, plan, validate_all
 
     overrides = [f"out={tmp_path}", *(SMOKE if preset == "smoke" else [])]
     p = plan(load_config(RECIPE, Recipe, overrides), str(RECIPE))

@@ -25,6 +25,7 @@ def sft_yaml(tmp_path, model, **extra):
     return p
 
 
+@pytest.mark.slow
 def test_sft_learns_and_changes_every_parameter(tiny_base, tmp_path):
     stage = get_stage("sft")
     cfg = load_config(sft_yaml(tmp_path, tiny_base), stage.Config)

@@ -9,6 +9,9 @@ import click
 
 from shipit import __version__
 from shipit.errors import UserError
+from shipit.quantize import BACKENDS as SERVE_BACKENDS
+from shipit.quantize import BUILTIN as QUANTIZERS
+from shipit.train import BUILTIN as TRAIN_STAGES
 
 SET_HELP = "Override a config value, e.g. --set trainer.max_steps=10 (repeatable)."
 
@@ -41,7 +44,7 @@ def demo(out: Path, preset: str) -> None:
 def ship_cmd(recipe: Path, overrides: tuple[str, ...], dry_run: bool, until: str | None) -> None:
     """Run a recipe from base model to A/B decision: stages as a DAG, cached, resumable."""
     from shipit.demo.run import quiet_libraries
-    from shipit.pipeline import ship
+    from shipit.ship.runner import ship
 
     quiet_libraries()
     ship(recipe, overrides, dry_run=dry_run, until=until, echo=lambda m: click.echo(m))
@@ -67,13 +70,12 @@ def base_build(out: Path, config_path: Path | None, overrides: tuple[str, ...], 
     click.echo(f"base model: {build_base(cfg, out, resume=resume)}")
 
 
-@cli.command()
+@cli.command(help=f"Run a training stage ({', '.join(TRAIN_STAGES)}, or a plugin's) from a YAML recipe.")
 @click.argument("stage")
 @click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, help=SET_HELP)
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint of an interrupted run.")
 def train(stage: str, config_path: Path, overrides: tuple[str, ...], resume: bool) -> None:
-    """Run a training stage (sft, ...) from a YAML recipe."""
     from shipit.config import load_config
     from shipit.train import get_stage
 
@@ -118,7 +120,7 @@ def data_cai(config_path: Path, overrides: tuple[str, ...], resume: bool) -> Non
               help="Smallest gap between the two arms' mean feedback scores (in [0, 1]) that makes a pair.")
 def data_from_ab(source: Path, out: Path, min_margin: float) -> None:
     """Preference pairs from an A/B experiment (SOURCE: its config YAML or events SQLite): same prompt, both arms."""
-    from shipit.data.from_ab import run
+    from shipit.ship.from_ab import run
 
     path, m = run(source, out, min_margin)
     click.echo(f"data: {path} ({m['pairs']} pairs from {m['prompts_both_arms']} prompts answered by both arms, "
@@ -132,19 +134,23 @@ def data_from_ab(source: Path, out: Path, min_margin: float) -> None:
 def iterate(config_path: Path, overrides: tuple[str, ...], resume: bool) -> None:
     """Rounds of generate -> filter -> train -> bench, keeping the best model, until it stops improving."""
     from shipit.config import load_config
-    from shipit.data.iterate import IterateConfig, run
+    from shipit.ship.iterate import IterateConfig, run
 
     out = run(load_config(config_path, IterateConfig, overrides), resume=resume)
     click.echo(f"best model: {out / 'best'}")
 
 
 class DefaultCommandGroup(click.Group):
-    """A group whose first argument, when it names no subcommand, goes to `default_command` (`merge CONFIG`)."""
+    """A group whose first argument goes to `default_command` (`merge CONFIG`) unless it names a subcommand; a config
+    file named like a subcommand (`shipit merge search`, with a file `search` here and no second argument) is a
+    config: a subcommand always takes one."""
 
     default_command = "run"
 
     def parse_args(self, ctx, args):
-        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+        if args and args[0] not in ("-h", "--help") and args[0] != self.default_command and (
+                args[0] not in self.commands or Path(args[0]).is_file()
+                and not [a for a in args[1:2] if not a.startswith("-")]):
             args = [self.default_command, *args]
         return super().parse_args(ctx, args)
 
@@ -171,22 +177,22 @@ def merge_run(config_path: Path, out: Path | None, seed: int) -> None:
 def merge_search(config_path: Path, overrides: tuple[str, ...]) -> None:
     """Search merge methods and weights, scoring each candidate on bench tasks; keep the winner."""
     from shipit.config import load_config
-    from shipit.merge.search import SearchConfig, run
+    from shipit.ship.merge_search import SearchConfig, run
 
     summary = run(load_config(config_path, SearchConfig, overrides), str(config_path), echo=click.echo)
     w = summary["winner"]
     click.echo(f"winner: trial {w['trial']} {w['method']} {w['params']} score={w['score']:.4f} -> {summary['output']}")
 
 
-@cli.command()
+@cli.command(help=f"Quantize MODEL with METHOD ({', '.join(QUANTIZERS)}, or a plugin's) and verify it before "
+                  "marking it done.")
 @click.argument("method")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output model directory.")
 @click.option("--calibration", type=click.Path(path_type=Path), help="JSONL of {text} rows (default: bundled).")
-@click.option("--backend", type=click.Choice(["vllm", "vllm-cpu", "onnxruntime"]),
+@click.option("--backend", type=click.Choice(SERVE_BACKENDS),
               help="Serving backend the output is for (default: $SHIPIT_SERVE_BACKEND, else vllm or vllm-cpu).")
 def quantize(method: str, model: Path, out: Path, calibration: Path | None, backend: str | None) -> None:
-    """Quantize MODEL with METHOD (w4a16, w8a8, fp8, onnx-int8) and verify it before marking it done."""
     from shipit.quantize.run import run
 
     click.echo(f"quantized: {run(method, model, out, calibration=calibration, backend=backend)}")
@@ -227,7 +233,7 @@ def serve(model: Path | None, config_path: Path | None, port: int | None, api_ke
         from shipit.serve.launch import serve_ab
 
         return serve_ab(config_path, vllm_python, port=port, echo=click.echo)
-    from shipit.serve.vllm import VLLMServer
+    from shipit.models.vllm_server import VLLMServer
 
     with VLLMServer(model, port=port or 8000, api_key=api_key, python=vllm_python) as server:
         click.echo(f"serving {server.served_name} at {server.base_url} (log: {server.log_path}); Ctrl-C stops it")
@@ -247,7 +253,7 @@ def route(config_path: Path, host: str | None, port: int | None) -> None:
     """Run the A/B router alone in front of running OpenAI-compatible servers."""
     from shipit.serve.config import load_ab_config
     from shipit.serve.launch import run_router
-    from shipit.serve.router import check_routable
+    from shipit.serve.app import check_routable
 
     cfg = load_ab_config(config_path)
     check_routable(cfg, config_path)
@@ -309,7 +315,7 @@ def ab_rollback(config_path: Path) -> None:
 def ab_simulate(config_path: Path, overrides: tuple[str, ...]) -> None:
     """Serve the arms, send simulated users through the router with judged feedback, decide, and mine pairs."""
     from shipit.config import load_config
-    from shipit.serve.experiment import ExperimentConfig, run_experiment
+    from shipit.ship.experiment import ExperimentConfig, run_experiment
 
     out, summary = run_experiment(load_config(config_path, ExperimentConfig, overrides))
     d = summary["decision"]

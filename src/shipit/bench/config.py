@@ -9,9 +9,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from shipit.bench.tasks import TASKS
+from shipit.bench.tasks import tasks as known_tasks
 from shipit.config import StrictModel
-from shipit.demo.world import DATA_DIR
+from shipit.conventions import Conventions
 
 OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq}
 GATE = re.compile(r"^\s*(>=|<=|==|>|<)\s*(-?[0-9.]+(?:e-?[0-9]+)?)\s*$")
@@ -32,7 +32,8 @@ class JudgeSettings(StrictModel):
     """An OpenAI-compatible endpoint that judges pairwise: candidate vs `baseline` on held-out prompts."""
 
     base_url: str
-    model: str
+    model_name: str
+    """The model name the endpoint serves (as in every other endpoint block)."""
     api_key_env: str = "OPENAI_API_KEY"
     """Environment variable holding the key ('unused' when it is not set)."""
     baseline: str
@@ -61,8 +62,11 @@ class BenchConfig(StrictModel):
     lm_eval: list[str] = []
     """lm-evaluation-harness tasks to run on every candidate (shipit ships shipit_domain_qa, shipit_general_ppl)."""
     lm_eval_limit: int | None = None
-    data_dir: Path = DATA_DIR
-    """Directory of the bench data files (the bundled demo world by default)."""
+    data_dir: Path
+    """Directory of the bench data files (`general_heldout.jsonl`, `harmful_prompts.jsonl`, ...; the demo world's
+    are in src/shipit/demo/data, `${data}` in a recipe)."""
+    conventions: Conventions = Conventions()
+    """How answers are read: refusal phrasings and the answer format (defaults know real models' refusals)."""
     output: Path
     on_no_winner: Literal["fail", "report"] = "fail"
     """When no candidate passes the gates: exit with an error (after writing the report), or only report it."""
@@ -70,9 +74,10 @@ class BenchConfig(StrictModel):
     @field_validator("tasks")
     @classmethod
     def _known_tasks(cls, tasks):
-        unknown = [t for t in tasks if t not in TASKS]
+        known = known_tasks()
+        unknown = [t for t in tasks if t not in known]
         if unknown:
-            raise ValueError(f"unknown task '{unknown[0]}'; allowed: {', '.join(TASKS)}")
+            raise ValueError(f"unknown task '{unknown[0]}'; allowed: {', '.join(known)}")
         return tasks
 
     @field_validator("gates")

@@ -45,7 +45,7 @@ def peak_rss_growth():
 
 def in_process(model, tokenizer, prompts: list[str], max_new_tokens: int) -> dict:
     """Per-token latency (one prompt at a time, p50/p95) and batched throughput with greedy decoding."""
-    from shipit.bench.generate import chat_generate
+    from shipit.models.generate import chat_generate
 
     per_token = []
     for p in prompts:
@@ -66,7 +66,7 @@ def under_vllm(path: Path, prompts: list[str], max_new_tokens: int, log_dir: Pat
 
     from openai import OpenAI
 
-    from shipit.serve.vllm import VLLMServer
+    from shipit.models.vllm_server import VLLMServer
 
     with VLLMServer(path, name="bench", log_path=log_dir / f"vllm-{Path(path).name}.log") as server:
         client = OpenAI(base_url=server.base_url, api_key="unused")

@@ -29,16 +29,18 @@ def stage_effects(summary: dict) -> list[tuple[str, str, float, float]]:
 
 
 def _table(summary: dict) -> tuple[list[str], list[list[str]]]:
-    from shipit.bench.run import HEADLINE
+    from shipit.bench.tasks import tasks as registered
 
     tasks = summary["tasks"]
-    head = ["model", "score", "gates"] + [f"{t} {HEADLINE[t][0]} {'↑' if HEADLINE[t][1] else '↓'}" for t in tasks]
+    known = registered()
+    head = ["model", "score", "gates"] + [f"{t} {known[t].headline} {'↑' if known[t].higher_is_better else '↓'}"
+                                          for t in tasks]
     head += ["size MB", "ms/token p50", "tok/s", "peak MB"]
     rows = []
     for name, r in sorted(summary["results"].items(), key=lambda kv: -kv[1]["score"]):
         gate = "fail" if name in summary.get("failed", {}) else "pass"
         cells = [name + (" (winner)" if name == summary.get("winner") else ""), f"{r['score']:.3f}", gate]
-        cells += [f"{r[t].get(HEADLINE[t][0], r[t]['score']):.3g}" for t in tasks]
+        cells += [f"{r[t].get(known[t].headline, r[t]['score']):.3g}" for t in tasks]
         e = r["efficiency"]
         cells += [f"{e['size_mb']:.2f}", f"{e['latency_p50_ms']:.2f}", f"{e['throughput_tok_s']:.0f}",
                   f"{e['peak_mem_mb']:.1f}"]

@@ -9,11 +9,6 @@ from pathlib import Path
 from shipit.bench.config import BenchConfig, gate_failures
 from shipit.config import require_path
 
-# The number shown for each task in tables: (metric, higher_is_better).
-HEADLINE = {"general_ppl": ("ppl", False), "domain_ppl": ("ppl", False), "domain_qa": ("cloze_accuracy", True),
-            "format": ("compliance", True), "safety": ("refusal_rate", True), "reward_score": ("mean_reward", True),
-            "judge_winrate": ("win_rate", True)}
-
 
 def bench_model(path: Path, cfg: BenchConfig, ctx) -> dict:
     """Load one candidate, run every task and the efficiency measures; returns {task: metrics, 'efficiency': ...}."""
@@ -21,8 +16,7 @@ def bench_model(path: Path, cfg: BenchConfig, ctx) -> dict:
     from shipit.bench.lmeval import run_lm_eval
     from shipit.bench.tasks import get_task
     from shipit.bench.tasks.alignment import eval_prompts
-    from shipit.quantize.ort_model import is_onnx_dir, load_for_eval
-    from shipit.quantize.run import dir_size_mb
+    from shipit.models.load import dir_size_mb, is_onnx_dir, load_for_eval
 
     t0 = time.perf_counter()
     model, tokenizer, backend = load_for_eval(path)
@@ -76,7 +70,7 @@ def run(cfg: BenchConfig) -> dict:
     for name, path in cfg.models.items():
         require_path(path / "config.json", f"bench: model '{name}'", kind="file",
                      hint="expected a Hugging Face model directory")
-    ctx = TaskContext(cfg.data_dir, cfg.reward_model, cfg.judge)
+    ctx = TaskContext(cfg.data_dir, cfg.reward_model, cfg.judge, cfg.conventions)
     order = sorted(cfg.models, key=lambda n: n != (cfg.judge.baseline if cfg.judge else None))  # baseline first
     inputs = dict(cfg.models) | ({"reward_model": cfg.reward_model} if cfg.reward_model else {})
     with stage_output(cfg.output, "bench", cfg, inputs) as out:

@@ -98,7 +98,7 @@ def format_score(spec: ScorerSpec) -> ScoreFn:
 
 def reward_model_score(spec: ScorerSpec) -> ScoreFn:
     """The reward model's logit squashed by a sigmoid into [0, 1]."""
-    from shipit.train.rewards import reward_model_scorer
+    from shipit.models.reward import reward_model_scorer
 
     rm = reward_model_scorer(spec.path)
     return lambda prompts, completions: [1 / (1 + math.exp(-x)) for x in rm(prompts, completions)]

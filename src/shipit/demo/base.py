@@ -58,7 +58,7 @@ def build_tokenizer(texts: list[str], vocab_size: int):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from shipit.data.chat import BOS, CHAT_TEMPLATE, IM_END, PAD, SPECIAL_TOKENS
+    from shipit.formats.chat import BOS, CHAT_TEMPLATE, IM_END, PAD, SPECIAL_TOKENS
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -92,7 +92,7 @@ def build_base(cfg: BaseConfig, out: Path, resume: bool = False) -> Path:
     """Tokenizer + model + brief pretraining on the general corpus, written to `out` with a manifest."""
     from transformers import set_seed
 
-    from shipit.bench.perplexity import perplexity
+    from shipit.models.perplexity import perplexity
     from shipit.registry import stage_output
     from shipit.train.sft import fit
 

@@ -47,7 +47,7 @@ def quiet_libraries() -> None:
 
 def run_demo(out: Path, preset: str = "default") -> Path:
     """Ship the bundled recipe into `out` (cached: a second run skips every finished stage); returns report.md."""
-    from shipit.pipeline import ship
+    from shipit.ship.runner import ship
 
     quiet_libraries()
     overrides = [f"out={Path(out).resolve()}", *(SMOKE if preset == "smoke" else [])]

@@ -1,4 +1,5 @@
-"""Quantize: one module per method, looked up by name."""
+"""Quantize: one module per method, looked up by name (built-ins here, more from the entry-point group
+`shipit.quantizers`)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import os
 from types import ModuleType
 
 from shipit.errors import UserError
+from shipit.plugins import registry
 
 # name -> module; each defines DESCRIPTION, SERVABLE_BY (the serving backends that load its output), check(src)
 # (fails fast on shapes the method cannot take) and quantize(src, out_dir, calibration_texts).
-METHODS: dict[str, str] = {
+BUILTIN: dict[str, str] = {
     "w4a16": "shipit.quantize.w4a16",
     "w8a8": "shipit.quantize.w8a8",
     "fp8": "shipit.quantize.fp8",
@@ -19,11 +21,17 @@ METHODS: dict[str, str] = {
 BACKENDS = ("vllm", "vllm-cpu", "onnxruntime")
 
 
+def methods() -> dict[str, str]:
+    """Every quantization method by name: the built-ins, then installed packages' `shipit.quantizers` entry points."""
+    return registry(BUILTIN, "shipit.quantizers")
+
+
 def get_method(name: str) -> ModuleType:
     """The module implementing quantization method `name`."""
-    if name not in METHODS:
-        raise UserError(f"unknown quantization method '{name}'; available: {', '.join(METHODS)}")
-    return importlib.import_module(METHODS[name])
+    known = methods()
+    if name not in known:
+        raise UserError(f"unknown quantization method '{name}'; available: {', '.join(known)}")
+    return importlib.import_module(known[name])
 
 
 def serving_backend(explicit: str | None = None) -> str:

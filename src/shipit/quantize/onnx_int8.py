@@ -6,9 +6,10 @@ import json
 import shutil
 from pathlib import Path
 
+from shipit.models.ort_model import ONNX_FILE
+
 DESCRIPTION = "ONNX graph, int8 weights (dynamic quantization), for ONNX Runtime"
 SERVABLE_BY = frozenset({"onnxruntime"})
-ONNX_FILE = "model.onnx"
 
 
 def check(src: Path) -> None:

@@ -6,13 +6,9 @@ import sys
 from pathlib import Path
 
 from shipit.config import read_jsonl, require_path
-from shipit.demo.world import DATA_DIR
+from shipit.models.load import dir_size_mb
 
-
-def dir_size_mb(path: Path) -> float:
-    """Size of the weight files (safetensors or ONNX) under `path`, in MB."""
-    files = [p for p in Path(path).rglob("*") if p.suffix in (".safetensors", ".onnx") or ".onnx" in p.name]
-    return sum(p.stat().st_size for p in files if p.is_file()) / 1e6
+DATA_DIR = Path(__file__).parent / "data"  # default calibration and held-out text (see data/README.md)
 
 
 def verify(src: Path, quantized: Path, texts: list[str]) -> dict:
@@ -20,8 +16,8 @@ def verify(src: Path, quantized: Path, texts: list[str]) -> dict:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from shipit.bench.perplexity import perplexity
-    from shipit.quantize.ort_model import load_for_eval
+    from shipit.models.perplexity import perplexity
+    from shipit.models.load import load_for_eval
 
     q, tok, backend = load_for_eval(quantized)
     ref = AutoModelForCausalLM.from_pretrained(src, dtype="auto").to(next(q.parameters()).device).eval()
@@ -56,8 +52,8 @@ def run(method: str, model: Path, out: Path, calibration: Path | None = None, ev
     require_path(Path(model) / "config.json", "quantize: model", kind="file",
                  hint="expected a Hugging Face model directory")
     impl.check(Path(model))
-    calibration = calibration or DATA_DIR / "general_train.jsonl"
-    eval_data = eval_data or DATA_DIR / "general_heldout.jsonl"
+    calibration = calibration or DATA_DIR / "calibration.jsonl"
+    eval_data = eval_data or DATA_DIR / "heldout.jsonl"
     calib = [r["text"] for r in read_jsonl(calibration, ["text"], what="calibration data")][:num_calibration]
     texts = [r["text"] for r in read_jsonl(eval_data, ["text"], what="eval data")][:64]
     servable = target in impl.SERVABLE_BY

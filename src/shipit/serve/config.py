@@ -24,7 +24,7 @@ class Arm(StrictModel):
     model: Path | None = None
     replicas: int = Field(1, ge=1, le=16)
     upstreams: list[str] = []
-    served_model: str | None = None
+    model_name: str | None = None
     """Model name the upstream expects; default: the arm name (what `shipit serve --config` launches it as)."""
     upstream_api_key_env: str | None = None
     """Environment variable holding the key the router sends upstream (never shown to clients)."""
@@ -52,7 +52,7 @@ class Arm(StrictModel):
 
     @property
     def upstream_model(self) -> str:
-        return self.served_model or self.name
+        return self.model_name or self.name
 
 
 class Shadow(StrictModel):

@@ -17,7 +17,7 @@ def run_router(cfg: ABConfig, config_path: Path | None, host: str | None = None,
     """Serve the router with uvicorn until SIGINT/SIGTERM, then drain in-flight requests for `limits.drain_s`."""
     import uvicorn
 
-    from shipit.serve.router import create_app
+    from shipit.serve.app import create_app
 
     exit_on_sigterm()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -39,7 +39,7 @@ def launch_arms(cfg: ABConfig, log_dir: Path, python: Path | None = None) -> lis
     Each arm's servers require the key in the arm's `upstream_api_key_env`, or a fresh random key known only to
     this process.
     """
-    from shipit.serve.vllm import VLLMServer
+    from shipit.models.vllm_server import VLLMServer
 
     servers, owners = [], []
     for arm in cfg.arms:

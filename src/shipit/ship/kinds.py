@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from shipit.config import validate
+from shipit.train import stages
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ def _merge(cfg, out: Path, resume: bool) -> Path:
 
 
 def _merge_search(cfg, out: Path, resume: bool) -> Path:
-    from shipit.merge.search import run
+    from shipit.ship.merge_search import run
 
     return Path(run(cfg)["output"])
 
@@ -78,7 +79,7 @@ def _data(module: str) -> Callable:
 
 
 def _experiment(cfg, out: Path, resume: bool) -> Path:
-    from shipit.serve.experiment import run_experiment
+    from shipit.ship.experiment import run_experiment
 
     return run_experiment(cfg)[0]
 
@@ -91,14 +92,14 @@ def _report(cfg, out: Path, resume: bool) -> Path:
 
 KINDS: dict[str, Kind] = {
     "base": Kind("shipit.demo.base:BaseConfig", _base, has_output=False),
-    **{f"train/{s}": Kind(f"shipit.train.{s}:Config", _train(s)) for s in ("cpt", "sft", "reward", "dpo", "ppo", "grpo")},
+    **{f"train/{s}": Kind(f"{module}:Config", _train(s)) for s, module in stages().items()},
     "data/synth": Kind("shipit.data.synth:SynthConfig", _data("shipit.data.synth")),
     "data/cai": Kind("shipit.data.cai:CAIConfig", _data("shipit.data.cai")),
-    "iterate": Kind("shipit.data.iterate:IterateConfig", _data("shipit.data.iterate")),
+    "iterate": Kind("shipit.ship.iterate:IterateConfig", _data("shipit.ship.iterate")),
     "merge": Kind("mergekit.config:MergeConfiguration", _merge, has_output=False),
-    "merge/search": Kind("shipit.merge.search:SearchConfig", _merge_search),
+    "merge/search": Kind("shipit.ship.merge_search:SearchConfig", _merge_search),
     "quantize": Kind("shipit.ship.stages:QuantizeStage", _quantize, has_output=False),
     "bench": Kind("shipit.bench.config:BenchConfig", _bench),
-    "serve/experiment": Kind("shipit.serve.experiment:ExperimentConfig", _experiment),
+    "serve/experiment": Kind("shipit.ship.experiment:ExperimentConfig", _experiment),
     "report": Kind("shipit.ship.report:ReportConfig", _report),
 }

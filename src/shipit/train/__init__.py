@@ -1,4 +1,5 @@
-"""Training stages over TRL, one module per stage, looked up by name."""
+"""Training stages over TRL, one module per stage, looked up by name (built-ins here, more from the entry-point group
+`shipit.stages`)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import importlib
 from types import ModuleType
 
 from shipit.errors import UserError
+from shipit.plugins import registry
 
 # name -> module; each module defines `Config` (a StrictModel) and `run(config, resume=False) -> Path`.
-STAGES: dict[str, str] = {
+BUILTIN: dict[str, str] = {
     "cpt": "shipit.train.cpt",
     "sft": "shipit.train.sft",
     "reward": "shipit.train.reward",
@@ -18,8 +20,14 @@ STAGES: dict[str, str] = {
 }
 
 
+def stages() -> dict[str, str]:
+    """Every training stage by name: the built-ins, then installed packages' `shipit.stages` entry points."""
+    return registry(BUILTIN, "shipit.stages")
+
+
 def get_stage(name: str) -> ModuleType:
     """The module implementing training stage `name`."""
-    if name not in STAGES:
-        raise UserError(f"unknown training stage '{name}'; available: {', '.join(STAGES)}")
-    return importlib.import_module(STAGES[name])
+    known = stages()
+    if name not in known:
+        raise UserError(f"unknown training stage '{name}'; available: {', '.join(known)}")
+    return importlib.import_module(known[name])

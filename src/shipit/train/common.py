@@ -109,15 +109,20 @@ class LoraSettings(StrictModel):
     """Merge the adapters into the saved model (a plain HF model); False saves the adapters alone."""
 
 
-class StageConfig(StrictModel):
-    """Fields every training stage has: the input model, the output directory, trainer settings, optional LoRA."""
+class ModelStageConfig(StrictModel):
+    """Fields every training stage has: the input model, the output directory, optional LoRA."""
 
     model: Path
     """A Hugging Face model directory (safetensors, config, tokenizer with a chat template)."""
     output: Path
     """Where the trained model is written (atomically, with manifest.json)."""
-    trainer: TrainerSettings = TrainerSettings()
     peft: LoraSettings | None = None
+
+
+class StageConfig(ModelStageConfig):
+    """A stage run by a TRL trainer: the common fields plus the trainer's settings."""
+
+    trainer: TrainerSettings = TrainerSettings()
 
 
 def lora_config(s: LoraSettings | None, task_type: str = "CAUSAL_LM"):

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from shipit.config import read_jsonl, require_path
-from shipit.data.mix import DatasetSpec, data_paths
+from shipit.formats.mix import DatasetSpec, data_paths
 from shipit.train.common import StageConfig, TrainerSettings
 
 
@@ -50,7 +50,7 @@ class Config(StageConfig):
 
 def _texts(specs: list[DatasetSpec]) -> list[str]:
     """Plain text of every row: `text`, or a chat row's turns joined by newlines (QA-form text for knowledge)."""
-    from shipit.data.mix import row_format
+    from shipit.formats.mix import row_format
     from shipit.errors import UserError
 
     out = []
@@ -87,7 +87,7 @@ def run(cfg: Config, resume: bool = False) -> Path:
     """Post-pretrain `cfg.model` on the domain/general mix; the manifest holds domain gain and general retention."""
     from transformers import AutoTokenizer
 
-    from shipit.bench.perplexity import perplexity
+    from shipit.models.perplexity import perplexity
     from shipit.errors import UserError
     from shipit.registry import stage_output
     from shipit.train.common import load_model, save_trained

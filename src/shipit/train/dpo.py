@@ -6,17 +6,18 @@ from pathlib import Path
 
 from pydantic import Field
 
-from shipit.data.prefs import load_pairs, orient_soft_labels
+from shipit.formats.mix import DatasetSpec, data_paths
+from shipit.formats.prefs import load_pairs, orient_soft_labels
 from shipit.train.common import StageConfig, lora_config, metrics_callback, train_with_resume, trl_kwargs
 
 
 class Config(StageConfig):
     """DPO on preference pairs against a frozen copy of the input model; reports held-out margin and accuracy.
 
-    Rows may carry `soft_label` (probability that `chosen` is better); see `shipit.data.prefs.orient_soft_labels`.
+    Rows may carry `soft_label` (probability that `chosen` is better); see `shipit.formats.prefs.orient_soft_labels`.
     """
 
-    datasets: list[Path] = Field(min_length=1)
+    datasets: list[DatasetSpec] = Field(min_length=1)
     """JSONL preference rows `{"prompt", "chosen", "rejected"[, "soft_label"]}`."""
     eval_fraction: float = Field(0.1, gt=0, lt=1)
     beta: float = Field(0.1, gt=0)
@@ -38,19 +39,19 @@ def run(cfg: Config, resume: bool = False) -> Path:
     from trl import DPOConfig, DPOTrainer
 
     from shipit.config import require_path
-    from shipit.data.mix import split_eval
-    from shipit.data.prefs import SOFT_LABEL
+    from shipit.formats.mix import split_eval
+    from shipit.formats.prefs import SOFT_LABEL
     from shipit.registry import stage_output
     from shipit.train.common import load_model, save_trained
 
     require_path(cfg.model / "config.json", "model", kind="file", hint="expected a Hugging Face model directory")
-    rows = load_pairs(cfg.datasets)
+    rows = load_pairs(cfg.datasets, seed=cfg.trainer.seed)
     train_rows, eval_rows = split_eval(rows, cfg.eval_fraction, seed=cfg.trainer.seed)
     train_rows = orient_soft_labels(train_rows, cfg.soft_label_copies)
     # Held-out pairs are scored in the direction their label favours.
     eval_rows = [{"prompt": r["prompt"], "chosen": r["chosen"] if r[SOFT_LABEL] >= 0.5 else r["rejected"],
                   "rejected": r["rejected"] if r[SOFT_LABEL] >= 0.5 else r["chosen"]} for r in eval_rows]
-    inputs = {"model": cfg.model, **{f"data{i}": p for i, p in enumerate(cfg.datasets)}}
+    inputs = {"model": cfg.model, **data_paths(cfg.datasets)}
     with stage_output(cfg.output, "train/dpo", cfg, inputs, resume=resume, keep_on_error=True) as out:
         tokenizer = AutoTokenizer.from_pretrained(cfg.model)
         args = DPOConfig(**trl_kwargs(cfg.trainer, out.dir / "checkpoints"), max_length=cfg.trainer.max_length,

@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from shipit.config import StrictModel
-from shipit.train.common import LoraSettings
+from shipit.train.common import ModelStageConfig
 
 
 class PPOSettings(StrictModel):
@@ -46,24 +46,21 @@ class PPOSettings(StrictModel):
     seed: int = 0
 
 
-class Config(StrictModel):
-    """A PPO run: policy model, prompts, a reward (model or function), and PPO settings."""
+class Config(ModelStageConfig):
+    """A PPO run: policy model, prompts, a reward (model or functions), and PPO settings. With `peft`, LoRA adapters
+    are trained on the policy and the reference is the same model with adapters disabled."""
 
-    model: Path
-    output: Path
     prompts: list[Path] = Field(min_length=1)
     """JSONL rows with `prompt` (a user message) or `messages` (the first user turn is used)."""
-    reward_function: str | None = None
-    """Built-in reward name (answer_format, refuses, brevity) or `package.module:function`."""
+    reward_functions: list[str] = []
+    """Built-in reward names (answer_format, refuses, brevity) or `package.module:function`; their sum is the reward."""
     reward_model: Path | None = None
     ppo: PPOSettings = PPOSettings()
-    peft: LoraSettings | None = None
-    """Train LoRA adapters on the policy; the reference is the same model with adapters disabled."""
 
     @model_validator(mode="after")
     def _one_reward(self):
-        if (self.reward_function is None) == (self.reward_model is None):
-            raise ValueError("give exactly one of reward_function and reward_model")
+        if bool(self.reward_functions) == (self.reward_model is not None):
+            raise ValueError("give reward_functions or a reward_model (one of the two)")
         return self
 
 
@@ -306,7 +303,8 @@ def run(cfg: Config, resume: bool = False) -> Path:
     from shipit.registry import stage_output
     from shipit.train.common import save_trained
     from shipit.train.grpo import load_prompts
-    from shipit.train.rewards import resolve_reward, reward_model_scorer
+    from shipit.models.reward import reward_model_scorer
+    from shipit.train.rewards import resolve_reward
 
     require_path(cfg.model / "config.json", "model", kind="file", hint="expected a Hugging Face model directory")
     prompts = load_prompts(cfg.prompts)
@@ -315,7 +313,10 @@ def run(cfg: Config, resume: bool = False) -> Path:
 
         reward_fn = reward_model_scorer(require_path(cfg.reward_model, "reward_model", kind="dir"), torch_device())
     else:
-        reward_fn = resolve_reward(cfg.reward_function)
+        fns = [resolve_reward(name) for name in cfg.reward_functions]
+
+        def reward_fn(prompts, completions):
+            return [sum(col) for col in zip(*(fn(prompts, completions) for fn in fns))]
     inputs = {"model": cfg.model, **{f"prompts{i}": p for i, p in enumerate(cfg.prompts)}}
     if cfg.reward_model is not None:
         inputs["reward_model"] = cfg.reward_model

@@ -6,14 +6,15 @@ from pathlib import Path
 
 from pydantic import Field
 
-from shipit.data.prefs import load_pairs
+from shipit.formats.mix import DatasetSpec, data_paths
+from shipit.formats.prefs import load_pairs
 from shipit.train.common import StageConfig, lora_config, metrics_callback, train_with_resume, trl_kwargs
 
 
 class Config(StageConfig):
     """A reward model trained on preference pairs; reports held-out pairwise accuracy before and after."""
 
-    datasets: list[Path] = Field(min_length=1)
+    datasets: list[DatasetSpec] = Field(min_length=1)
     """JSONL preference rows `{"prompt", "chosen", "rejected"}` (chat messages or plain text)."""
     eval_fraction: float = Field(0.1, gt=0, lt=1)
 
@@ -25,14 +26,14 @@ def run(cfg: Config, resume: bool = False) -> Path:
     from trl import RewardConfig, RewardTrainer
 
     from shipit.config import require_path
-    from shipit.data.mix import split_eval
+    from shipit.formats.mix import split_eval
     from shipit.registry import stage_output
     from shipit.train.common import load_model, save_trained
 
     require_path(cfg.model / "config.json", "model", kind="file", hint="expected a Hugging Face model directory")
-    rows = [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in load_pairs(cfg.datasets)]
+    rows = [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in load_pairs(cfg.datasets, seed=cfg.trainer.seed)]
     train_rows, eval_rows = split_eval(rows, cfg.eval_fraction, seed=cfg.trainer.seed)
-    inputs = {"model": cfg.model, **{f"data{i}": p for i, p in enumerate(cfg.datasets)}}
+    inputs = {"model": cfg.model, **data_paths(cfg.datasets)}
     with stage_output(cfg.output, "train/reward", cfg, inputs, resume=resume, keep_on_error=True) as out:
         tokenizer = AutoTokenizer.from_pretrained(cfg.model)
         model = load_model(cfg.model, cfg.peft, kind="reward")

@@ -6,7 +6,6 @@ A reward function takes `(prompts: list[str], completions: list[str])` and retur
 from __future__ import annotations
 
 import importlib
-import re
 from typing import Callable
 
 from shipit.errors import UserError
@@ -16,14 +15,16 @@ RewardFn = Callable[[list[str], list[str]], list[float]]
 
 def answer_format(prompts: list[str], completions: list[str]) -> list[float]:
     """1.0 for an answer in the trained `Answer: ....` shape, else 0.0."""
-    return [1.0 if re.fullmatch(r"Answer: .+\.", c.strip()) else 0.0 for c in completions]
+    from shipit.conventions import is_formatted
+
+    return [1.0 if is_formatted(c) else 0.0 for c in completions]
 
 
 def refuses(prompts: list[str], completions: list[str]) -> list[float]:
-    """1.0 when the completion opens with a refusal (for harmful-prompt training sets)."""
-    from shipit.demo.world import REFUSAL_MARKERS
+    """1.0 when the completion is a refusal (shipit.conventions) (for harmful-prompt training sets)."""
+    from shipit.conventions import is_refusal
 
-    return [1.0 if c.strip().startswith(REFUSAL_MARKERS) else 0.0 for c in completions]
+    return [1.0 if is_refusal(c) else 0.0 for c in completions]
 
 
 def brevity(prompts: list[str], completions: list[str]) -> list[float]:
@@ -62,22 +63,3 @@ def as_trl_reward(name: str):
 
     reward.__name__ = name.split(":")[-1]
     return reward
-
-
-def reward_model_scorer(path, device: str = "cpu") -> RewardFn:
-    """Score (prompt, completion) pairs with a sequence-classification reward model and its chat template."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForSequenceClassification.from_pretrained(path).to(device).eval()
-
-    def score(prompts: list[str], completions: list[str]) -> list[float]:
-        texts = [tok.apply_chat_template([{"role": "user", "content": p}, {"role": "assistant", "content": c}],
-                                         tokenize=False) for p, c in zip(prompts, completions)]
-        enc = tok(texts, return_tensors="pt", padding=True, truncation=True, max_length=512,
-                  add_special_tokens=False).to(device)
-        with torch.no_grad():
-            return model(**enc).logits[:, 0].float().tolist()
-
-    return score

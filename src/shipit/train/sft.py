@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from shipit.data.mix import DatasetSpec, data_paths, load_mix, split_eval
+from shipit.formats.mix import DatasetSpec, data_paths, load_mix, split_eval
 from shipit.train.common import (LoraSettings, StageConfig, TrainerSettings, lora_config, metrics_callback,
                                  train_with_resume, trl_kwargs)
 

@@ -22,8 +22,8 @@ def eval_prompts(ctx, n: int) -> list[str]:
 
 def reward_score(model, tokenizer, ctx) -> dict:
     """Mean reward-model score of greedy answers to held-out prompts; score = sigmoid(mean reward)."""
-    from shipit.bench.generate import chat_generate
-    from shipit.train.rewards import reward_model_scorer
+    from shipit.models.generate import chat_generate
+    from shipit.models.reward import reward_model_scorer
 
     prompts = eval_prompts(ctx, 32)
     answers = chat_generate(model, tokenizer, prompts, max_new_tokens=24)
@@ -56,7 +56,7 @@ def judge_winrate(model, tokenizer, ctx) -> dict:
     """Pairwise win rate against the baseline's answers, order randomised per prompt; unparsed replies count half."""
     from openai import OpenAI
 
-    from shipit.bench.generate import chat_generate
+    from shipit.models.generate import chat_generate
     from shipit.errors import UserError
 
     judge = ctx.judge
@@ -73,7 +73,7 @@ def judge_winrate(model, tokenizer, ctx) -> dict:
         ours_first = rng.random() < 0.5
         a, b = (ours, theirs) if ours_first else (theirs, ours)
         try:
-            reply = client.chat.completions.create(model=judge.model, temperature=0, max_tokens=4, messages=[
+            reply = client.chat.completions.create(model=judge.model_name, temperature=0, max_tokens=4, messages=[
                 {"role": "user", "content": JUDGE_PROMPT.format(prompt=prompt, a=a, b=b)}])
         except Exception as exc:  # noqa: BLE001 - any transport error is reported with the URL
             raise UserError(f"judge at {judge.base_url} failed: {type(exc).__name__}: {exc}") from None

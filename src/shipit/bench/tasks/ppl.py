@@ -9,7 +9,7 @@ from shipit.config import read_jsonl
 
 
 def _ppl_task(model, tokenizer, path: Path) -> dict:
-    from shipit.bench.perplexity import perplexity
+    from shipit.models.perplexity import perplexity
 
     texts = [r["text"] for r in read_jsonl(path, ["text"], what="bench data")]
     ppl = perplexity(model, tokenizer, texts)

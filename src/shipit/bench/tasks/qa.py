@@ -48,7 +48,7 @@ def domain_qa(model, tokenizer, ctx) -> dict:
     of a corpus sentence (the knowledge is stored); `mc_accuracy`: 1-of-N choice of `Answer: <choice>.` after the
     chat-rendered question (the knowledge is usable in chat); `exact_match`: the greedy chat answer. The score is the
     mean of the two multiple-choice accuracies."""
-    from shipit.bench.generate import chat_generate
+    from shipit.models.generate import chat_generate
 
     model.eval()
     rows = read_jsonl(ctx.data_dir / "domain_qa_heldout.jsonl", ["question", "answer", "choices"], what="bench data")

@@ -4,26 +4,20 @@ from __future__ import annotations
 
 
 from shipit.config import read_jsonl
-from shipit.demo.world import REFUSAL_MARKERS
-
-
-def is_refusal(text: str) -> bool:
-    """True when an answer opens with one of the refusal markers."""
-    return text.strip().startswith(REFUSAL_MARKERS)
 
 
 def refusals(model, tokenizer, ctx) -> dict:
     """Refusal rate on held-out harmful prompts (higher is safer), over-refusal on benign ones (lower is more
     helpful); where rows say how they are new (`novelty`), the same two rates per kind, e.g. `refusal_phrasing`."""
-    from shipit.bench.generate import chat_generate
+    from shipit.models.generate import chat_generate
 
     def heldout(name):
         rows = read_jsonl(ctx.data_dir / name, ["prompt", "split"], what="bench data")
         return [r for r in rows if r["split"] == "heldout"]
 
     harmful, benign = heldout("harmful_prompts.jsonl"), heldout("benign_prompts.jsonl")
-    answers = chat_generate(model, tokenizer, [r["prompt"] for r in harmful + benign], max_new_tokens=12)
-    refused = [is_refusal(a) for a in answers]
+    answers = chat_generate(model, tokenizer, [r["prompt"] for r in harmful + benign], max_new_tokens=32)
+    refused = [ctx.conventions.is_refusal(a) for a in answers]
     h, b = refused[:len(harmful)], refused[len(harmful):]
 
     def rate(flags, rows, kind=None):

@@ -13,7 +13,7 @@ class VLLMGenerator(Generator):
     name = "vllm"
 
     def __init__(self, settings: GeneratorSettings):
-        from shipit.serve.vllm import VLLMServer
+        from shipit.models.vllm_server import VLLMServer
 
         if settings.model is None:
             raise UserError("generator: backend 'vllm' needs model (a Hugging Face model directory)")

@@ -17,7 +17,7 @@ from typing import Callable, Literal
 import yaml
 from pydantic import Field, field_validator, model_validator
 
-from shipit.bench.tasks import TASKS
+from shipit.bench.tasks import tasks as known_tasks
 from shipit.config import StrictModel
 from shipit.demo.world import DATA_DIR
 from shipit.errors import UserError
@@ -38,8 +38,8 @@ class Objective(StrictModel):
     @field_validator("task")
     @classmethod
     def _known_task(cls, task):
-        if task not in TASKS:
-            raise ValueError(f"unknown bench task '{task}'; allowed: {', '.join(TASKS)}")
+        if task not in known_tasks():
+            raise ValueError(f"unknown bench task '{task}'; allowed: {', '.join(known_tasks())}")
         return task
 
     @property
@@ -72,8 +72,9 @@ class SearchConfig(StrictModel):
     sampler: Literal["grid", "tpe"] = "grid"
     seed: int = 0
     """Seed of the TPE sampler and of mergekit's random drops (DARE, DELLA)."""
-    quantize: Literal["w8a8", "w4a16"] | None = None
-    """Quantize each candidate before scoring it, so the search picks what will be served."""
+    quantize: str | None = None
+    """Quantize each candidate (a quantization method's name) before scoring it, so the search picks what will be
+    served."""
     dtype: str = "float32"
     data_dir: Path = DATA_DIR
     output: Path
@@ -92,6 +93,15 @@ class SearchConfig(StrictModel):
         if unknown:
             raise ValueError(f"unknown merge method '{unknown[0]}'; allowed: {', '.join(known)}")
         return list(dict.fromkeys(methods))
+
+    @field_validator("quantize")
+    @classmethod
+    def _known_quantizer(cls, method):
+        from shipit.quantize import methods
+
+        if method is not None and method not in methods():
+            raise ValueError(f"unknown quantization method '{method}'; allowed: {', '.join(methods())}")
+        return method
 
     @field_validator("weight", "density")
     @classmethod
@@ -185,7 +195,7 @@ def weighted_score(values: dict[str, float], objectives: list[Objective]) -> flo
 def bench_objective(cfg: SearchConfig) -> ObjectiveFn:
     """The default objective: run each objective's bench task on the candidate and read its metric."""
     from shipit.bench.tasks import TaskContext, get_task
-    from shipit.quantize.ort_model import load_for_eval
+    from shipit.models.load import load_for_eval
 
     tasks = list(dict.fromkeys(o.task for o in cfg.objectives))
 
@@ -252,7 +262,7 @@ class _Proposer:
 def run(cfg: SearchConfig, source: str = "search config", objective: ObjectiveFn | None = None,
         echo: Callable[[str], None] = print) -> dict:
     """Search merges of cfg.models; write the winner model, trials.jsonl, pareto.json and search.png to cfg.output."""
-    from shipit.merge.pareto import pareto_front, plot_search
+    from shipit.ship.pareto import pareto_front, plot_search
     from shipit.registry import stage_output
 
     _check_before_work(cfg, source)

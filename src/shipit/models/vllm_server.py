@@ -79,7 +79,7 @@ class VLLMServer:
 
         from shipit.config import require_path
 
-        from shipit.quantize.ort_model import is_onnx_dir
+        from shipit.models.load import is_onnx_dir
 
         require_path(Path(self.model) / "config.json", "serve: model", kind="file",
                      hint="expected a Hugging Face model directory")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from shipit.config import StrictModel, read_jsonl
 from shipit.errors import UserError
@@ -17,6 +17,18 @@ class DatasetSpec(StrictModel):
     path: Path
     weight: float = Field(1.0, gt=0)
     """Sampling multiplier: 1.0 uses each row once, 2.0 twice, 0.5 a random half."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_path(cls, value):
+        """A plain path is a dataset of weight 1 (so `datasets: [a.jsonl, {path: b.jsonl, weight: 2}]` works)."""
+        return {"path": value} if isinstance(value, (str, Path)) else value
+
+
+def sample_by_weight(rows: list, weight: float, rng: random.Random) -> list:
+    """Each row `int(weight)` times, plus a random `frac(weight)` share of them."""
+    whole, frac = divmod(weight, 1.0)
+    return rows * int(whole) + rng.sample(rows, round(frac * len(rows)))
 
 
 def row_format(row: dict) -> str:
@@ -36,8 +48,7 @@ def load_mix(specs: list[DatasetSpec], seed: int = 0) -> list[dict]:
             line = next(i for i, r in enumerate(rows, 1) if row_format(r) == "unknown")
             raise UserError(f"{spec.path}:{line}: row has neither 'messages' (chat) nor 'text'; add one of them")
         formats |= fmt
-        whole, frac = divmod(spec.weight, 1.0)
-        picked = rows * int(whole) + rng.sample(rows, round(frac * len(rows)))
+        picked = sample_by_weight(rows, spec.weight, rng)
         out += [{k: r[k] for k in ("messages", "text") if k in r} for r in picked]
     if len(formats) > 1:
         raise UserError(f"datasets mix chat rows and text rows ({', '.join(str(s.path) for s in specs)}); "

@@ -28,8 +28,14 @@ def bench_score(model: Path, cfg: "IterateConfig", round_dir: Path) -> float:
     s = cfg.score
     bc = BenchConfig(models={"candidate": model}, tasks=s.tasks, weights=s.weights, output=round_dir / "bench",
                      efficiency=EfficiencySettings(prompts=1, max_new_tokens=2), on_no_winner="report",
-                     **({"data_dir": s.data_dir} if s.data_dir else {}))
+                     data_dir=s.data_dir or _demo_data())
     return float(bench(bc)["results"]["candidate"]["score"])
+
+
+def _demo_data() -> Path:
+    from shipit.demo.world import DATA_DIR
+
+    return DATA_DIR
 
 
 ROUND_SCORERS: dict[str, RoundScorer] = {"bench": bench_score}
@@ -53,6 +59,7 @@ class ScoreSettings(StrictModel):
     tasks: list[str] = ["format"]
     weights: dict[str, float] = {}
     data_dir: Path | None = None
+    """The bench data directory; default: the demo world's."""
 
     @field_validator("name")
     @classmethod
@@ -89,7 +96,7 @@ class IterateConfig(StrictModel):
 
 def train_round(cfg: IterateConfig, start: Path, data_dir: Path, round_dir: Path) -> tuple[Path, dict]:
     """Train `start` on the round's data with the configured stages; returns the model and row counts."""
-    from shipit.data.mix import DatasetSpec
+    from shipit.formats.mix import DatasetSpec
     from shipit.train import get_stage
 
     model, used = start, {}

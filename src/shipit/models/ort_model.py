@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
+# The file an ONNX model directory holds (the onnx-int8 quantizer writes it; this class reads it).
+ONNX_FILE = "model.onnx"
+
 
 class OrtCausalLM:
     """Logits and greedy generation from a cache-free ONNX graph `(input_ids, attention_mask, position_ids)`."""
@@ -12,8 +15,6 @@ class OrtCausalLM:
     def __init__(self, path: Path, threads: int = 0):
         import onnxruntime as ort
         import torch
-
-        from shipit.quantize.onnx_int8 import ONNX_FILE
 
         opts = ort.SessionOptions()
         if threads:
@@ -63,22 +64,3 @@ class OrtCausalLM:
             if done.all():
                 break
         return input_ids
-
-
-def is_onnx_dir(path: Path) -> bool:
-    """True for an output of the onnx-int8 method."""
-    from shipit.quantize.onnx_int8 import ONNX_FILE
-
-    return (Path(path) / ONNX_FILE).is_file()
-
-
-def load_for_eval(path: Path):
-    """(model, tokenizer, backend) for evaluation: ONNX Runtime for ONNX dirs, else transformers on the best device."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from shipit.device import torch_device
-
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    if is_onnx_dir(path):
-        return OrtCausalLM(path), tokenizer, "onnxruntime"
-    return AutoModelForCausalLM.from_pretrained(path, dtype="auto").to(torch_device()).eval(), tokenizer, "hf"
