@@ -18,7 +18,8 @@ export HF_HUB_OFFLINE := 1
 .PHONY: env serve-env real-model demo test bench clean help
 
 help:
-	@echo "make demo   install both environments and fetch SmolLM2 (once), then run the embedded demo (report in demo-out/report.md)"
+	@echo "make demo   install both environments and fetch SmolLM2 (once), then run the embedded demo"
+	@echo "            (report in demo-out/report.md)"
 	@echo "make test   install both environments and fetch SmolLM2 (once), then run the test suite"
 	@echo "make env | serve-env | real-model | bench | clean"
 
