@@ -164,12 +164,13 @@ def clean_copy(model, dtype: str):
     config = copy.deepcopy(model.config)
     if hasattr(config, "quantization_config"):
         del config.quantization_config
-    with no_init_weights():  # every weight is overwritten below; random init of 135M params costs seconds
-        clean = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype))
-    clean.load_state_dict(model.state_dict(), strict=True)
+    with no_init_weights():  # every weight is replaced below; random init of 135M params costs seconds
+        clean = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    # assign=True takes the loaded tensors instead of copying them: one copy of the weights in memory, not two.
+    clean.load_state_dict(model.state_dict(), strict=True, assign=True)
     clean.tie_weights()
     clean.generation_config = copy.deepcopy(model.generation_config)
-    return clean
+    return clean.to(getattr(torch, dtype))
 
 
 def dir_size_mb(path: Path) -> float:
