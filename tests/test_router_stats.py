@@ -48,6 +48,24 @@ def test_srm_flags_a_broken_split():
     res = S.srm({"a": 5300, "b": 4700}, {"a": 50, "b": 50})
     assert res["chi2"] == pytest.approx(stats.chisquare([5300, 4700]).statistic)
     assert res["p"] < 0.001
+    order = np.random.default_rng(0).permutation(np.array(["a"] * 5300 + ["b"] * 4700))
+    assert S.srm({"a": 5300, "b": 4700}, {"a": 50, "b": 50}, order)["p_seq"] < 0.001
+
+
+def test_sequential_srm_is_the_dirichlet_multinomial_bayes_factor():
+    counts = np.array([[1.0, 0.0], [1.0, 1.0], [2.0, 1.0], [3.0, 1.0]])  # a, b, a, a with p = (0.7, 0.3)
+    probs, k = np.array([0.7, 0.3]), S.SRM_PRIOR
+
+    def bf(c):  # marginal likelihood of the sequence under Dirichlet(k p) over the null's, by Polya urn
+        num, seen = 1.0, np.zeros(2)
+        for arm in c:
+            num *= (k * probs[arm] + seen[arm]) / (k + seen.sum())
+            seen[arm] += 1
+        return num / np.prod([probs[a] for a in c])
+
+    seqs = [[0], [0, 1], [0, 1, 0], [0, 1, 0, 0]]
+    expect = np.minimum(1, 1 / np.maximum.accumulate([bf(c) for c in seqs]))
+    assert S.srm_sequential(counts, probs) == pytest.approx(expect, rel=1e-9)
 
 
 def test_msprt_matches_the_mixture_integral():
@@ -93,6 +111,17 @@ def fill(store: EventStore, arm: str, n: int, ok_rate: float, latency: float, rn
                       "latency_ms": latency * (1 + rng.random()), "ttft_ms": 5.0})
 
 
+def fill_mixed(store: EventStore, specs: list[tuple[str, int, float, float]], rng) -> None:
+    """`fill` for several arms with their requests interleaved at random, as live traffic arrives (the sequential
+    SRM test reads the arrival order: all of one arm first is a broken split)."""
+    order = rng.permutation(np.concatenate([np.full(n, i) for i, (_, n, _, _) in enumerate(specs)]))
+    for j, i in enumerate(order):
+        arm, _, ok_rate, latency = specs[i]
+        store.record({"id": f"{arm}-{j}", "experiment": "e", "arm": arm, "forced": 0, "shadow": 0, "epoch": 0,
+                      "status": 200 if rng.random() < ok_rate else 500, "latency_ms": latency * (1 + rng.random()),
+                      "ttft_ms": 5.0})
+
+
 def cfg_for(tmp_path, **policy_kw) -> ABConfig:
     return ABConfig.model_validate({"experiment": "e", "events": str(tmp_path / "ev.sqlite"),
                                     "auth": {"required": False}, "policy": {"min_samples": 100, **policy_kw},
@@ -103,14 +132,13 @@ def cfg_for(tmp_path, **policy_kw) -> ABConfig:
 def test_status_numbers_and_auto_promote(tmp_path):
     cfg = cfg_for(tmp_path, guardrails={"max_error_rate": 0.3, "error_rate_margin": 0.3})
     store, rng = EventStore(cfg.events), np.random.default_rng(1)
-    fill(store, "a", 1500, 0.80, 100, rng)
-    fill(store, "b", 1500, 0.90, 100, rng)
+    fill_mixed(store, [("a", 1500, 0.80, 100), ("b", 1500, 0.90, 100)], rng)
     s = S.compute(store.conn, cfg)
     lat = np.array([r[0] for r in store.conn.execute("SELECT latency_ms FROM requests WHERE arm='b'")])
     assert s["arms"]["b"]["latency_ms"][95] == pytest.approx(np.percentile(lat, 95))
     ok_a = store.conn.execute("SELECT COUNT(*) FROM requests WHERE arm='a' AND status=200").fetchone()[0]
     assert s["arms"]["a"]["n"] == 1500 and s["arms"]["a"]["success_rate"] == pytest.approx(ok_a / 1500)
-    assert s["srm"]["p"] == pytest.approx(1.0) and not s["srm"]["flag"]
+    assert s["srm"]["p"] == pytest.approx(1.0) and s["srm"]["p_seq"] > 0.01 and not s["srm"]["flag"]
     t = s["tests"]["b"]
     assert t["msprt"]["reject"] and t["bayes"]["p_b_gt_a"] > 0.99
     d = policy.apply(store.conn, cfg, s)
@@ -189,7 +217,7 @@ def test_weight_zero_arm_with_a_breached_guardrail_is_never_promoted(tmp_path):
     quiet = {"msprt": {"reject": False, "effect": 0.0, "p": 1.0}, "bayes": {"p_b_gt_a": 0.5}, "guardrails": ok}
     for breach in ({"error_rate": False}, {"primary": None}):
         # c was set to weight 0 after it breached; its old rows still win the primary metric.
-        s = {"weights": {"a": 50.0, "b": 50.0, "c": 0.0}, "control": "a", "srm": {"flag": False, "p": 0.5},
+        s = {"weights": {"a": 50.0, "b": 50.0, "c": 0.0}, "control": "a", "srm": {"flag": False, "p_seq": 0.5},
              "tests": {"b": quiet, "c": {**win, "guardrails": {**ok, **breach}}}}
         assert policy.decide(cfg, s) is None, breach
     s["tests"]["c"]["guardrails"] = ok

@@ -145,6 +145,8 @@ class Policy(StrictModel):
     type-I error <= alpha at 50/50, 90/10 and 99/1 splits with it)."""
     prob_threshold: float = Field(0.95, gt=0.5, lt=1)
     srm_p: float = Field(0.001, gt=0, lt=1)
+    """Flag a sample-ratio mismatch (and block promotion) when the always-valid sequential SRM p-value of the
+    current epoch's assignments falls below this; a correct split raises it with probability <= srm_p."""
     auto: bool = False
     interval_s: float = Field(10.0, gt=0)
     guardrails: Guardrails = Guardrails()

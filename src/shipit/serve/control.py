@@ -40,7 +40,8 @@ def status(config_path: Path, as_json: bool = False) -> str:
                      f"{_fmt(lat[50], '.1f'):>8} {_fmt(lat[95], '.1f'):>8} {_fmt(lat[99], '.1f'):>8} "
                      f"{_fmt(a['ttft_ms'][50], '.1f'):>7}")
     srm = s["srm"]
-    lines.append(f"SRM chi2 {srm['chi2']:.2f} (df {srm['df']}, n {srm['n']}) p {srm['p']:.3g}"
+    lines.append(f"SRM chi2 {srm['chi2']:.2f} (df {srm['df']}, n {srm['n']}) p {srm['p']:.3g}, "
+                 f"always-valid p {srm['p_seq']:.3g}"
                  + ("  ** SAMPLE RATIO MISMATCH: do not trust the comparison **" if srm["flag"] else ""))
     for arm, t in s["tests"].items():
         m, b = t["msprt"], t["bayes"]

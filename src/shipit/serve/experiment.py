@@ -183,7 +183,7 @@ def keep_reason(cfg: dict, s: dict) -> str:
     """Why the policy left the weights as they are."""
     pol = cfg["policy"]
     if s["srm"]["flag"]:
-        return f"sample ratio mismatch (p {s['srm']['p']:.3g}): the comparison is not trusted"
+        return f"sample ratio mismatch (p {s['srm']['p_seq']:.3g}): the comparison is not trusted"
     if any(ok is None for t in s["tests"].values() for ok in t["guardrails"].values()):
         return f"too few samples for the guardrails (policy.min_samples {pol['min_samples']} per arm)"
     parts = [f"{a}: effect {t['msprt']['effect'] if t['msprt']['effect'] is not None else float('nan'):+.3f}, "

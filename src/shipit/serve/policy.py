@@ -39,7 +39,7 @@ def decide(cfg: ABConfig, s: dict) -> tuple[str, dict[str, float], str] | None:
             held = "guardrails hold" if winner == arm else f"'{arm}' loses"
             return ("auto-promote", solo(cfg, winner),
                     f"'{winner}' wins on {pol.primary_metric}: effect {m['effect']:+.4f}, mSPRT p {m['p']:.2g}, "
-                    f"P(B>A) {b['p_b_gt_a']:.3f}, no SRM (p {s['srm']['p']:.3g}), {held}")
+                    f"P(B>A) {b['p_b_gt_a']:.3f}, no SRM (p {s['srm']['p_seq']:.3g}), {held}")
     return None
 
 
