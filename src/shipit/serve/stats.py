@@ -184,6 +184,16 @@ def primary_values(d: dict[str, np.ndarray], metric: str) -> tuple[np.ndarray, n
     return d["arm"][m], d["score"][m]
 
 
+def harm(lo, hi, margin: float, higher_is_better: bool):
+    """Evidence of harm: the confidence sequence lies wholly beyond the margin on the bad side (arrays welcome)."""
+    return hi < -margin if higher_is_better else lo > margin
+
+
+def shown(lo, hi, margin: float, higher_is_better: bool):
+    """Non-inferiority shown: the confidence sequence lies wholly within the margin (arrays welcome)."""
+    return lo >= -margin if higher_is_better else hi <= margin
+
+
 def bound(ci: list[float] | None, margin: float, higher_is_better: bool) -> bool | None:
     """A comparison guardrail from the confidence sequence of (treatment - control).
 
@@ -193,10 +203,9 @@ def bound(ci: list[float] | None, margin: float, higher_is_better: bool) -> bool
     """
     if ci is None:
         return None
-    lo, hi = ci
-    if higher_is_better:
-        return False if hi < -margin else True if lo >= -margin else None
-    return False if lo > margin else True if hi <= margin else None
+    if harm(*ci, margin, higher_is_better):
+        return False
+    return True if shown(*ci, margin, higher_is_better) else None
 
 
 def guardrails(cfg: ABConfig, control: dict, arm: dict, primary: dict, errors: dict) -> dict:
