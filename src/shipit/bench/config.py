@@ -109,6 +109,8 @@ def gate_failures(result: dict, gates: dict[str, str]) -> list[str]:
     for key, cond in gates.items():
         group, _, metric = key.partition(".")
         op, threshold = GATE.match(cond).groups()
+        if result.get(group, {}).get("is_baseline"):
+            continue  # the judge's reference: a gate on the win rate against it does not apply to itself
         value = result.get(group, {}).get(metric)
         if value is None:
             reasons.append(f"{key} was not measured")
