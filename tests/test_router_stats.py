@@ -235,3 +235,13 @@ def test_srm_counts_requests_the_client_abandoned(tmp_path):
     s = S.compute(store.conn, cfg)
     assert s["srm"]["n"] == 1000 and s["srm"]["p"] == pytest.approx(1.0) and not s["srm"]["flag"]
     assert s["arms"]["b"]["n"] == 400 and s["arms"]["a"]["n"] == 500  # outcomes are of answered requests
+
+
+def test_error_guardrail_holds_with_no_errors_at_all(tmp_path):
+    cfg = cfg_for(tmp_path)
+    store = EventStore(cfg.events)
+    for i in range(600):  # 300 per arm, not one 5xx: a metric that never varies never burns in
+        store.record({"id": f"r{i}", "experiment": "e", "arm": "ab"[i % 2], "forced": 0, "shadow": 0, "epoch": 0,
+                      "status": 200, "latency_ms": 10.0})
+    g = S.compute(store.conn, cfg)["tests"]["b"]["guardrails"]
+    assert g["error_margin"] is True and g["primary"] is True

@@ -112,7 +112,7 @@ def simulate(s: Setting, keep_times: bool = False) -> dict:
             out["reject"].append(first >= 0)
             out["decided_at"].append(np.where(first >= 0, (first + 1) * s.batch, -1))
             out["primary_breach"].append((judged & S.harm(seq["lo"], seq["hi"], s.primary_margin, True)).any(-1))
-            out["promotable"].append((judged & S.shown(seq["lo"], seq["hi"], s.primary_margin, True)).any(-1))
+            out["promotable"].append((judged & S.shown(seq["lo_any"], seq["hi_any"], s.primary_margin, True)).any(-1))
             if s.metric == "success":  # errors are the failures (5xx) of the same requests
                 err = n - x["sum"]  # 0/1, so its sum of squares is itself
                 e = S.sequential(n[..., c], n[..., j], err[..., c], err[..., j], err[..., c], err[..., j],

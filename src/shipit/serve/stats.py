@@ -98,11 +98,16 @@ def sequential(n_a, n_b, s_a, s_b, q_a, q_b, tau: float, alpha: float, burn_in: 
         t2 = tau**2
         log_lam = 0.5 * np.log(v / (v + t2)) + t2 * d**2 / (2 * v * (v + t2))
         r = np.sqrt(v * (v + t2) / t2 * (2 * np.log(1 / alpha) + np.log((v + t2) / v)))
-    ok = (n_a >= 2) & (n_b >= 2) & (np.minimum(n_a, n_b) * 4 * var >= burn_in) & np.isfinite(log_lam)
+    started = (n_a >= 2) & (n_b >= 2) & np.isfinite(log_lam)
+    ok = started & (np.minimum(n_a, n_b) * 4 * var >= burn_in)
     return {"effect": d, "ok": ok, "log_lambda_now": np.where(ok, log_lam, -np.inf),
             "log_lambda": np.maximum.accumulate(np.where(ok, log_lam, -np.inf), axis=-1),
             "lo": np.maximum.accumulate(np.where(ok, d - r, -np.inf), axis=-1),
-            "hi": np.minimum.accumulate(np.where(ok, d + r, np.inf), axis=-1)}
+            "hi": np.minimum.accumulate(np.where(ok, d + r, np.inf), axis=-1),
+            # The same sequence from the second observation per arm, without the burn-in: used only to show that a
+            # guardrail holds (a metric that never varies, like zero errors in both arms, never burns in).
+            "lo_any": np.maximum.accumulate(np.where(started, d - r, -np.inf), axis=-1),
+            "hi_any": np.minimum.accumulate(np.where(started, d + r, np.inf), axis=-1)}
 
 
 def msprt(arms: np.ndarray, values: np.ndarray, a: str, b: str, tau: float, alpha: float,
@@ -114,11 +119,14 @@ def msprt(arms: np.ndarray, values: np.ndarray, a: str, b: str, tau: float, alph
     """
     sums = prefix_sums(arms, values, a, b)
     n_a, n_b = (int(sums[0][-1]), int(sums[1][-1])) if len(sums[0]) else (0, 0)
-    out = {"effect": None, "lambda": None, "p": 1.0, "reject": False, "ci": None, "n_a": n_a, "n_b": n_b}
+    out = {"effect": None, "lambda": None, "p": 1.0, "reject": False, "ci": None, "ci_any": None, "n_a": n_a,
+           "n_b": n_b}
     if min(n_a, n_b) == 0:
         return out
     seq = sequential(*sums, tau=tau, alpha=alpha, burn_in=burn_in)
     out["effect"] = float(seq["effect"][-1])
+    if np.isfinite(seq["lo_any"][-1]):
+        out["ci_any"] = [float(seq["lo_any"][-1]), float(seq["hi_any"][-1])]
     if not seq["ok"].any():
         return out
     p = float(min(1.0, np.exp(-seq["log_lambda"][-1])))
@@ -194,18 +202,18 @@ def shown(lo, hi, margin: float, higher_is_better: bool):
     return lo >= -margin if higher_is_better else hi <= margin
 
 
-def bound(ci: list[float] | None, margin: float, higher_is_better: bool) -> bool | None:
-    """A comparison guardrail from the confidence sequence of (treatment - control).
+def bound(ci: list[float] | None, margin: float, higher_is_better: bool, ci_any: list[float] | None = None):
+    """A comparison guardrail from the confidence sequence of (treatment - control): True, False or None.
 
-    False (breach) only on evidence of harm: the whole sequence lies beyond the margin on the bad side, so under
-    A/A the false-breach rate is at most alpha however often it is read. True (holds, needed to promote) when the
-    whole sequence lies within the margin: non-inferiority shown. None while the data allow both.
+    False (breach) only on evidence of harm: the whole sequence (past its burn-in, `ci`) lies beyond the margin on
+    the bad side, so under A/A the false-breach rate is at most alpha however often it is read. True (holds, needed
+    to promote) when the whole sequence lies within the margin (`ci_any`, from the second observation per arm, when
+    given): non-inferiority shown. None while the data allow both.
     """
-    if ci is None:
-        return None
-    if harm(*ci, margin, higher_is_better):
+    if ci is not None and harm(*ci, margin, higher_is_better):
         return False
-    return True if shown(*ci, margin, higher_is_better) else None
+    shown_by = ci_any or ci
+    return True if shown_by is not None and shown(*shown_by, margin, higher_is_better) else None
 
 
 def guardrails(cfg: ABConfig, control: dict, arm: dict, primary: dict, errors: dict) -> dict:
@@ -218,10 +226,10 @@ def guardrails(cfg: ABConfig, control: dict, arm: dict, primary: dict, errors: d
         return {"error_rate": None, "error_margin": None, "p95_latency": None, "latency_margin": None, "primary": None}
     p95, p95c = arm["latency_ms"][95] or 0.0, control["latency_ms"][95] or 0.0
     return {"error_rate": arm["error_rate"] <= g.max_error_rate,
-            "error_margin": bound(errors["ci"], g.error_rate_margin, higher_is_better=False),
+            "error_margin": bound(errors["ci"], g.error_rate_margin, False, errors["ci_any"]),
             "p95_latency": p95 <= g.max_p95_latency_ms,
             "latency_margin": p95 <= p95c * (1 + g.latency_margin),
-            "primary": bound(primary["ci"], g.primary_margin, higher_is_better=True)}
+            "primary": bound(primary["ci"], g.primary_margin, True, primary["ci_any"])}
 
 
 def compute(conn: sqlite3.Connection, cfg: ABConfig) -> dict:
