@@ -222,7 +222,7 @@ def test_the_judge_reference_gets_no_made_up_score():
     assert base["score"] == 0.9 and cand["score"] == 0.65  # a fabricated 0.5 gave the baseline 0.7
     gates = {"judge_winrate.win_rate": ">= 0.5"}
     assert gate_failures(base, gates) == [] and gate_failures(cand, gates) == []
-    summary = {"tasks": tasks, "results": {"base": base, "cand": cand}, **decide({"base": base, "cand": cand},
-                                                                                    BenchConfig.model_construct(gates=gates))}
+    results = {"base": base, "cand": cand}
+    summary = {"tasks": tasks, "results": results, **decide(results, BenchConfig.model_construct(gates=gates))}
     assert summary["winner"] == "base"
     assert "| base (winner) | 0.900 | pass | 0.9 | reference |" in bench_table(summary)

@@ -209,9 +209,9 @@ def test_primary_guardrail_breaches_only_on_evidence_of_harm(tmp_path):
 
 
 def test_weight_zero_arm_with_a_breached_guardrail_is_never_promoted(tmp_path):
-    cfg = ABConfig.model_validate({"experiment": "e", "events": str(tmp_path / "ev.sqlite"), "auth": {"required": False},
-                                   "arms": [{"name": n, "weight": 1, "upstreams": ["http://127.0.0.1:1"]}
-                                            for n in "abc"]})
+    arms = [{"name": n, "weight": 1, "upstreams": ["http://127.0.0.1:1"]} for n in "abc"]
+    cfg = ABConfig.model_validate({"experiment": "e", "events": str(tmp_path / "ev.sqlite"),
+                                   "auth": {"required": False}, "arms": arms})
     ok = {"error_rate": True, "error_margin": True, "p95_latency": True, "latency_margin": True, "primary": True}
     win = {"msprt": {"reject": True, "effect": 0.1, "p": 0.001}, "bayes": {"p_b_gt_a": 0.999}}
     quiet = {"msprt": {"reject": False, "effect": 0.0, "p": 1.0}, "bayes": {"p_b_gt_a": 0.5}, "guardrails": ok}
