@@ -46,7 +46,8 @@ def status(config_path: Path, as_json: bool = False) -> str:
     for arm, t in s["tests"].items():
         m, b = t["msprt"], t["bayes"]
         g = ", ".join(f"{k} {'ok' if v else 'BREACH' if v is False else 'n/a'}" for k, v in t["guardrails"].items())
-        lines.append(f"{arm} vs {s['control']}: effect {_fmt(m['effect'], '+.4f')}  mSPRT p {m['p']:.3g}"
+        ci = "[{:+.4f}, {:+.4f}]".format(*m["ci"]) if m.get("ci") else "(burn-in)"
+        lines.append(f"{arm} vs {s['control']}: effect {_fmt(m['effect'], '+.4f')} {ci}  mSPRT p {m['p']:.3g}"
                      f"{' (significant)' if m['reject'] else ''}  P(B>A) {b['p_b_gt_a']:.3f}  "
                      f"loss(B) {b['loss_choose_b']:.4f} loss(A) {b['loss_choose_a']:.4f}  guardrails: {g}")
     for d in s["decisions"]:
