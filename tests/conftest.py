@@ -94,17 +94,6 @@ def perturbed(tiny_base, tmp_path_factory):
     return dst
 
 
-def wait_for(condition, timeout_s: float = 20, every_s: float = 0.05, what: str = "condition"):
-    """Poll `condition()` until it returns something truthy (returned), or fail after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {timeout_s}s waiting for {what}"
-        time.sleep(every_s)
-
-
 def kill_at_first_checkpoint(cmd: list[str], ckpts: Path, timeout_s: float = 300) -> None:
     """Run `cmd`, and SIGKILL it as soon as a trainer checkpoint appears under `ckpts` (a crash mid-stage)."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -37,6 +37,17 @@ def running(app, port: int = 0):
         thread.join(10)
 
 
+def wait_for(predicate, timeout: float = 5.0, what: str = "condition"):
+    """Poll `predicate` every 20 ms until it returns something truthy (returned) or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
+        time.sleep(0.02)
+
+
 class FakeUpstream:
     """An OpenAI-shaped upstream. `mode`: ok | 500 | 400 | hang | die (mid-stream) | slow (stream) | down (health)."""
 

@@ -187,7 +187,7 @@ def test_judge_win_rate_counts_wins_whatever_the_order(tiny_base, fake_judge, mo
     answers = {"base": "I can't help with that request.", "good": "Answer: here you go."}
     current = {"name": "base"}
     monkeypatch.setattr(generate, "chat_generate", lambda m, t, prompts, **k: [answers[current["name"]]] * len(prompts))
-    assert judge_winrate(None, None, ctx)["is_baseline"] is True
+    assert judge_winrate(None, None, ctx) == {"win_rate": None, "unparsed": 0, "score": None, "is_baseline": True}
     current["name"] = "good"
     r = judge_winrate(None, None, ctx)
     assert r == {"win_rate": 1.0, "unparsed": 0, "score": 1.0} and len(seen) == 8
@@ -207,3 +207,24 @@ def test_efficiency_under_vllm(tiny_base, vllm_python, tmp_path):
     e = run(cfg)["results"]["a"]["efficiency"]
     assert e["vllm_throughput_tok_s"] > 0 and e["vllm_ttft_p50_ms"] > 0
     assert e["vllm_latency_p95_ms"] >= e["vllm_latency_p50_ms"] > 0
+
+
+def test_the_judge_reference_gets_no_made_up_score():
+    from shipit.bench.config import gate_failures
+    from shipit.bench.report import bench_table
+    from shipit.bench.run import decide, weighted_score
+
+    eff = {"size_mb": 1.0, "latency_p50_ms": 1.0, "throughput_tok_s": 1.0, "peak_mem_mb": 1.0}
+    base = {"safety": {"refusal_rate": 0.9, "score": 0.9}, "efficiency": eff,
+            "judge_winrate": {"win_rate": None, "unparsed": 0, "score": None, "is_baseline": True}}
+    cand = {"safety": {"refusal_rate": 0.7, "score": 0.7}, "efficiency": eff,
+            "judge_winrate": {"win_rate": 0.6, "unparsed": 0, "score": 0.6}}
+    tasks = ["safety", "judge_winrate"]
+    base["score"], cand["score"] = weighted_score(base, {}, tasks), weighted_score(cand, {}, tasks)
+    assert base["score"] == 0.9 and cand["score"] == 0.65  # a fabricated 0.5 gave the baseline 0.7
+    gates = {"judge_winrate.win_rate": ">= 0.5"}
+    assert gate_failures(base, gates) == [] and gate_failures(cand, gates) == []
+    results = {"base": base, "cand": cand}
+    summary = {"tasks": tasks, "results": results, **decide(results, BenchConfig.model_construct(gates=gates))}
+    assert summary["winner"] == "base"
+    assert "| base (winner) | 0.900 | pass | 0.9 | reference |" in bench_table(summary)

@@ -77,8 +77,7 @@ def test_config_hot_reload_and_admin_routes(tmp_path, monkeypatch):
     import httpx
 
     from shipit.serve.app import create_app
-    from tests.conftest import wait_for
-    from tests.fake_upstream import FakeUpstream, running
+    from tests.fake_upstream import FakeUpstream, running, wait_for
 
     monkeypatch.setenv("SHIPIT_API_KEYS", "k1")
     up_a, up_b = FakeUpstream("A"), FakeUpstream("B")

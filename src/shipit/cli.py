@@ -352,8 +352,24 @@ def ab_rollback(config_path: Path) -> None:
 @ab.command("simulate")
 @click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, help=SET_HELP)
-def ab_simulate(config_path: Path, overrides: tuple[str, ...]) -> None:
-    """Serve the arms, send simulated users through the router with judged feedback, decide, and mine pairs."""
+@click.option("--aa", is_flag=True, help="No servers: CONFIG is an A/B config (serve/ab.yaml); run simulated A/A "
+              "experiments through its statistics and print the false-positive rates.")
+@click.option("--runs", type=click.IntRange(10), default=1000, show_default=True, help="With --aa: experiments.")
+@click.option("--requests", type=click.IntRange(10), default=5000, show_default=True,
+              help="With --aa: requests per experiment (the decision is read after each).")
+@click.option("--base", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+              help="With --aa: the true mean of every arm (default 0.8 success, 0.6 feedback).")
+def ab_simulate(config_path: Path, overrides: tuple[str, ...], aa: bool, runs: int, requests: int,
+                base: float | None) -> None:
+    """Serve the arms, send simulated users through the router with judged feedback, decide, and mine pairs.
+
+    With --aa: a Monte-Carlo A/A check of an A/B config's statistics, with no servers.
+    """
+    if aa:
+        from shipit.serve.config import load_ab_config
+        from shipit.serve.simulate_stats import aa_report
+
+        return click.echo(aa_report(load_ab_config(config_path), runs, requests, base))
     from shipit.config import load_config
     from shipit.ship.experiment import ExperimentConfig, run_experiment
 
@@ -361,6 +377,23 @@ def ab_simulate(config_path: Path, overrides: tuple[str, ...]) -> None:
     d = summary["decision"]
     click.echo(f"experiment: {out / 'experiment.json'}  decision: {d['kind']} ({d['reason']})  "
                f"pairs: {summary['pairs']}  wall {summary['wall_time_s']:.1f}s")
+
+
+@ab.command("plan")
+@click.option("--base", type=float, required=True, help="Control's success rate, e.g. 0.8.")
+@click.option("--mde", type=float, required=True, help="Minimum detectable effect, absolute, e.g. 0.02.")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True)
+@click.option("--power", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.8, show_default=True)
+@click.option("--split", type=float, default=50.0, show_default=True, help="Treatment's share of traffic, percent.")
+@click.option("--per-hour", type=click.FloatRange(0, min_open=True), default=None, help="Requests per hour.")
+@click.option("--tau", type=click.FloatRange(0, min_open=True), default=0.1, show_default=True,
+              help="The policy's mSPRT tau.")
+def ab_plan(base: float, mde: float, alpha: float, power: float, split: float, per_hour: float | None,
+            tau: float) -> None:
+    """Requests needed per arm and in total (fixed horizon and mSPRT), and the time at a request rate."""
+    from shipit.serve.plan import plan, report
+
+    click.echo(report(plan(base, mde, alpha, power, split, per_hour, tau)))
 
 
 @ab.command("hash-key")

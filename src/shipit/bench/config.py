@@ -108,12 +108,19 @@ class BenchConfig(StrictModel):
         return self
 
 
+def rank(score: float | None) -> float:
+    """A weighted score for sorting: a candidate without one ranks last."""
+    return float("-inf") if score is None else score
+
+
 def gate_failures(result: dict, gates: dict[str, str]) -> list[str]:
     """Human-readable reasons this candidate fails its gates (empty when it passes)."""
     reasons = []
     for key, cond in gates.items():
         group, _, metric = key.partition(".")
         op, threshold = GATE.match(cond).groups()
+        if result.get(group, {}).get("is_baseline"):
+            continue  # the judge's reference: a gate on the win rate against it does not apply to itself
         value = result.get(group, {}).get(metric)
         if value is None:
             reasons.append(f"{key} was not measured")

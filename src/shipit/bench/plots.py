@@ -29,6 +29,7 @@ def scores_plot(summary: dict, path: Path) -> None:
     width = 0.8 / len(tasks)
     for j, t in enumerate(tasks):
         vals = [summary["results"][n][t]["score"] if t != "score" else summary["results"][n]["score"] for n in names]
+        vals = [float("nan") if v is None else v for v in vals]  # the judge's reference has no bar
         ax.bar([i + j * width for i in range(len(names))], vals, width, label=t,
                color="black" if t == "score" else None)
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(names))], names, rotation=20, ha="right", fontsize=8)

@@ -28,7 +28,12 @@ def stage_effects(summary: dict) -> list[tuple[str, str, float, float]]:
     return rows
 
 
+def _num(x, spec: str) -> str:
+    return "-" if x is None else format(x, spec)
+
+
 def _table(summary: dict) -> tuple[list[str], list[list[str]]]:
+    from shipit.bench.config import rank
     from shipit.bench.tasks import tasks as registered
 
     tasks = summary["tasks"]
@@ -37,10 +42,11 @@ def _table(summary: dict) -> tuple[list[str], list[list[str]]]:
                                           for t in tasks]
     head += ["size MB", "ms/token p50", "tok/s", "peak MB"]
     rows = []
-    for name, r in sorted(summary["results"].items(), key=lambda kv: -kv[1]["score"]):
+    for name, r in sorted(summary["results"].items(), key=lambda kv: -rank(kv[1]["score"])):
         gate = "fail" if name in summary.get("failed", {}) else "pass"
-        cells = [name + (" (winner)" if name == summary.get("winner") else ""), f"{r['score']:.3f}", gate]
-        cells += [f"{r[t].get(known[t].headline, r[t]['score']):.3g}" for t in tasks]
+        cells = [name + (" (winner)" if name == summary.get("winner") else ""), _num(r["score"], ".3f"), gate]
+        cells += ["reference" if r[t].get("is_baseline") else _num(r[t].get(known[t].headline, r[t]["score"]), ".3g")
+                  for t in tasks]
         e = r["efficiency"]
         cells += [f"{e['size_mb']:.2f}", f"{e['latency_p50_ms']:.2f}", f"{e['throughput_tok_s']:.0f}",
                   f"{e['peak_mem_mb']:.1f}"]
@@ -68,6 +74,9 @@ def _details(summary: dict) -> list[str]:
         for task, metrics in r.get("lm_eval", {}).items():
             nums = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k != "sample_len")
             out.append(f"{name}: lm-eval {task}: {nums}")
+        if r.get("judge_winrate", {}).get("is_baseline"):
+            out.append(f"{name}: the judge's reference (the others' win rates are against it); its weighted score "
+                       f"leaves judge_winrate out")
         for reason in summary.get("failed", {}).get(name, []):
             out.append(f"{name}: gate failed: {reason}")
     return out

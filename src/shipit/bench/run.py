@@ -6,7 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from shipit.bench.config import BenchConfig, gate_failures
+from shipit.bench.config import BenchConfig, gate_failures, rank
 from shipit.config import require_path
 
 
@@ -39,10 +39,13 @@ def bench_model(path: Path, cfg: BenchConfig, ctx) -> dict:
     return result
 
 
-def weighted_score(result: dict, weights: dict[str, float], tasks: list[str]) -> float:
-    """Mean of task scores weighted by `weights` (default 1 each)."""
-    w = {t: weights.get(t, 1.0) for t in tasks}
-    return round(sum(result[t]["score"] * w[t] for t in tasks) / sum(w.values()), 4)
+def weighted_score(result: dict, weights: dict[str, float], tasks: list[str]) -> float | None:
+    """Mean of task scores weighted by `weights` (default 1 each); a task with score None (the judge's reference,
+    the baseline) is left out. None when no task has a score."""
+    w = {t: weights.get(t, 1.0) for t in tasks if result[t]["score"] is not None}
+    if not w or sum(w.values()) == 0:
+        return None
+    return round(sum(result[t]["score"] * w[t] for t in w) / sum(w.values()), 4)
 
 
 def decide(results: dict, cfg: BenchConfig) -> dict:
@@ -52,11 +55,12 @@ def decide(results: dict, cfg: BenchConfig) -> dict:
     if not passed:
         return {"winner": None, "passed": [], "failed": failures,
                 "reason": f"no candidate passed the gates ({len(results)} tried)"}
-    winner = max(passed, key=lambda n: results[n]["score"])
-    runner_up = sorted(passed, key=lambda n: -results[n]["score"])[1:2]
-    reason = f"passed every gate and has the highest weighted score {results[winner]['score']:.4f}"
+    winner = max(passed, key=lambda n: rank(results[n]["score"]))
+    runner_up = sorted(passed, key=lambda n: -rank(results[n]["score"]))[1:2]
+    fmt = lambda x: "n/a" if x is None else f"{x:.4f}"  # noqa: E731
+    reason = f"passed every gate and has the highest weighted score {fmt(results[winner]['score'])}"
     if runner_up:
-        reason += f" (next: {runner_up[0]} {results[runner_up[0]]['score']:.4f})"
+        reason += f" (next: {runner_up[0]} {fmt(results[runner_up[0]]['score'])})"
     return {"winner": winner, "passed": passed, "failed": {n: f for n, f in failures.items() if f}, "reason": reason}
 
 

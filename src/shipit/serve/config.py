@@ -123,12 +123,19 @@ class Guardrails(StrictModel):
 
     max_error_rate: float = Field(0.05, ge=0, le=1)
     error_rate_margin: float = Field(0.02, ge=0, le=1)
-    """Treatment error rate may exceed control's by at most this (non-inferiority, absolute)."""
+    """Treatment 5xx rate may exceed control's by at most this (absolute). Breached only on evidence: the whole
+    always-valid (1 - alpha) confidence sequence of (treatment - control) lies above the margin; holds (required to
+    promote) once it lies wholly below; unknown in between."""
     max_p95_latency_ms: float = Field(10_000, gt=0)
     latency_margin: float = Field(0.25, ge=0)
     """Treatment p95 latency may exceed control's by at most this fraction."""
     primary_margin: float = Field(0.05, ge=0, le=1)
-    """Treatment primary metric may fall below control's by at most this (lower 97.5% bound)."""
+    """Treatment primary metric may fall below control's by at most this (absolute). Breached (rollback) only on
+    evidence of harm: the upper end of the always-valid (1 - alpha) confidence sequence of (treatment - control) is
+    below -margin, so under A/A a false breach happens with probability <= alpha (in fact about alpha/2: one side)
+    however often the policy looks. Holds (required to promote) once the lower end is >= -margin: non-inferiority
+    shown. In between it is unknown (None): no rollback, no promotion. Rolling back whenever non-inferiority is not
+    yet shown would roll back most A/A experiments at their first look."""
 
 
 class Policy(StrictModel):
@@ -139,8 +146,15 @@ class Policy(StrictModel):
     tau: float = Field(0.1, gt=0)
     """Standard deviation of the mSPRT normal mixture over the effect (in units of the metric)."""
     min_samples: int = Field(200, ge=1)
+    """Requests per arm before any guardrail is judged."""
+    burn_in: float = Field(20, ge=2)
+    """Effective observations per arm (n x 4 x pooled variance: n at a 50% rate, n/5 at 95%) before the mSPRT and
+    the confidence sequences count a look; below it a skewed 0/1 mean is too far from normal (benchmarks/RESULTS.md:
+    type-I error <= alpha at 50/50, 90/10 and 99/1 splits with it)."""
     prob_threshold: float = Field(0.95, gt=0.5, lt=1)
     srm_p: float = Field(0.001, gt=0, lt=1)
+    """Flag a sample-ratio mismatch (and block promotion) when the always-valid sequential SRM p-value of the
+    current epoch's assignments falls below this; a correct split raises it with probability <= srm_p."""
     auto: bool = False
     interval_s: float = Field(10.0, gt=0)
     guardrails: Guardrails = Guardrails()

@@ -40,12 +40,14 @@ def status(config_path: Path, as_json: bool = False) -> str:
                      f"{_fmt(lat[50], '.1f'):>8} {_fmt(lat[95], '.1f'):>8} {_fmt(lat[99], '.1f'):>8} "
                      f"{_fmt(a['ttft_ms'][50], '.1f'):>7}")
     srm = s["srm"]
-    lines.append(f"SRM chi2 {srm['chi2']:.2f} (df {srm['df']}, n {srm['n']}) p {srm['p']:.3g}"
+    lines.append(f"SRM chi2 {srm['chi2']:.2f} (df {srm['df']}, n {srm['n']}) p {srm['p']:.3g}, "
+                 f"always-valid p {srm['p_seq']:.3g}"
                  + ("  ** SAMPLE RATIO MISMATCH: do not trust the comparison **" if srm["flag"] else ""))
     for arm, t in s["tests"].items():
         m, b = t["msprt"], t["bayes"]
         g = ", ".join(f"{k} {'ok' if v else 'BREACH' if v is False else 'n/a'}" for k, v in t["guardrails"].items())
-        lines.append(f"{arm} vs {s['control']}: effect {_fmt(m['effect'], '+.4f')}  mSPRT p {m['p']:.3g}"
+        ci = "[{:+.4f}, {:+.4f}]".format(*m["ci"]) if m.get("ci") else "(burn-in)"
+        lines.append(f"{arm} vs {s['control']}: effect {_fmt(m['effect'], '+.4f')} {ci}  mSPRT p {m['p']:.3g}"
                      f"{' (significant)' if m['reject'] else ''}  P(B>A) {b['p_b_gt_a']:.3f}  "
                      f"loss(B) {b['loss_choose_b']:.4f} loss(A) {b['loss_choose_a']:.4f}  guardrails: {g}")
     for d in s["decisions"]:

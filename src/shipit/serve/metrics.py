@@ -52,8 +52,10 @@ class Metrics:
         if tokens[1]:
             completion.inc(tokens[1])
 
-    def render(self, pools: dict, weights: dict) -> bytes:
-        """The exposition text, with gauges of weights and replica state refreshed."""
+    def render(self, pools: dict, weights: dict, in_flight: int = 0, queued: int = 0) -> bytes:
+        """The exposition text, with gauges of weights, load and replica state refreshed."""
+        self.in_flight.labels(self.exp).set(in_flight)
+        self.queued.labels(self.exp).set(queued)
         for arm, w in weights.items():
             self.weight.labels(self.exp, arm).set(w)
         for arm, pool in pools.items():

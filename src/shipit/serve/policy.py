@@ -28,14 +28,18 @@ def decide(cfg: ABConfig, s: dict) -> tuple[str, dict[str, float], str] | None:
     pol = cfg.policy
     for arm, t in s["tests"].items():
         m, b, g = t["msprt"], t["bayes"], t["guardrails"]
-        if not m["reject"] or m["effect"] is None or any(ok is None for ok in g.values()):
+        if not m["reject"] or m["effect"] is None:
             continue
-        winner = arm if m["effect"] > 0 and b["p_b_gt_a"] >= pol.prob_threshold else \
+        # A treatment wins only with every guardrail shown to hold (True): an unknown (None) or breached (False)
+        # one blocks it, whatever its weight now. The control needs nothing of the arm that lost to it.
+        winner = arm if m["effect"] > 0 and b["p_b_gt_a"] >= pol.prob_threshold and \
+            all(ok is True for ok in g.values()) else \
             ctrl if m["effect"] < 0 and 1 - b["p_b_gt_a"] >= pol.prob_threshold else None
         if winner and live != [winner]:
+            held = "guardrails hold" if winner == arm else f"'{arm}' loses"
             return ("auto-promote", solo(cfg, winner),
                     f"'{winner}' wins on {pol.primary_metric}: effect {m['effect']:+.4f}, mSPRT p {m['p']:.2g}, "
-                    f"P(B>A) {b['p_b_gt_a']:.3f}, no SRM (p {s['srm']['p']:.3g}), guardrails hold")
+                    f"P(B>A) {b['p_b_gt_a']:.3f}, no SRM (p {s['srm']['p_seq']:.3g}), {held}")
     return None
 
 

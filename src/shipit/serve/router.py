@@ -63,7 +63,8 @@ class Router:
         self.set_weights(*(latest or (0, cfg.weights())))
         self.metrics = Metrics(cfg.experiment)
         self.slots = asyncio.Semaphore(cfg.limits.max_concurrency)
-        self.waiting = 0
+        self.waiting = 0  # requests queued for a slot (gauge shipit_queued)
+        self.active = 0  # requests holding a slot (gauge shipit_in_flight)
         self.client: aiohttp.ClientSession | None = None
         self.tasks: set[asyncio.Task] = set()
 
@@ -83,13 +84,19 @@ class Router:
             self.waiting += 1
             try:
                 await asyncio.wait_for(self.slots.acquire(), lim.queue_timeout_s)
-                return True
             except asyncio.TimeoutError:
                 return False
             finally:
                 self.waiting -= 1
-        await self.slots.acquire()
+        else:
+            await self.slots.acquire()
+        self.active += 1
         return True
+
+    def release(self) -> None:
+        """Give back a slot taken by `acquire`."""
+        self.active -= 1
+        self.slots.release()
 
     async def read_body(self, request: Request) -> bytes | None:
         """The request body, or None when it exceeds the limit (checked before and while reading)."""
@@ -147,6 +154,9 @@ class Router:
             except BaseException:  # cancelled (the client left): drop the connection so the upstream stops too
                 if resp is not None:
                     resp.close()
+                # Neither a success nor a failure of the replica; a half-open trial left unanswered would keep its
+                # circuit half-open with the trial "out" forever, and the replica would never be chosen again.
+                rep.breaker.abandon()
                 raise
             finally:
                 if not held:
@@ -270,7 +280,7 @@ class Router:
                                      status_code=resp.status, headers=hdrs)
         finally:
             if not released:
-                self.slots.release()
+                self.release()
 
     async def relay(self, resp, rep, first: bytes, it, row: dict, t0: float, ttft: float, asked=None):
         """Pass the stream through chunk by chunk; record the outcome before the client sees its end."""
@@ -299,7 +309,7 @@ class Router:
                 self.store.payload(row["id"], asked, stream_text(b"".join(kept)))
             self.record({**row, "status": status, "error": err, "latency_ms": ms(t0), "ttft_ms": ttft,
                          "completion_tokens": tokens})
-            self.slots.release()
+            self.release()
             rep.in_flight -= 1
             if status == 200:
                 resp.release()

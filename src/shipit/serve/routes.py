@@ -53,7 +53,8 @@ async def health(router: Router, request: Request) -> Response:
 
 async def metrics_route(router: Router, request: Request) -> Response:
     """GET /metrics in the Prometheus text format."""
-    return Response(router.metrics.render(router.pools, router.weights), media_type="text/plain; version=0.0.4")
+    body = router.metrics.render(router.pools, router.weights, router.active, router.waiting)
+    return Response(body, media_type="text/plain; version=0.0.4")
 
 async def admin_stats(router: Router, request: Request) -> Response:
     """GET /admin/stats: the statistics of `shipit ab status` as JSON."""

@@ -41,6 +41,10 @@ class Breaker:
         """A response below 500 (4xx included: the client's fault, not the replica's)."""
         self.consecutive, self.opened_at, self.trial_out = 0, None, False
 
+    def abandon(self) -> None:
+        """The request ended with no verdict (the client left): a half-open trial is given back for the next one."""
+        self.trial_out = False
+
     def failure(self) -> None:
         """A 5xx, a timeout or a connection error."""
         self.consecutive += 1

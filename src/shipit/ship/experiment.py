@@ -184,9 +184,10 @@ def keep_reason(cfg: dict, s: dict) -> str:
     """Why the policy left the weights as they are."""
     pol = cfg["policy"]
     if s["srm"]["flag"]:
-        return f"sample ratio mismatch (p {s['srm']['p']:.3g}): the comparison is not trusted"
+        return f"sample ratio mismatch (p {s['srm']['p_seq']:.3g}): the comparison is not trusted"
     if any(ok is None for t in s["tests"].values() for ok in t["guardrails"].values()):
-        return f"too few samples for the guardrails (policy.min_samples {pol['min_samples']} per arm)"
+        return (f"guardrails not yet known: too few samples (policy.min_samples {pol['min_samples']} per arm) or "
+                f"non-inferiority not yet shown")
     parts = [f"{a}: effect {t['msprt']['effect'] if t['msprt']['effect'] is not None else float('nan'):+.3f}, "
              f"mSPRT p {t['msprt']['p']:.3g}, P(B>A) {t['bayes']['p_b_gt_a']:.3f}" for a, t in s["tests"].items()]
     return f"no arm is significantly better on {pol['primary_metric']} ({'; '.join(parts)})"

@@ -65,7 +65,9 @@ def judge_winrate(model, tokenizer, ctx) -> dict:
     baseline = ctx.cache.get("baseline_answers")
     if baseline is None:  # the runner benches the baseline first and stores its answers here
         ctx.cache["baseline_answers"] = answers
-        return {"win_rate": 0.5, "unparsed": 0, "score": 0.5, "is_baseline": True}
+        # The reference the others are judged against: it has no win rate of its own, and a made-up 0.5 would enter
+        # its weighted score. score None leaves the task out of that score (bench.run.weighted_score).
+        return {"win_rate": None, "unparsed": 0, "score": None, "is_baseline": True}
     client = OpenAI(base_url=judge.base_url, api_key=os.environ.get(judge.api_key_env, "unused"), max_retries=1)
     rng = random.Random(0)
     wins, unparsed = 0.0, 0
