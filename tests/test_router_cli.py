@@ -33,24 +33,24 @@ def test_ab_commands_record_decisions_and_status_shows_numbers(tmp_path):
     fill(store, "a", 300, 0.9, 50, rng)
     fill(store, "b", 300, 0.9, 80, rng)
     run = CliRunner().invoke
-    r = run(cli, ["ab", "set-weights", "--config", str(path), "a=90", "b=10"])
+    r = run(cli, ["ab", "set-weights", str(path), "a=90", "b=10"])
     assert r.exit_code == 0 and "decision #1 set-weights" in r.output
     assert latest_weights(store.conn, "e")[1] == {"a": 90.0, "b": 10.0}
-    assert run(cli, ["ab", "promote", "--config", str(path), "b"]).exit_code == 0
+    assert run(cli, ["ab", "promote", str(path), "b"]).exit_code == 0
     assert latest_weights(store.conn, "e")[1] == {"a": 0.0, "b": 100.0}
-    assert run(cli, ["ab", "rollback", "--config", str(path)]).exit_code == 0
+    assert run(cli, ["ab", "rollback", str(path)]).exit_code == 0
     assert [d["kind"] for d in decisions(store.conn, "e")] == ["rollback", "promote", "set-weights"]
-    text = run(cli, ["ab", "status", "--config", str(path)]).output
+    text = run(cli, ["ab", "status", str(path)]).output
     assert "SRM chi2" in text and "b vs a" in text and "decision #3 rollback" in text
-    js = json.loads(run(cli, ["ab", "status", "--config", str(path), "--json"]).output)
+    js = json.loads(run(cli, ["ab", "status", str(path), "--json"]).output)
     lat_b = [r[0] for r in store.conn.execute("SELECT latency_ms FROM requests WHERE arm = 'b'")]
     assert js["arms"]["b"]["n"] == 300 and js["arms"]["b"]["latency_ms"]["50"] == np.percentile(lat_b, 50)
 
 
 def test_user_errors_are_one_line_with_exit_2(tmp_path):
     path = write_cfg(tmp_path)
-    cases = [["ab", "set-weights", "--config", str(path), "zz=1"], ["ab", "promote", "--config", str(path), "q"],
-             ["ab", "set-weights", "--config", str(path), "a=-1"]]
+    cases = [["ab", "set-weights", str(path), "zz=1"], ["ab", "promote", str(path), "q"],
+             ["ab", "set-weights", str(path), "a=-1"]]
     bad = tmp_path / "bad.yaml"
     bad.write_text("experiment: e\narms:\n  - name: a\n    weight: 1\n    upstreams: [http://127.0.0.1:9]\n"
                    "    model_nam: x\n")

@@ -306,12 +306,11 @@ def ab() -> None:
     """Inspect and steer an A/B experiment (reads and writes its event store; a running router follows)."""
 
 
-CONFIG_OPT = click.option("--config", "config_path", type=click.Path(path_type=Path), required=True,
-                          help="The A/B config (serve/ab.yaml).")
+CONFIG_ARG = click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
 
 
 @ab.command("status")
-@CONFIG_OPT
+@CONFIG_ARG
 @click.option("--json", "as_json", is_flag=True, help="Print the full statistics as JSON.")
 def ab_status(config_path: Path, as_json: bool) -> None:
     """Per-arm counts, rates and latencies; SRM, mSPRT, P(B > A), guardrails; recent decisions."""
@@ -321,17 +320,17 @@ def ab_status(config_path: Path, as_json: bool) -> None:
 
 
 @ab.command("set-weights")
-@CONFIG_OPT
+@CONFIG_ARG
 @click.argument("weights", nargs=-1, required=True, metavar="ARM=WEIGHT...")
 def ab_set_weights(config_path: Path, weights: tuple[str, ...]) -> None:
-    """Change the split live, e.g. `shipit ab set-weights --config serve/ab.yaml control=90 candidate=10`."""
+    """Change the split live, e.g. `shipit ab set-weights serve/ab.yaml control=90 candidate=10`."""
     from shipit.serve.control import set_weights
 
     click.echo(set_weights(config_path, weights))
 
 
 @ab.command("promote")
-@CONFIG_OPT
+@CONFIG_ARG
 @click.argument("arm")
 def ab_promote(config_path: Path, arm: str) -> None:
     """Send all live traffic to ARM."""
@@ -341,7 +340,7 @@ def ab_promote(config_path: Path, arm: str) -> None:
 
 
 @ab.command("rollback")
-@CONFIG_OPT
+@CONFIG_ARG
 def ab_rollback(config_path: Path) -> None:
     """Send all live traffic back to the control arm."""
     from shipit.serve.control import rollback
