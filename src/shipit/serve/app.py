@@ -46,7 +46,7 @@ def create_app(config: ABConfig | str | Path, config_path: str | Path | None = N
         for t in tasks + list(router.tasks):
             t.cancel()
         await router.client.close()
-        router.store.close()
+        await router.store.aclose()
 
     app = Starlette(routes=[
         Route("/v1/chat/completions", router.proxy, methods=["POST"]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Literal
@@ -9,6 +10,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from shipit.config import StrictModel, load_config
+from shipit.errors import UserError
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -179,8 +181,12 @@ class ABConfig(StrictModel):
     shadow: Shadow | None = None
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
-    events: Path = Path("ab-events.sqlite")
-    """SQLite file (WAL) of assignments, outcomes, feedback and decisions; relative to the config file."""
+    events: Path | str = Path("ab-events.sqlite")
+    """Event store of assignments, outcomes, feedback and decisions: a SQLite file (WAL; relative to the config
+    file), or a PostgreSQL DSN `postgresql://user@host:5432/db` that several router replicas on several hosts share.
+    Keep passwords out of the file: libpq reads PGPASSWORD (or ~/.pgpass), or give the whole DSN in `events_env`."""
+    events_env: str | None = None
+    """Environment variable holding the PostgreSQL DSN; when set, it replaces `events` (read at load)."""
     record_text: bool = False
     """Also store each request's prompt (messages) and answer text in the event store (table `payloads`), for
     `shipit data from-ab`. Off by default: it keeps what users wrote and what they were told."""
@@ -197,6 +203,12 @@ class ABConfig(StrictModel):
         if not NAME.match(v):
             raise ValueError("experiment names are letters, digits, '.', '_' or '-', e.g. 'sft-vs-merged'")
         return v
+
+    @field_validator("events", mode="before")
+    @classmethod
+    def _events(cls, v):
+        # A DSN stays a string: as a Path, `postgresql://h/db` would collapse to `postgresql:/h/db`.
+        return v if isinstance(v, str) and is_dsn(v) else Path(v)
 
     @model_validator(mode="after")
     def _refs(self) -> "ABConfig":
@@ -229,9 +241,21 @@ class ABConfig(StrictModel):
         return {a.name: a.weight for a in self.arms if self.shadow is None or a.name != self.shadow.arm}
 
 
+def is_dsn(events) -> bool:
+    """Whether an `events` value names a PostgreSQL server rather than a SQLite file."""
+    return isinstance(events, str) and events.startswith(("postgresql://", "postgres://"))
+
+
 def load_ab_config(path: str | Path) -> ABConfig:
     """Load `serve/*.yaml`; the events path is relative to the config file, model paths to the working directory."""
     cfg = load_config(path, ABConfig)
-    if not cfg.events.is_absolute():
+    if cfg.events_env:
+        dsn = os.environ.get(cfg.events_env, "")
+        if not is_dsn(dsn):
+            got = "is not set" if not dsn else "does not start with postgresql://"
+            raise UserError(f"{path}: field 'events_env': environment variable {cfg.events_env} {got}; "
+                            f"export {cfg.events_env}=postgresql://USER:PASSWORD@HOST:5432/DB")
+        cfg.events = dsn
+    if isinstance(cfg.events, Path) and not cfg.events.is_absolute():
         cfg.events = Path(path).resolve().parent / cfg.events
     return cfg

@@ -1,12 +1,20 @@
-"""The experiment record: every assignment with its outcome, feedback and decision, appended to SQLite (WAL)."""
+"""The experiment record: every assignment with its outcome, feedback and decision, appended to SQLite (WAL).
+
+The same tables live in PostgreSQL when `events` is a DSN (events_pg.py); the queries here are written once for
+both: `?` placeholders (the PostgreSQL connection translates them), `RETURNING id`, `ON CONFLICT`, and a quoted
+"user" (a reserved word there).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
 import time
 from pathlib import Path
+
+from shipit.serve.config import is_dsn
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
@@ -21,10 +29,36 @@ CREATE TABLE IF NOT EXISTS decisions (
 """
 COLUMNS = ("id", "ts", "experiment", "arm", "bucket", "user", "forced", "shadow", "epoch", "endpoint", "stream",
            "status", "error", "latency_ms", "ttft_ms", "prompt_tokens", "completion_tokens", "replica")
-INSERT = f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+QUOTED = tuple('"user"' if c == "user" else c for c in COLUMNS)
+INSERT = f"INSERT INTO requests ({', '.join(QUOTED)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+UPSERT_PAYLOAD = ("INSERT INTO payloads (request_id, ts, prompt, answer) VALUES {values} ON CONFLICT (request_id) "
+                  "DO UPDATE SET ts = excluded.ts, prompt = excluded.prompt, answer = excluded.answer")
+INSERT_FEEDBACK = "INSERT INTO feedback (request_id, ts, score) VALUES (?, ?, ?)"
 
 
-def connect(path: str | Path) -> sqlite3.Connection:
+class StoreUnavailable(Exception):
+    """The event store cannot be reached; the router answers 503 rather than serve what it cannot record."""
+
+
+def connect(target: str | Path):
+    """A connection to the event store `target` (a SQLite path or a PostgreSQL DSN), tables created."""
+    if is_dsn(target):
+        from shipit.serve.events_pg import PgConn
+
+        return PgConn(str(target))
+    return connect_sqlite(target)
+
+
+def open_store(target: str | Path, checkpoint_s: float | None = None):
+    """The router's writer for `target`: EventStore (SQLite) or PgEventStore (PostgreSQL)."""
+    if is_dsn(target):
+        from shipit.serve.events_pg import PgEventStore
+
+        return PgEventStore(str(target))
+    return EventStore(target, checkpoint_s)
+
+
+def connect_sqlite(path: str | Path) -> sqlite3.Connection:
     """Open (and create) the event store in WAL mode; each write is its own committed transaction."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10)
@@ -44,14 +78,15 @@ class EventStore:
 
     def __init__(self, path: str | Path, checkpoint_s: float | None = None):
         self.path = Path(path)
-        self.conn = connect(path)
+        self.conn = connect_sqlite(path)
+        self.available = True  # a local file: the router never answers 503 for it
         self._stop = threading.Event()
         if checkpoint_s:
             self.conn.execute("PRAGMA wal_autocheckpoint=0")
             threading.Thread(target=self._checkpoints, args=(checkpoint_s,), daemon=True).start()
 
     def _checkpoints(self, every: float) -> None:
-        conn = connect(self.path)
+        conn = connect_sqlite(self.path)
         while not self._stop.wait(every):
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         conn.close()
@@ -62,8 +97,27 @@ class EventStore:
 
     def payload(self, request_id: str, prompt, answer: str | None) -> None:
         """Store what a request asked (chat messages or a completion prompt, as JSON) and the answer text."""
-        self.conn.execute("INSERT OR REPLACE INTO payloads VALUES (?, ?, ?, ?)",
+        self.conn.execute(UPSERT_PAYLOAD.format(values="(?, ?, ?, ?)"),
                           (request_id, time.time(), json.dumps(prompt), answer))
+
+    # The router's interface, shared with PgEventStore: a SQLite commit takes microseconds, so it runs inline.
+    async def arecord(self, row: dict) -> None:
+        """`record`, awaited by the router before the client sees its answer."""
+        self.record(row)
+
+    async def apayload(self, request_id: str, prompt, answer: str | None) -> None:
+        self.payload(request_id, prompt, answer)
+
+    async def run(self, fn, *args):
+        """Run a control-plane call (`fn(*args)`) on the store's connection."""
+        return fn(*args)
+
+    async def aclose(self) -> None:
+        self.close()
+
+    def rate(self, request_id: str, score: float) -> str | None:
+        """Append feedback for a recorded request and return its arm; None (nothing written) for an unknown id."""
+        return rate(self.conn, request_id, score)
 
     def has_request(self, request_id: str) -> bool:
         """Whether a request with this id was recorded."""
@@ -71,30 +125,69 @@ class EventStore:
 
     def feedback(self, request_id: str, score: float) -> None:
         """Append a feedback score in [0, 1] for a request."""
-        self.conn.execute("INSERT INTO feedback VALUES (?, ?, ?)", (request_id, time.time(), score))
+        self.conn.execute(INSERT_FEEDBACK, (request_id, time.time(), score))
 
     def close(self) -> None:
         self._stop.set()
         self.conn.close()
 
 
-def record_decision(conn: sqlite3.Connection, experiment: str, kind: str, weights: dict[str, float],
+def rate(conn, request_id: str, score: float) -> str | None:
+    """Append feedback for a recorded request and return its arm; None (nothing written) for an unknown id."""
+    row = conn.execute("SELECT arm FROM requests WHERE id = ?", (request_id,)).fetchone()
+    if row is not None:
+        conn.execute(INSERT_FEEDBACK, (request_id, time.time(), score))
+    return row[0] if row else None
+
+
+def record_decision(conn, experiment: str, kind: str, weights: dict[str, float],
                     reason: str, numbers: dict | None = None) -> int:
     """Log a decision (weights change, promote, rollback, reload) with the numbers behind it; returns its id."""
-    cur = conn.execute("INSERT INTO decisions (ts, experiment, kind, weights, reason, numbers) VALUES (?,?,?,?,?,?)",
-                       (time.time(), experiment, kind, json.dumps(weights), reason,
-                        json.dumps(numbers or {}, default=float)))
-    return int(cur.lastrowid)
+    cur = conn.execute("INSERT INTO decisions (ts, experiment, kind, weights, reason, numbers) VALUES (?,?,?,?,?,?) "
+                       "RETURNING id", (time.time(), experiment, kind, json.dumps(weights), reason,
+                                        json.dumps(numbers or {}, default=float)))
+    return int(cur.fetchone()[0])
 
 
-def latest_weights(conn: sqlite3.Connection, experiment: str) -> tuple[int, dict[str, float]] | None:
+@contextlib.contextmanager
+def exclusive(conn, experiment: str):
+    """A transaction that no other writer of `experiment`'s decisions runs beside, on this or any other replica:
+    SQLite's write lock (BEGIN IMMEDIATE), PostgreSQL's advisory lock on the experiment's name."""
+    if not isinstance(conn, sqlite3.Connection):
+        with conn.exclusive(f"shipit-decisions:{experiment}"):
+            yield
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def decide_once(conn, experiment: str, epoch: int, kind: str, weights: dict[str, float], reason: str,
+                numbers: dict | None = None) -> int | None:
+    """Record a decision taken on statistics read at decision `epoch` (0: none yet), unless another decision was
+    recorded since (by this or another replica): returns its id, or None when the statistics are stale.
+
+    Each replica's policy reads the same data; without this check two replicas that both read epoch E before
+    either wrote would both promote. The check and the insert run under `exclusive`, so exactly one wins."""
+    with exclusive(conn, experiment):
+        latest = latest_weights(conn, experiment)
+        if (latest[0] if latest else 0) != epoch:
+            return None
+        return record_decision(conn, experiment, kind, weights, reason, numbers)
+
+
+def latest_weights(conn, experiment: str) -> tuple[int, dict[str, float]] | None:
     """(decision id, weights) of the latest weight decision, or None when there is none."""
     row = conn.execute("SELECT id, weights FROM decisions WHERE experiment = ? ORDER BY id DESC LIMIT 1",
                        (experiment,)).fetchone()
     return (row[0], json.loads(row[1])) if row else None
 
 
-def decisions(conn: sqlite3.Connection, experiment: str, limit: int = 20) -> list[dict]:
+def decisions(conn, experiment: str, limit: int = 20) -> list[dict]:
     """The latest decisions, newest first."""
     rows = conn.execute("SELECT id, ts, kind, weights, reason, numbers FROM decisions WHERE experiment = ? "
                         "ORDER BY id DESC LIMIT ?", (experiment, limit)).fetchall()

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from shipit.serve.config import ABConfig
-from shipit.serve.events import record_decision
+from shipit.serve.events import decide_once
 
 
 def solo(cfg: ABConfig, arm: str) -> dict[str, float]:
@@ -43,13 +41,18 @@ def decide(cfg: ABConfig, s: dict) -> tuple[str, dict[str, float], str] | None:
     return None
 
 
-def apply(conn: sqlite3.Connection, cfg: ABConfig, s: dict) -> dict | None:
-    """Decide and, when there is a decision, log it with its numbers; returns the decision or None."""
+def apply(conn, cfg: ABConfig, s: dict) -> dict | None:
+    """Decide and, when there is a decision, log it with its numbers; returns the decision or None.
+
+    Taken once across router replicas: the decision is logged only if no other was logged since the statistics'
+    epoch `s["epoch"]` (events.decide_once); a replica that lost the race returns None and follows the winner."""
     d = decide(cfg, s)
     if d is None:
         return None
     kind, weights, reason = d
     numbers = {"srm": s["srm"], "tests": s["tests"], "arms": {a: {k: v for k, v in x.items() if k != "ttft_ms"}
                                                               for a, x in s["arms"].items()}}
-    decision_id = record_decision(conn, cfg.experiment, kind, weights, reason, numbers)
+    decision_id = decide_once(conn, cfg.experiment, s["epoch"], kind, weights, reason, numbers)
+    if decision_id is None:
+        return None
     return {"id": decision_id, "kind": kind, "weights": weights, "reason": reason}

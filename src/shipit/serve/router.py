@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
@@ -17,7 +18,7 @@ from shipit.serve import assign
 from shipit.serve.answers import answer_text, count_stream_tokens, prompt_of, stream_text, usage_of
 from shipit.serve.auth import load_hashes
 from shipit.serve.config import ABConfig
-from shipit.serve.events import EventStore, latest_weights
+from shipit.serve.events import StoreUnavailable, latest_weights, open_store
 from shipit.serve.metrics import Metrics
 from shipit.serve.upstream import Pool, make_pools
 
@@ -58,7 +59,7 @@ class Router:
         keys = {a.name: os.environ.get(a.upstream_api_key_env) if a.upstream_api_key_env else None for a in cfg.arms}
         self.pools: dict[str, Pool] = make_pools(cfg.arms, cfg.health, keys)
         self.upstream_model = {a.name: a.upstream_model for a in cfg.arms}
-        self.store = EventStore(cfg.events, checkpoint_s=2.0)
+        self.store = open_store(cfg.events, checkpoint_s=2.0)
         latest = latest_weights(self.store.conn, cfg.experiment)
         self.set_weights(*(latest or (0, cfg.weights())))
         self.metrics = Metrics(cfg.experiment)
@@ -200,17 +201,18 @@ class Router:
                 row = {"status": resp.status, "replica": rep.url, **usage_of(data)}
             except Upstream5xx as exc:
                 row = {"status": exc.status, "error": str(exc)}
-            self.record(dict(id=uuid.uuid4().hex, arm=arm, bucket=b, user=user, forced=0, shadow=1, endpoint=path,
-                             stream=0, latency_ms=(time.monotonic() - t0) * 1000, **row))
+            with contextlib.suppress(StoreUnavailable):  # a shadow answer nobody waits for
+                await self.record(dict(id=uuid.uuid4().hex, arm=arm, bucket=b, user=user, forced=0, shadow=1,
+                                       endpoint=path, stream=0, latency_ms=(time.monotonic() - t0) * 1000, **row))
 
         task = asyncio.ensure_future(run())
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    def record(self, row: dict) -> None:
+    async def record(self, row: dict) -> None:
         """Commit one event row (before the client sees the end of the answer) and count it in the metrics."""
         row = {"ts": time.time(), "experiment": self.cfg.experiment, "epoch": self.epoch, **row}
-        self.store.record(row)
+        await self.store.arecord(row)
         if not row.get("shadow"):
             self.metrics.outcome(row["arm"], row["status"], row["latency_ms"] / 1000,
                                  row["ttft_ms"] / 1000 if row.get("ttft_ms") is not None else None,
@@ -235,6 +237,8 @@ class Router:
         if forced is not None and forced not in self.pools:
             return error(400, f"X-Shipit-Arm '{forced}' is not an arm; arms: {', '.join(self.pools)}",
                          "invalid_request_error", "unknown_arm", "X-Shipit-Arm")
+        if not self.store.available:
+            return store_down(self.store.down)
         if not await self.acquire():
             self.metrics.rejected.labels(exp, "queue_full").inc()
             return error(429, "the router is at capacity; retry later", "rate_limit_error", "queue_full",
@@ -259,10 +263,10 @@ class Router:
                 resp, rep, first, it = await self.until_disconnect(
                     request, self.open(self.pools[arm], path, json.dumps(payload).encode(), stream))
             except Upstream5xx as exc:
-                self.record({**row, "status": exc.status, "error": str(exc), "latency_ms": ms(t0)})
+                await self.record({**row, "status": exc.status, "error": str(exc), "latency_ms": ms(t0)})
                 return error(exc.status, str(exc), "upstream_error", exc.code, headers=hdrs)
             except ClientGone:
-                self.record({**row, "status": 499, "error": "client disconnected", "latency_ms": ms(t0)})
+                await self.record({**row, "status": 499, "error": "client disconnected", "latency_ms": ms(t0)})
                 return Response(status_code=499)
             ttft = ms(t0)
             row["replica"] = rep.url
@@ -272,49 +276,70 @@ class Router:
             if it is None:
                 resp.release()
                 if asked is not None:
-                    self.store.payload(rid, asked, answer_text(first))
-                self.record({**row, "status": resp.status, "latency_ms": ms(t0), "ttft_ms": ttft, **usage_of(first)})
+                    await self.store.apayload(rid, asked, answer_text(first))
+                await self.record({**row, "status": resp.status, "latency_ms": ms(t0), "ttft_ms": ttft,
+                                   **usage_of(first)})
                 return Response(first, status_code=resp.status, headers=hdrs)
             released = True
             return StreamingResponse(self.relay(resp, rep, first, it, row, t0, ttft, asked),
                                      status_code=resp.status, headers=hdrs)
+        except StoreUnavailable as exc:  # the answer is dropped: a client never gets what was not recorded
+            return store_down(str(exc))
         finally:
             if not released:
                 self.release()
 
     async def relay(self, resp, rep, first: bytes, it, row: dict, t0: float, ttft: float, asked=None):
-        """Pass the stream through chunk by chunk; record the outcome before the client sees its end."""
+        """Pass the stream through chunk by chunk; the closing `data: [DONE]` is held back until the outcome is
+        committed, so a client that saw it has its row, and one whose row could not be committed never sees it."""
         status, err, tokens = resp.status, None, count_stream_tokens(first)
         kept = [first] if asked is not None else None  # the answer's bytes, only when recording text
-        last = first
+        out, held = hold_done(first)
         try:
-            yield first
+            yield out
             try:
                 async for chunk in it:
                     tokens += count_stream_tokens(chunk)
                     if kept is not None:
                         kept.append(chunk)
-                    last = chunk
-                    yield chunk
+                    if held:  # something after [DONE]: not the end after all
+                        yield held
+                    out, held = hold_done(chunk)
+                    yield out
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
                 rep.breaker.failure()
                 status, err = 502, f"upstream died mid-stream: {type(exc).__name__}"
                 yield sse_error(err)
-        except BaseException:
-            if not last.rstrip().endswith(b"data: [DONE]"):  # a client that leaves after [DONE] got everything
-                status, err = 499, "client disconnected"
+        except BaseException:  # the client left before [DONE] (held back, so it cannot have seen it)
+            status, err = 499, "client disconnected"
             raise
         finally:
-            if kept is not None:
-                self.store.payload(row["id"], asked, stream_text(b"".join(kept)))
-            self.record({**row, "status": status, "error": err, "latency_ms": ms(t0), "ttft_ms": ttft,
-                         "completion_tokens": tokens})
-            self.release()
-            rep.in_flight -= 1
-            if status == 200:
-                resp.release()
-            else:
-                resp.close()  # drop the connection: an abandoned upstream stops generating
+            try:
+                if kept is not None:
+                    await self.store.apayload(row["id"], asked, stream_text(b"".join(kept)))
+                await self.record({**row, "status": status, "error": err, "latency_ms": ms(t0), "ttft_ms": ttft,
+                                   "completion_tokens": tokens})
+            finally:
+                self.release()
+                rep.in_flight -= 1
+                if status == 200:
+                    resp.release()
+                else:
+                    resp.close()  # drop the connection: an abandoned upstream stops generating
+        if held:
+            yield held
+
+
+def hold_done(chunk: bytes) -> tuple[bytes, bytes]:
+    """(what to send now, the closing `data: [DONE]` event to send once the row is committed) of a chunk."""
+    i = chunk.rfind(b"data: [DONE]")
+    return (chunk[:i], chunk[i:]) if i >= 0 and not chunk[i + 12:].strip() else (chunk, b"")
+
+
+def store_down(why: str | None) -> JSONResponse:
+    """503 while the event store cannot be reached."""
+    return error(503, f"the A/B event store is unavailable ({why}); retry later", "server_error",
+                 "events_unavailable", headers={"retry-after": "1"})
 
 
 def ms(t0: float) -> float:

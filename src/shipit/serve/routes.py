@@ -12,8 +12,8 @@ from starlette.responses import JSONResponse, Response
 
 from shipit.serve.auth import load_hashes
 from shipit.serve.config import load_ab_config
-from shipit.serve.events import latest_weights, record_decision
-from shipit.serve.router import Router, compute_fresh, error
+from shipit.serve.events import StoreUnavailable, latest_weights, record_decision
+from shipit.serve.router import Router, compute_fresh, error, store_down
 
 log = logging.getLogger("shipit.router")
 
@@ -32,10 +32,12 @@ async def feedback(router: Router, request: Request) -> Response:
     except (ValueError, KeyError, TypeError, AssertionError):
         return error(400, "feedback is {request_id, score in [0, 1]} or {request_id, thumbs: up|down}",
                      "invalid_request_error", "invalid_feedback")
-    if not router.store.has_request(rid):
+    try:
+        arm = await router.store.run(router.store.rate, rid, score)
+    except StoreUnavailable as exc:
+        return store_down(str(exc))
+    if arm is None:
         return error(404, f"no request with id {rid!r}", "invalid_request_error", "unknown_request", "request_id")
-    router.store.feedback(rid, score)
-    arm = router.store.conn.execute("SELECT arm FROM requests WHERE id = ?", (rid,)).fetchone()[0]
     router.metrics.feedback.labels(router.cfg.experiment, arm).inc()
     return JSONResponse({"ok": True, "request_id": rid, "score": score})
 
@@ -70,8 +72,12 @@ async def admin_weights(router: Router, request: Request) -> Response:
     except (ValueError, KeyError, TypeError, AttributeError, AssertionError):
         return error(400, f"expected {{weights: {{arm: weight}}}} over arms {list(router.cfg.weights())}",
                      "invalid_request_error", "invalid_weights")
-    router.set_weights(record_decision(router.store.conn, router.cfg.experiment, "set-weights", weights, "admin API"),
-                     weights)
+    try:
+        decision = await router.store.run(record_decision, router.store.conn, router.cfg.experiment, "set-weights",
+                                          weights, "admin API")
+    except StoreUnavailable as exc:
+        return store_down(str(exc))
+    router.set_weights(decision, weights)
     return JSONResponse({"weights": router.weights, "epoch": router.epoch})
 
 async def watch(router: Router) -> None:
@@ -82,14 +88,16 @@ async def watch(router: Router) -> None:
     while True:
         await asyncio.sleep(router.cfg.reload_s)
         try:
-            reload_config(router)
-            latest = latest_weights(router.store.conn, router.cfg.experiment)
+            # Through the store: inline for SQLite, in its thread for PostgreSQL (a round trip, or a server that
+            # stopped answering, must not stall the event loop).
+            await router.store.run(reload_config, router)
+            latest = await router.store.run(latest_weights, router.store.conn, router.cfg.experiment)
             if latest and latest[0] != router.epoch:
                 router.set_weights(*latest)
             if router.cfg.policy.auto and time.monotonic() - last_policy >= router.cfg.policy.interval_s:
                 last_policy = time.monotonic()
                 s = await asyncio.to_thread(compute_fresh, router.cfg, stats.compute)
-                d = policy.apply(router.store.conn, router.cfg, s)
+                d = await router.store.run(policy.apply, router.store.conn, router.cfg, s)
                 if d:
                     log.warning("policy decision %s: %s -> %s", d["kind"], d["reason"], d["weights"])
                     router.set_weights(d["id"], d["weights"])
