@@ -348,6 +348,17 @@ def ab_rollback(config_path: Path) -> None:
     click.echo(rollback(config_path))
 
 
+@ab.command("copy")
+@click.option("--from", "src", required=True, help="An A/B config (its events), a SQLite file or a postgresql:// DSN.")
+@click.option("--to", "dst", required=True, help="Where to copy to: an A/B config, a SQLite file or a DSN.")
+@click.option("--experiment", default=None, help="Only this experiment (default: the --from config's, else all).")
+def ab_copy(src: str, dst: str, experiment: str | None) -> None:
+    """Copy experiments between event stores, e.g. from SQLite to the PostgreSQL of several router replicas."""
+    from shipit.serve.control import copy
+
+    click.echo(copy(src, dst, experiment))
+
+
 @ab.command("simulate")
 @click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, help=SET_HELP)

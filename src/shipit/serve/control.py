@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from shipit.errors import UserError
-from shipit.serve.config import ABConfig, load_ab_config
-from shipit.serve.events import connect, decisions, latest_weights, record_decision
+from shipit.serve.config import ABConfig, is_dsn, load_ab_config
+from shipit.serve.events import COLUMNS, INSERT, connect, decisions, exclusive, latest_weights, record_decision
 from shipit.serve.policy import solo
 
 
@@ -97,3 +97,72 @@ def promote(config_path: Path, arm: str) -> str:
 def rollback(config_path: Path) -> str:
     """Record all live traffic going back to the control arm."""
     return _decide(config_path, "rollback", lambda cfg: solo(cfg, cfg.control_arm), "shipit ab rollback")
+
+
+def store_of(where: str) -> tuple[str | Path, str | None]:
+    """(events target, its experiment or None) of an A/B config YAML, a postgresql:// DSN or a SQLite file."""
+    if is_dsn(where):
+        return where, None
+    path = Path(where)
+    if path.suffix in (".yaml", ".yml"):
+        cfg = load_ab_config(path)
+        return cfg.events, cfg.experiment
+    return path, None
+
+
+def shown(target) -> str:
+    """A store's name for messages: a file path, or host:port/db of a DSN (never its password)."""
+    if is_dsn(target):
+        from shipit.serve.events_pg import where
+
+        return where(str(target))
+    return str(target)
+
+
+def copy(src: str, dst: str, experiment: str | None = None) -> str:
+    """Copy experiments (with their feedback, payloads and decisions) from one event store to another."""
+    (a_target, a_exp), (b_target, _) = store_of(src), store_of(dst)
+    if not is_dsn(a_target) and not Path(a_target).is_file():
+        raise UserError(f"ab copy: --from {src}: no event store at {a_target}")
+    a, b = connect(a_target), connect(b_target)
+    try:
+        names = [experiment or a_exp] if experiment or a_exp else [
+            r[0] for r in a.execute("SELECT experiment FROM requests UNION SELECT experiment FROM decisions")]
+        for name in names:
+            if b.execute("SELECT 1 FROM requests WHERE experiment = ? UNION ALL SELECT 1 FROM decisions "
+                         "WHERE experiment = ? LIMIT 1", (name, name)).fetchone():
+                raise UserError(f"ab copy: {shown(b_target)} already holds experiment '{name}'; copy into a store "
+                                f"without it (its decision ids and arrival order would interleave)")
+        lines = [copy_one(a, b, name) for name in names]
+    finally:
+        a.close()
+        b.close()
+    return "\n".join(lines) or f"ab copy: {shown(a_target)} holds no experiment"
+
+
+def copy_one(a, b, name: str) -> str:
+    """Copy one experiment in one transaction; decision ids are renumbered and each request's epoch with them."""
+    n = {}
+    with exclusive(b, name):
+        epoch = {0: 0}
+        old = a.execute("SELECT id, ts, experiment, kind, weights, reason, numbers FROM decisions "
+                        "WHERE experiment = ? ORDER BY id", (name,)).fetchall()
+        for d in old:
+            epoch[d[0]] = b.execute("INSERT INTO decisions (ts, experiment, kind, weights, reason, numbers) "
+                                    "VALUES (?, ?, ?, ?, ?, ?) RETURNING id", tuple(d[1:])).fetchone()[0]
+        n["decisions"] = len(old)
+        cols = ", ".join('"user"' if c == "user" else c for c in COLUMNS)
+        i = COLUMNS.index("epoch")
+        rows = [tuple(epoch.get(v, v) if k == i else v for k, v in enumerate(r)) for r in a.execute(
+            f"SELECT {cols} FROM requests WHERE experiment = ? ORDER BY rowid", (name,)).fetchall()]
+        b.executemany(INSERT, rows)
+        n["requests"] = len(rows)
+        # Feedback in arrival order: the latest score of a request is the one that counts.
+        for table, what, order in (("feedback", "f.request_id, f.ts, f.score", "f.rowid"),
+                                   ("payloads", "f.request_id, f.ts, f.prompt, f.answer", "f.request_id")):
+            got = a.execute(f"SELECT {what} FROM {table} f JOIN requests r ON r.id = f.request_id "
+                            f"WHERE r.experiment = ? ORDER BY {order}", (name,)).fetchall()
+            b.executemany(f"INSERT INTO {table} ({what.replace('f.', '')}) VALUES "
+                          f"({', '.join('?' * len(what.split(',')))})", [tuple(r) for r in got])
+            n[table] = len(got)
+    return f"copied experiment '{name}': " + ", ".join(f"{v} {k}" for k, v in n.items())

@@ -89,6 +89,10 @@ class PgConn:
             self.raw.close()
             raise StoreUnavailable(f"PostgreSQL at {where(self.dsn)}: {str(exc).strip()}") from None
 
+    def executemany(self, sql: str, rows) -> None:
+        with self.raw.cursor() as cur:
+            cur.executemany(sql.replace("?", "%s"), rows)
+
     @contextlib.contextmanager
     def exclusive(self, key: str):
         """A transaction holding the advisory lock `key` (released at commit or rollback)."""
