@@ -4,6 +4,7 @@ while the database is gone and recover, and `shipit ab` works on it, including a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -202,6 +203,14 @@ def test_database_going_away_gives_503_then_the_router_recovers():
             assert chat(url, "u2", stream=True).text.rstrip().endswith("[DONE]")
             server.stop()
             calls = len(up.calls)
+            # The stream in flight when the router finds out: its row cannot be committed, so its client must not
+            # get the closing [DONE] (the router holds it back until the commit), only a broken stream.
+            cut = b""
+            with contextlib.suppress(httpx.HTTPError):
+                with httpx.stream("POST", f"{url}/v1/chat/completions", json={"messages": [], "stream": True}) as r:
+                    for chunk in r.iter_raw():
+                        cut += chunk
+            assert not cut.rstrip().endswith(b"[DONE]")
             gone = [chat(url, f"v{i}", stream=bool(i % 2)) for i in range(6)]
             assert [r.status_code for r in gone] == [503] * 6
             err = gone[-1].json()["error"]
