@@ -67,12 +67,12 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
 
 
 @contextmanager
-def router(upstream: str, tmp: Path, cores: set[int] | None = None, **limits):
-    """`shipit route` in its own process in front of `upstream`; yields its base URL."""
+def router(upstream: str, tmp: Path, cores: set[int] | None = None, events: str = "events.sqlite", **limits):
+    """`shipit route` in its own process in front of `upstream`, recording to `events`; yields its base URL."""
     port = free_port()
-    cfg = tmp / "ab.yaml"
-    cfg.write_text(yaml.safe_dump({"experiment": "bench", "port": port, "events": "events.sqlite",
-                                   "arms": [{"name": "a", "weight": 1, "upstreams": [upstream], "served_model": "m",
+    cfg = tmp / f"ab-{port}.yaml"
+    cfg.write_text(yaml.safe_dump({"experiment": "bench", "port": port, "events": events,
+                                   "arms": [{"name": "a", "weight": 1, "upstreams": [upstream], "model_name": "m",
                                              "upstream_api_key_env": "BENCH_UPSTREAM_KEY"}],
                                    "limits": {"max_concurrency": 256, **limits}, "health": {"interval_s": 5}}))
     env = {**os.environ, "SHIPIT_API_KEYS": KEY, "BENCH_UPSTREAM_KEY": KEY}

