@@ -103,9 +103,9 @@ def test_two_routers_on_one_database_agree_on_arms_and_follow_each_others_weight
                                         "events_env": "SHIPIT_TEST_DSN"}))
         monkeypatch.setenv("SHIPIT_TEST_DSN", dsn)
         run = CliRunner().invoke
-        out = run(cli, ["ab", "set-weights", "--config", str(path), "a=70", "b=30"])
+        out = run(cli, ["ab", "set-weights", str(path), "a=70", "b=30"])
         assert out.exit_code == 0 and "decision #2 set-weights" in out.output, out.output
-        js = json.loads(run(cli, ["ab", "status", "--config", str(path), "--json"]).output)
+        js = json.loads(run(cli, ["ab", "status", str(path), "--json"]).output)
     assert applied < cfg.reload_s + 1.0  # one reload period, plus the polling above
     with connect(dsn).raw as c:
         n, streams = c.execute("SELECT COUNT(*), SUM(stream) FROM requests WHERE status = 200").fetchone()
