@@ -18,11 +18,27 @@ from pathlib import Path
 from shipit.models.vllm_server import free_port
 
 
-def bin_dir() -> Path:
-    """The wheel's bin/ (found without importing pgserver, whose import sets up lock files we do not use)."""
+def bin_dir(as_user: list[str] = ()) -> Path:
+    """The wheel's bin/ (found without importing pgserver, whose import sets up lock files we do not use).
+
+    When `as_user` cannot reach it (a checkout under /root, mode 0700), a copy of the server (34 MB) in the temp
+    directory, made once per machine, instead of loosening the permissions of the user's folders."""
     spec = importlib.util.find_spec("pgserver")
     assert spec is not None, "pgserver is not installed: `make env` installs the test extra (pip install -e '.[test]')"
-    return Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
+    install = Path(spec.submodule_search_locations[0]) / "pginstall"
+    if not as_user or subprocess.run([*as_user, "test", "-x", str(install / "bin" / "postgres")]).returncode == 0:
+        return install / "bin"
+    # The binaries find their libraries through RPATH $ORIGIN/../../../pgserver.libs: copy both, in that layout.
+    copy = Path(tempfile.gettempdir()) / f"shipit-pginstall-{os.stat(install / 'bin' / 'postgres').st_mtime_ns}"
+    if not (copy / "pgserver" / "pginstall" / "bin" / "postgres").exists():
+        staging = Path(tempfile.mkdtemp(prefix="shipit-pginstall-"))
+        shutil.copytree(install, staging / "pgserver" / "pginstall", ignore=shutil.ignore_patterns("include"))
+        shutil.copytree(install.parent.parent / "pgserver.libs", staging / "pgserver.libs")
+        os.chmod(staging, 0o755)
+        os.chmod(staging / "pgserver", 0o755)
+        shutil.rmtree(copy, ignore_errors=True)  # a partial copy of an earlier, interrupted run
+        os.replace(staging, copy)
+    return copy / "pgserver" / "pginstall" / "bin"
 
 
 class LocalPostgres:
@@ -35,7 +51,8 @@ class LocalPostgres:
         self.as_user = ["runuser", "-u", "nobody", "--"] if os.geteuid() == 0 else []
         if self.as_user:
             os.chown(self.root, 65534, 65534)
-        self.run([str(bin_dir() / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "utf8",
+        self.bin = bin_dir(self.as_user)
+        self.run([str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "utf8",
                   "--no-sync"])
 
     def run(self, cmd: list[str]) -> None:
@@ -47,7 +64,7 @@ class LocalPostgres:
     def start(self, timeout_s: float = 30) -> "LocalPostgres":
         log = open(self.root / "server.log", "ab")
         opts = ["-c", "max_connections=200", "-c", "shared_buffers=32MB"] + ([] if self.fsync else ["-c", "fsync=off"])
-        self.proc = subprocess.Popen(self.as_user + [str(bin_dir() / "postgres"), "-D", str(self.data), "-p",
+        self.proc = subprocess.Popen(self.as_user + [str(self.bin / "postgres"), "-D", str(self.data), "-p",
                                                      str(self.port), "-h", "127.0.0.1", "-k", str(self.root)] + opts,
                                      stdout=log, stderr=log)
         import psycopg
