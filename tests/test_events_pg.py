@@ -85,7 +85,7 @@ def test_unreachable_server_is_a_one_line_error_without_the_password():
 def test_two_routers_on_one_database_agree_on_arms_and_follow_each_others_weights(dsn, tmp_path, monkeypatch):
     up = FakeUpstream("x")
     with running(up.app) as u:
-        cfg = ab(dsn, u, reload_s=0.3)
+        cfg = ab(dsn, u, reload_s=0.3, record_text=True)
         with running(create_app(cfg)) as r1, running(create_app(cfg)) as r2:
             users = [f"u{i}" for i in range(40)]
             arms1 = [chat(r1, x).headers["x-shipit-arm"] for x in users]
@@ -109,7 +109,9 @@ def test_two_routers_on_one_database_agree_on_arms_and_follow_each_others_weight
     assert applied < cfg.reload_s + 1.0  # one reload period, plus the polling above
     with connect(dsn).raw as c:
         n, streams = c.execute("SELECT COUNT(*), SUM(stream) FROM requests WHERE status = 200").fetchone()
+        answers = c.execute("SELECT answer FROM payloads ORDER BY answer").fetchall()
     assert streams == 40 and n >= 80  # both routers wrote every answer into the one database
+    assert len(answers) == n and answers[0] == ("x",) and answers[-1][0].startswith("x0 ")  # plain, then streamed
     assert js["weights"] == {"a": 70.0, "b": 30.0} and js["arms"]["a"]["n"] + js["arms"]["b"]["n"] == n
     assert [d["kind"] for d in js["decisions"]] == ["set-weights", "set-weights"]
 

@@ -168,7 +168,8 @@ class PgEventStore:
                         options="-c synchronous_commit=off")
                 await self._write(batch)
             except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as exc:
-                self.down = f"PostgreSQL at {where(self.dsn)}: {(str(exc).strip() or type(exc).__name__).splitlines()[-1]}"
+                why = (str(exc).strip() or type(exc).__name__).splitlines()[-1]
+                self.down = f"PostgreSQL at {where(self.dsn)}: {why}"
                 if self._aconn is not None:
                     with contextlib.suppress(Exception):
                         await self._aconn.close()
@@ -176,7 +177,7 @@ class PgEventStore:
                 for *_, fut in batch:
                     if not fut.done():
                         fut.set_exception(StoreUnavailable(self.down))
-            except psycopg.Error as exc:  # a row the server refused: that batch fails, the store is not down
+            except Exception as exc:  # a row the server refused: that batch fails (never hangs), the store is not down
                 for *_, fut in batch:
                     if not fut.done():
                         fut.set_exception(exc)
