@@ -218,9 +218,12 @@ def test_database_going_away_gives_503_then_the_router_recovers():
             assert len(up.calls) <= calls + 1  # only the request that found out went upstream; then 503 at once
             fb = httpx.post(f"{url}/v1/feedback", json={"request_id": "x", "score": 1})
             assert fb.status_code == 503
+            health = httpx.get(f"{url}/health")
+            assert health.status_code == 503 and health.json()["events"] == "unavailable"
             server.start()
-            back = wait_for(lambda: (r := chat(url, "w1")).status_code == 200 and r, timeout=15,
-                            what="the router to serve again")
+            wait_for(lambda: httpx.get(f"{url}/health").status_code == 200, timeout=15, what="the router to reconnect")
+            back = chat(url, "w1")
+            assert back.status_code == 200
             assert chat(url, "w2", stream=True).text.rstrip().endswith("[DONE]")
         with connect(dsn).raw as c:
             rows = c.execute('SELECT "user", status FROM requests ORDER BY rowid').fetchall()

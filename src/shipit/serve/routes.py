@@ -48,10 +48,13 @@ async def models(router: Router, request: Request) -> Response:
                                                      "owned_by": "shipit"} for i in ids]})
 
 async def health(router: Router, request: Request) -> Response:
-    """GET /health: 200 while every weighted arm has a usable replica."""
+    """GET /health: 200 while every weighted arm has a usable replica and the event store is reachable (a load
+    balancer then moves traffic to router replicas that can still record it)."""
     ready = {a: sum(r.available() for r in p.replicas) for a, p in router.pools.items()}
-    ok = all(ready[a] > 0 for a, w in router.weights.items() if w > 0)
-    return JSONResponse({"status": "ok" if ok else "degraded", "replicas": ready}, status_code=200 if ok else 503)
+    events = router.store.available
+    ok = events and all(ready[a] > 0 for a, w in router.weights.items() if w > 0)
+    return JSONResponse({"status": "ok" if ok else "degraded", "replicas": ready,
+                         "events": "ok" if events else "unavailable"}, status_code=200 if ok else 503)
 
 async def metrics_route(router: Router, request: Request) -> Response:
     """GET /metrics in the Prometheus text format."""
