@@ -259,3 +259,16 @@ def test_copy_an_experiment_from_sqlite_to_postgres(dsn, tmp_path):
     assert json.dumps({**after, "epoch": 0}, default=float) == json.dumps({**before, "epoch": 0}, default=float)
     again = run(cli, ["ab", "copy", "--from", str(cfg.events), "--to", dsn])
     assert isinstance(again.exception, UserError) and "already holds experiment 'e'" in str(again.exception)
+
+
+def test_a_client_that_leaves_mid_stream_is_recorded_as_499_with_its_text(dsn):
+    up = FakeUpstream("x", mode="slow")  # 50 chunks, 0.1 s apart
+    with running(up.app) as u, running(create_app(ab(dsn, u, record_text=True))) as url:
+        with httpx.stream("POST", f"{url}/v1/chat/completions", json={"messages": [], "stream": True}) as r:
+            next(r.iter_bytes())
+        assert up.cancelled.wait(3), "the upstream kept generating after the client left"
+        conn = connect(dsn)
+        # The commit is a round trip awaited after the client left: it must survive the request's cancellation.
+        got = wait_for(lambda: conn.execute("SELECT r.status, p.answer FROM requests r JOIN payloads p "
+                                            "ON p.request_id = r.id").fetchall(), what="the row and its text")
+    assert len(got) == 1 and got[0][0] == 499 and got[0][1].startswith("x0")

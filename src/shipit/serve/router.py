@@ -315,10 +315,12 @@ class Router:
             raise
         finally:
             try:
-                if kept is not None:
-                    await self.store.apayload(row["id"], asked, stream_text(b"".join(kept)))
-                await self.record({**row, "status": status, "error": err, "latency_ms": ms(t0), "ttft_ms": ttft,
-                                   "completion_tokens": tokens})
+                commit = self.commit_stream({**row, "status": status, "error": err, "latency_ms": ms(t0),
+                                             "ttft_ms": ttft, "completion_tokens": tokens},
+                                            None if kept is None else (asked, stream_text(b"".join(kept))))
+                # A client that left cancels this task, and anyio cancels again at every await: shielded, the
+                # commit of its 499 (a round trip with PostgreSQL) still runs to the end.
+                await (asyncio.shield(commit) if status == 499 else commit)
             finally:
                 self.release()
                 rep.in_flight -= 1
@@ -328,6 +330,12 @@ class Router:
                     resp.close()  # drop the connection: an abandoned upstream stops generating
         if held:
             yield held
+
+    async def commit_stream(self, row: dict, text: tuple | None) -> None:
+        """Commit a stream's payload (when recording text) and its row."""
+        if text is not None:
+            await self.store.apayload(row["id"], *text)
+        await self.record(row)
 
 
 def hold_done(chunk: bytes) -> tuple[bytes, bytes]:
