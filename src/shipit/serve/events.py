@@ -101,12 +101,11 @@ class EventStore:
                           (request_id, time.time(), json.dumps(prompt), answer))
 
     # The router's interface, shared with PgEventStore: a SQLite commit takes microseconds, so it runs inline.
-    async def arecord(self, row: dict) -> None:
-        """`record`, awaited by the router before the client sees its answer."""
+    async def arecord(self, row: dict, text: tuple | None = None) -> None:
+        """`record` (and `payload(row id, *text)` when recording text), awaited before the client sees its answer."""
+        if text is not None:
+            self.payload(row["id"], *text)
         self.record(row)
-
-    async def apayload(self, request_id: str, prompt, answer: str | None) -> None:
-        self.payload(request_id, prompt, answer)
 
     async def run(self, fn, *args):
         """Run a control-plane call (`fn(*args)`) on the store's connection."""

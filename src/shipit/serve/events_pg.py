@@ -121,7 +121,7 @@ class PgEventStore:
         self.dsn = dsn
         self.conn = PgConn(dsn)
         self.down: str | None = None  # why the server is unreachable, while it is
-        self.pending: list[tuple[str, tuple, asyncio.Future]] = []
+        self.pending: list[tuple[tuple, tuple | None, asyncio.Future]] = []  # (row, payload, its future)
         self.busy = False
         self._aconn = None
         self._task: asyncio.Task | None = None
@@ -133,21 +133,17 @@ class PgEventStore:
         """False while the server is known to be unreachable (the router answers 503 without calling upstream)."""
         return self.down is None
 
-    async def arecord(self, row: dict) -> None:
-        """Commit one request's row; raises StoreUnavailable when it could not be committed."""
-        await self._put("r", tuple(row.get(c) for c in COLUMNS))
-
-    async def apayload(self, request_id: str, prompt, answer: str | None) -> None:
+    async def arecord(self, row: dict, text: tuple | None = None) -> None:
+        """Commit one request's row, with its (prompt, answer) when recording text, in one transaction; raises
+        StoreUnavailable when it could not be committed."""
         import json
 
-        await self._put("p", (request_id, time.time(), json.dumps(prompt), answer))
-
-    async def _put(self, kind: str, params: tuple) -> None:
         if self._task is None or self._task.done():
             self._wake = asyncio.Event()
             self._task = asyncio.ensure_future(self._writer())
         fut = asyncio.get_running_loop().create_future()
-        self.pending.append((kind, params, fut))
+        payload = None if text is None else (row["id"], time.time(), json.dumps(text[0]), text[1])
+        self.pending.append((tuple(row.get(c) for c in COLUMNS), payload, fut))
         self._wake.set()
         await fut
 
@@ -190,8 +186,8 @@ class PgEventStore:
                 self.busy = False
 
     async def _write(self, batch) -> None:
-        rows = [p for k, p, _ in batch if k == "r"]
-        payloads = {p[0]: p for k, p, _ in batch if k == "p"}  # one row per request id in a statement
+        rows = [r for r, _, _ in batch]
+        payloads = {p[0]: p for _, p, _ in batch if p is not None}  # one row per request id in a statement
         conn = self._aconn
         if not batch:  # a probe while the server is down
             await conn.execute("SELECT 1")

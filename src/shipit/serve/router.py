@@ -209,10 +209,11 @@ class Router:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def record(self, row: dict) -> None:
-        """Commit one event row (before the client sees the end of the answer) and count it in the metrics."""
+    async def record(self, row: dict, text: tuple | None = None) -> None:
+        """Commit one event row, with its (prompt, answer) when recording text, before the client sees the end of
+        the answer, and count it in the metrics."""
         row = {"ts": time.time(), "experiment": self.cfg.experiment, "epoch": self.epoch, **row}
-        await self.store.arecord(row)
+        await self.store.arecord(row, text)
         if not row.get("shadow"):
             self.metrics.outcome(row["arm"], row["status"], row["latency_ms"] / 1000,
                                  row["ttft_ms"] / 1000 if row.get("ttft_ms") is not None else None,
@@ -275,10 +276,8 @@ class Router:
                 hdrs["content-encoding"] = resp.headers["content-encoding"]
             if it is None:
                 resp.release()
-                if asked is not None:
-                    await self.store.apayload(rid, asked, answer_text(first))
                 await self.record({**row, "status": resp.status, "latency_ms": ms(t0), "ttft_ms": ttft,
-                                   **usage_of(first)})
+                                   **usage_of(first)}, None if asked is None else (asked, answer_text(first)))
                 return Response(first, status_code=resp.status, headers=hdrs)
             released = True
             return StreamingResponse(self.relay(resp, rep, first, it, row, t0, ttft, asked),
@@ -315,9 +314,9 @@ class Router:
             raise
         finally:
             try:
-                commit = self.commit_stream({**row, "status": status, "error": err, "latency_ms": ms(t0),
-                                             "ttft_ms": ttft, "completion_tokens": tokens},
-                                            None if kept is None else (asked, stream_text(b"".join(kept))))
+                commit = self.record({**row, "status": status, "error": err, "latency_ms": ms(t0), "ttft_ms": ttft,
+                                      "completion_tokens": tokens},
+                                     None if kept is None else (asked, stream_text(b"".join(kept))))
                 # A client that left cancels this task, and anyio cancels again at every await: shielded, the
                 # commit of its 499 (a round trip with PostgreSQL) still runs to the end.
                 await (asyncio.shield(commit) if status == 499 else commit)
@@ -330,12 +329,6 @@ class Router:
                     resp.close()  # drop the connection: an abandoned upstream stops generating
         if held:
             yield held
-
-    async def commit_stream(self, row: dict, text: tuple | None) -> None:
-        """Commit a stream's payload (when recording text) and its row."""
-        if text is not None:
-            await self.store.apayload(row["id"], *text)
-        await self.record(row)
 
 
 def hold_done(chunk: bytes) -> tuple[bytes, bytes]:
