@@ -145,6 +145,7 @@ def test_two_auto_routers_promote_once(dsn):
     assert kinds == ["auto-promote"] and arms == {"b"}
 
 
+@pytest.mark.slow
 def test_sigkill_of_a_router_on_postgres_loses_no_answered_event(dsn, tmp_path):
     up = FakeUpstream("x")
     with running(up.app) as u:
