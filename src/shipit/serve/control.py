@@ -7,7 +7,7 @@ from pathlib import Path
 
 from shipit.errors import UserError
 from shipit.serve.config import ABConfig, is_dsn, load_ab_config
-from shipit.serve.events import COLUMNS, INSERT, connect, decisions, exclusive, latest_weights, record_decision
+from shipit.serve.events import COLUMNS, INSERT, QUOTED, connect, decisions, exclusive, latest_weights, record_decision
 from shipit.serve.policy import solo
 
 
@@ -151,10 +151,9 @@ def copy_one(a, b, name: str) -> str:
             epoch[d[0]] = b.execute("INSERT INTO decisions (ts, experiment, kind, weights, reason, numbers) "
                                     "VALUES (?, ?, ?, ?, ?, ?) RETURNING id", tuple(d[1:])).fetchone()[0]
         n["decisions"] = len(old)
-        cols = ", ".join('"user"' if c == "user" else c for c in COLUMNS)
         i = COLUMNS.index("epoch")
         rows = [tuple(epoch.get(v, v) if k == i else v for k, v in enumerate(r)) for r in a.execute(
-            f"SELECT {cols} FROM requests WHERE experiment = ? ORDER BY rowid", (name,)).fetchall()]
+            f"SELECT {', '.join(QUOTED)} FROM requests WHERE experiment = ? ORDER BY rowid", (name,)).fetchall()]
         b.executemany(INSERT, rows)
         n["requests"] = len(rows)
         # Feedback in arrival order: the latest score of a request is the one that counts.
