@@ -260,6 +260,11 @@ def test_copy_an_experiment_from_sqlite_to_postgres(dsn, tmp_path):
     assert json.dumps({**after, "epoch": 0}, default=float) == json.dumps({**before, "epoch": 0}, default=float)
     again = run(cli, ["ab", "copy", "--from", str(cfg.events), "--to", dsn])
     assert isinstance(again.exception, UserError) and "already holds experiment 'e'" in str(again.exception)
+    back = run(cli, ["ab", "copy", "--from", dsn, "--to", str(tmp_path / "back.sqlite"), "--experiment", "e"])
+    assert back.exit_code == 0, back.output  # and back, for `shipit data from-ab`, which reads SQLite
+    conn = connect(tmp_path / "back.sqlite")
+    assert json.dumps({**S.compute(conn, cfg), "epoch": 0}, default=float) == json.dumps({**before, "epoch": 0},
+                                                                                          default=float)
 
 
 def test_a_client_that_leaves_mid_stream_is_recorded_as_499_with_its_text(dsn):
