@@ -131,7 +131,7 @@ def test_experiment_config_names_the_judges(tmp_path):
         load_config(path, ExperimentConfig)
 
 
-def coin_judge(item: dict, answer: str) -> float:
+def coin_judge(item: dict, answer: str, conventions=None) -> float:
     """A deterministic coin per answer text: different answers tend to get different thumbs."""
     return float(hashlib.sha256(answer.encode()).digest()[0] % 2)
 
