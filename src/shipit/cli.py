@@ -13,7 +13,48 @@ from shipit.errors import UserError
 SET_HELP = "Override a config value, e.g. --set trainer.max_steps=10 (repeatable)."
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _force(ctx: click.Context, _param, value: bool) -> None:
+    if value:
+        from shipit.registry import replacing
+
+        ctx.with_resource(replacing())
+
+
+FORCE_OPT = click.option("--force", is_flag=True, expose_value=False, callback=_force,
+                         help="Replace an existing output directory that shipit did not write (its files are deleted).")
+
+
+def one_line_error(exc: BaseException) -> UserError | None:
+    """The UserError to show for `exc`: itself, or a full disk / read-only / permission OSError as one line."""
+    from shipit.errors import USER_ERRNOS, os_error_message
+
+    if isinstance(exc, UserError):
+        return exc
+    if isinstance(exc, OSError) and exc.errno in USER_ERRNOS:
+        return UserError(os_error_message(exc))
+    return None
+
+
+class ShipitGroup(click.Group):
+    """The root group: a UserError (or a full disk, a read-only directory) ends the command as one line, exit 2;
+    with --debug the traceback is shown and the exit code stays the same."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            err = one_line_error(exc)
+            if err is None:
+                raise
+            if ctx.params.get("debug"):
+                import traceback
+
+                traceback.print_exc()
+            click.echo(f"error: {err}", err=True)
+            ctx.exit(err.exit_code)
+
+
+@click.group(cls=ShipitGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
 @click.version_option(__version__, prog_name="shipit")
 def cli(debug: bool) -> None:
@@ -21,6 +62,7 @@ def cli(debug: bool) -> None:
 
 
 @cli.command()
+@FORCE_OPT
 @click.option("--out", type=click.Path(path_type=Path), default=Path("demo-out"), show_default=True,
               help="Directory for every artifact and the report.")
 @click.option("--preset", type=click.Choice(["default", "smoke"]), default="default", show_default=True,
@@ -34,6 +76,7 @@ def demo(out: Path, preset: str) -> None:
 
 
 @cli.command("ship")
+@FORCE_OPT
 @click.argument("recipe", type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, help="Override a recipe value, e.g. --set out=runs/x.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (what is cached, what would run) and stop.")
@@ -53,6 +96,7 @@ def base() -> None:
 
 
 @base.command("build")
+@FORCE_OPT
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output model directory.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML of BaseConfig fields.")
 @click.option("--set", "overrides", multiple=True, help=SET_HELP)
@@ -68,6 +112,7 @@ def base_build(out: Path, config_path: Path | None, overrides: tuple[str, ...], 
 
 
 @cli.command()
+@FORCE_OPT
 @click.argument("stage")
 @click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, help=SET_HELP)
@@ -88,6 +133,7 @@ def data() -> None:
 
 
 @data.command("synth")
+@FORCE_OPT
 @click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, help=SET_HELP)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run without regenerating written rows.")
@@ -100,6 +146,7 @@ def data_synth(config_path: Path, overrides: tuple[str, ...], resume: bool) -> N
 
 
 @data.command("cai")
+@FORCE_OPT
 @click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, help=SET_HELP)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run without regenerating written rows.")
@@ -112,6 +159,7 @@ def data_cai(config_path: Path, overrides: tuple[str, ...], resume: bool) -> Non
 
 
 @data.command("from-ab")
+@FORCE_OPT
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output directory (pairs.jsonl).")
 @click.option("--min-margin", type=float, default=0.5, show_default=True,
@@ -126,6 +174,7 @@ def data_from_ab(source: Path, out: Path, min_margin: float) -> None:
 
 
 @cli.command()
+@FORCE_OPT
 @click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, help=SET_HELP)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its last finished round.")
@@ -155,6 +204,7 @@ def merge() -> None:
 
 
 @merge.command("run")
+@FORCE_OPT
 @click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), help="Output model directory [default: merged/CONFIG-NAME].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (DARE and friends).")
@@ -166,6 +216,7 @@ def merge_run(config_path: Path, out: Path | None, seed: int) -> None:
 
 
 @merge.command("search")
+@FORCE_OPT
 @click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, help=SET_HELP)
 def merge_search(config_path: Path, overrides: tuple[str, ...]) -> None:
@@ -179,6 +230,7 @@ def merge_search(config_path: Path, overrides: tuple[str, ...]) -> None:
 
 
 @cli.command()
+@FORCE_OPT
 @click.argument("method")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output model directory.")
@@ -193,6 +245,7 @@ def quantize(method: str, model: Path, out: Path, calibration: Path | None, back
 
 
 @cli.command()
+@FORCE_OPT
 @click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, help=SET_HELP)
 @click.option("--lm-eval", "lm_eval", help="Comma-separated lm-evaluation-harness tasks to run on every candidate.")
@@ -304,6 +357,7 @@ def ab_rollback(config_path: Path) -> None:
 
 
 @ab.command("simulate")
+@FORCE_OPT
 @click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, help=SET_HELP)
 def ab_simulate(config_path: Path, overrides: tuple[str, ...]) -> None:
@@ -358,11 +412,16 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except UserError as exc:
-        if "--debug" in sys.argv[1:]:
+    except Exception as exc:  # raised outside a command (argument parsing); commands are handled in ShipitGroup
+        err = one_line_error(exc)
+        if err is None:
             raise
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        if "--debug" in sys.argv[1:]:
+            import traceback
+
+            traceback.print_exc()
+        click.echo(f"error: {err}", err=True)
+        sys.exit(err.exit_code)
 
 
 if __name__ == "__main__":
