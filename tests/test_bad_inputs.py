@@ -14,7 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -57,6 +57,27 @@ class Env:
         dst = self.tmp / name
         shutil.copytree(self.a, dst)
         return dst
+
+    def truncated(self) -> Path:
+        """A copy of model `a` whose weights file was cut short (an interrupted copy or download)."""
+        dst = self.copy_model("truncated")
+        w = dst / "model.safetensors"
+        os.truncate(w, w.stat().st_size // 2)
+        return dst
+
+    def ab_yaml(self, **extra) -> Path:
+        cfg = {"experiment": "x", "control": "control", "events": "events.sqlite",
+               "arms": [{"name": "control", "weight": 50, "upstreams": ["http://127.0.0.1:9"]},
+                        {"name": "cand", "weight": 50, "upstreams": ["http://127.0.0.1:9"]}], **extra}
+        return self.write("ab.yaml", yaml.safe_dump(cfg, sort_keys=False))
+
+    def cai_yaml(self) -> Path:
+        con = self.write("constitution.yaml", "principles:\n  - name: harm\n    critique_requst: Is it harmful?\n"
+                                              "    revision_request: Make it harmless.\n")
+        prompts = self.write("p.jsonl", json.dumps({"prompt": "hi"}) + "\n")
+        cfg = {"generator": {"backend": "hf", "model": str(self.base)}, "constitution": str(con),
+               "prompts": [{"path": str(prompts)}], "output": str(self.tmp / "o")}
+        return self.write("cai.yaml", yaml.safe_dump(cfg, sort_keys=False))
 
     def sft_yaml(self, output: Path, **extra) -> Path:
         data = self.write("d.jsonl", "".join(json.dumps({"text": f"row {i} of text"}) + "\n" for i in range(8)))
@@ -118,7 +139,62 @@ ROWS = [
         ("already exists", "--force"), "mine", notes_kept()),
     Row("train-output-user-dir", lambda e: ["train", "sft", str(e.sft_yaml(e.user_dir()))], 2,
         ("already exists", "--force"), "mine", notes_kept()),
+    Row("merge-out-user-dir-forced", lambda e: ["merge", str(e.merge_yaml()), "--out", str(e.user_dir()), "--force"],
+        0, ("merged:",), None,
+        lambda e: (e.tmp / "mine" / "manifest.json").is_file() and not (e.tmp / "mine" / "notes.txt").exists()
+        or pytest.fail("--force did not replace the directory")),
     Row("lineage-missing-path", lambda e: ["lineage", str(e.tmp / "nope")], 2, ("path not found", "nope")),
+    Row("lineage-cycle", lambda e: ["lineage", str(e.tmp / "self")], 0, ("cycle",), setup=lambda e: e.write(
+        "self/manifest.json", json.dumps({"name": "self", "stage": "merge", "parents": [str(e.tmp / "self")]}))),
+    # --- one line instead of a traceback
+    Row("merge-truncated-safetensors", lambda e: ["merge", str(e.merge_yaml(models=[
+        {"model": str(e.truncated()), "parameters": {"weight": 0.5}},
+        {"model": str(e.b), "parameters": {"weight": 0.5}}])), "--out", str(e.tmp / "o")], 2,
+        ("model.safetensors is truncated", "copy or download it again"), "o"),
+    Row("quantize-truncated-safetensors", lambda e: ["quantize", "w8a8", str(e.truncated()), "--out",
+                                                      str(e.tmp / "o")], 2, ("is truncated",), "o"),
+    Row("merge-duplicate-inputs", lambda e: ["merge", str(e.merge_yaml(models=[
+        {"model": str(e.a), "parameters": {"weight": 0.5}}, {"model": str(e.a), "parameters": {"weight": 0.5}}])),
+        "--out", str(e.tmp / "o")], 2, ("merge.yaml:7: field 'models[1].model'", "listed twice"), "o"),
+    Row("slerp-t-not-a-number", lambda e: ["merge", str(e.merge_yaml(
+        merge_method="slerp", base_model=str(e.a), parameters={"t": "abc"},
+        models=[{"model": str(e.a)}, {"model": str(e.b)}])), "--out", str(e.tmp / "o")], 2,
+        ("field 'parameters.t'", "must be a float", "'abc'"), "o"),
+    Row("train-set-bad-yaml", lambda e: ["train", "sft", str(e.sft_yaml(e.tmp / "o")), "--set",
+                                         "trainer.max_steps=[1"], 2,
+        ("--set trainer.max_steps=[1", "not valid YAML", "quote it"), "o"),
+    Row("ship-set-bad-yaml", lambda e: ["ship", str(REPO / "src/shipit/demo/recipe.yaml"), "--set", "out={x"], 2,
+        ("--set out={x", "not valid YAML"), "o"),
+    Row("merge-out-read-only-parent", lambda e: ["merge", str(e.merge_yaml()), "--out", str(e.tmp / "ro" / "o")], 2,
+        ("read-only file system", "ro"), "ro/o", fs=("ro", "ro")),
+    Row("quantize-out-read-only-dir", lambda e: ["quantize", "w8a8", str(e.a), "--out", str(e.tmp / "ro")], 2,
+        ("read-only",), "ro", fs=("ro", "ro")),
+    Row("merge-disk-full", lambda e: ["merge", str(e.merge_yaml()), "--out", str(e.tmp / "full" / "o")], 2,
+        ("disk full",), "full/o", fs=("full", "full")),
+    # --- silently accepted before
+    Row("merge-unknown-parameter", lambda e: ["merge", str(e.merge_yaml(parameters={"normalise": True})),
+                                              "--out", str(e.tmp / "o")], 2,
+        ("unknown parameter 'normalise'", "did you mean 'normalize'?"), "o"),
+    Row("merge-unknown-top-key", lambda e: ["merge", str(e.merge_yaml(tokenizer_sorce="base")),
+                                            "--out", str(e.tmp / "o")], 2,
+        ("unknown key 'tokenizer_sorce'", "did you mean 'tokenizer_source'?"), "o"),
+    Row("ab-status-missing-store", lambda e: ["ab", "status", "--config", str(e.ab_yaml(events="evnts.sqlite"))], 2,
+        ("event store not found", "evnts.sqlite"), None,
+        lambda e: not (e.tmp / "evnts.sqlite").exists() or pytest.fail("a store was created")),
+    # --- messages that pointed the wrong way
+    Row("set-weights-colon", lambda e: ["ab", "set-weights", "--config", str(e.ab_yaml()), "control:90"], 2,
+        ("expected ARM=WEIGHT", "control=90")),
+    Row("jsonl-unterminated-string", lambda e: ["train", "sft", str(e.sft_yaml(e.tmp / "o", datasets=[
+        {"path": str(e.write("bad.jsonl", '{"text": "ok"}\n{"text": "abc\n'))}]))], 2,
+        ("bad.jsonl:2", "Unterminated string starting at column 10"), "o"),
+    Row("constitution-key-typo", lambda e: ["data", "cai", str(e.cai_yaml())], 2,
+        ("constitution.yaml:3: field 'principles.0.critique_requst'", "did you mean 'critique_request'?"), "o"),
+    Row("set-typo-not-blamed-on-file", lambda e: ["train", "sft", str(e.sft_yaml(e.tmp / "o")), "--set",
+                                                  "trainer.max_step=3"], 2,
+        ("--set: field 'trainer.max_step'", "did you mean 'max_steps'?"), "o"),
+    Row("set-long-value-truncated", lambda e: ["train", "sft", str(e.sft_yaml(e.tmp / "o")), "--set",
+                                               "trainer.learning_rate=" + "x" * 5000], 2,
+        ("--set: field 'trainer.learning_rate'", "(5002 characters)"), "o"),
 ]
 
 
@@ -141,7 +217,9 @@ def _run_in_fs(row: Row, e: Env, args: list[str]) -> tuple[int, str]:
     target.mkdir(parents=True, exist_ok=True)
     mount = (f"mount --bind {target} {target} && mount -o remount,bind,ro {target}" if kind == "ro"
              else f"mount -t tmpfs -o size=64k tmpfs {target} && head -c 60000 /dev/zero > {target}/filler")
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    import shipit
+
+    env = {**os.environ, "PYTHONPATH": str(Path(shipit.__file__).resolve().parents[1])}  # the shipit under test
     r = subprocess.run(["unshare", "-rm", "sh", "-c", f'{mount} && exec "$@"', "sh", sys.executable, "-m", "shipit",
                         *args], capture_output=True, text=True, env=env, timeout=300)
     return r.returncode, r.stdout + r.stderr
@@ -196,3 +274,10 @@ def test_bad_input(row: Row, models, tmp_path, monkeypatch):
         assert not (partial / "manifest.json").exists(), "a partial output holding a manifest was left"
     if row.check:
         row.check(e)
+
+
+def test_debug_shows_the_traceback_and_keeps_exit_code_2(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "shipit", "--debug", "lineage", str(tmp_path / "nope")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" in r.stderr and "UserError" in r.stderr
+    assert r.stderr.strip().splitlines()[-1] == f"error: lineage: path not found: {tmp_path / 'nope'}"

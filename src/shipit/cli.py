@@ -51,7 +51,7 @@ class ShipitGroup(click.Group):
 
                 traceback.print_exc()
             click.echo(f"error: {err}", err=True)
-            ctx.exit(err.exit_code)
+            sys.exit(err.exit_code)  # not ctx.exit: `main` runs click with standalone_mode=False, which returns it
 
 
 @click.group(cls=ShipitGroup, context_settings={"help_option_names": ["-h", "--help"]})

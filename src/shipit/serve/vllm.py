@@ -77,11 +77,11 @@ class VLLMServer:
         """Launch the server and wait until /health answers; on failure, raise with the log's last lines."""
         import httpx
 
-        from shipit.config import require_path
+        from shipit.models.check import require_model
 
         from shipit.quantize.ort_model import is_onnx_dir
 
-        require_path(Path(self.model) / "config.json", "serve: model", kind="file",
+        require_model(Path(self.model), "serve: model",
                      hint="expected a Hugging Face model directory")
         if is_onnx_dir(self.model):
             raise UserError(f"serve: {self.model} is an ONNX model (onnx-int8); vLLM cannot load it. Serve a "
