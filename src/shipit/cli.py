@@ -280,15 +280,19 @@ def serve(model: Path | None, config_path: Path | None, port: int | None, api_ke
         from shipit.serve.launch import serve_ab
 
         return serve_ab(config_path, vllm_python, port=port, echo=click.echo)
+    from shipit.serve.launch import exit_on_sigterm
     from shipit.serve.vllm import VLLMServer
 
-    with VLLMServer(model, port=port or 8000, api_key=api_key, python=vllm_python) as server:
-        click.echo(f"serving {server.served_name} at {server.base_url} (log: {server.log_path}); Ctrl-C stops it")
-        try:
+    exit_on_sigterm(hangup=True)  # the server runs in its own session: a signal must reach its `stop`
+    try:
+        with VLLMServer(model, port=port or 8000, api_key=api_key, python=vllm_python) as server:
+            click.echo(f"serving {server.served_name} at {server.base_url} (vLLM pid {server.proc.pid}, "
+                       f"log: {server.log_path}); Ctrl-C stops it")
             while server.proc.poll() is None:
                 time.sleep(1)
-        except KeyboardInterrupt:
-            click.echo("stopping")
+            raise UserError(f"serve: vLLM exited with code {server.proc.returncode}; see {server.log_path}")
+    except KeyboardInterrupt:
+        click.echo("stopped")
 
 
 @cli.command()
