@@ -170,7 +170,9 @@ ROWS = [
     Row("quantize-out-read-only-dir", lambda e: ["quantize", "w8a8", str(e.a), "--out", str(e.tmp / "ro")], 2,
         ("read-only",), "ro", fs=("ro", "ro")),
     Row("merge-disk-full", lambda e: ["merge", str(e.merge_yaml()), "--out", str(e.tmp / "full" / "o")], 2,
-        ("disk full",), "full/o", fs=("full", "full")),
+        ("not enough disk space", "MB are free"), "full/o", fs=("full", "full")),
+    Row("quantize-disk-full-mid-work", lambda e: ["quantize", "w8a8", str(e.a), "--out", str(e.tmp / "full" / "o")],
+        2, ("disk full",), "full/o", fs=("full", "full")),
     # --- silently accepted before
     Row("merge-unknown-parameter", lambda e: ["merge", str(e.merge_yaml(parameters={"normalise": True})),
                                               "--out", str(e.tmp / "o")], 2,

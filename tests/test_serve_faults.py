@@ -16,10 +16,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+import shipit
+
 from shipit.serve.vllm import free_port
 
 pytestmark = pytest.mark.vllm
-SRC = Path(__file__).resolve().parent.parent / "src"
+SRC = Path(shipit.__file__).resolve().parents[1]  # the shipit under test
 
 
 def _shipit(args, tmp: Path, vllm_python: Path, wrap: list[str] | None = None):
@@ -80,7 +82,7 @@ def test_serve_model_stops_its_server_on_signal(sig, tiny_base, vllm_python, tmp
         _wait_for(lambda: any(ln.startswith("serving ") for ln in lines), lines, proc)
         line = next(ln for ln in lines if ln.startswith("serving "))
         pid = _processes_naming(f"--model\0{model}\0")[0]  # vLLM's API server; it leads its process group
-        assert f"vLLM pid {pid}" in line and f"log: {tmp_path / 'state' / 'logs'}" in line and _group_alive(pid)
+        assert _group_alive(pid)
         proc.send_signal(sig)
         proc.wait(60)
         deadline = time.time() + 30
@@ -92,6 +94,7 @@ def test_serve_model_stops_its_server_on_signal(sig, tiny_base, vllm_python, tmp
             proc.kill()
         for pid in _processes_naming(str(model)):
             os.kill(pid, signal.SIGKILL)
+    assert f"vLLM pid {pid}" in line and f"log: {tmp_path / 'state' / 'logs'}" in line, line
     assert sorted(p.name for p in model.iterdir()) == before, "something was written beside the model"
     assert "Traceback" not in "".join(lines)
 

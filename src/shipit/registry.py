@@ -120,9 +120,10 @@ def foreign_files(out: Path) -> list[str]:
     return [f for f in present if f != MANIFEST and f not in set(listed)]
 
 
-def check_output(out: str | Path, inputs: dict[str, str | Path] | None = None) -> Path:
+def check_output(out: str | Path, inputs: dict[str, str | Path] | None = None, need_bytes: int = 0) -> Path:
     """Refuse an output that would destroy data, before any work: one that is, holds or lies inside an input;
-    an existing path shipit did not write (unless `--force`); a directory that cannot be written."""
+    an existing path shipit did not write (unless `--force`); a directory that cannot be written, or whose file
+    system has less than `need_bytes` free."""
     out = Path(out).resolve()
     for name, p in (inputs or {}).items():
         p = Path(p).resolve()
@@ -146,6 +147,10 @@ def check_output(out: str | Path, inputs: dict[str, str | Path] | None = None) -
             raise UserError(f"output {out} already exists and {why}; choose another output, or {FORCE_HINT} "
                             "(its files are deleted)")
     _check_writable(out)
+    free = free_bytes(out.parent)
+    if need_bytes and free is not None and free < need_bytes:
+        raise UserError(f"output {out}: not enough disk space: it needs about {need_bytes / 1e6:.1f} MB and "
+                        f"{free / 1e6:.1f} MB are free there; free some space or write the output elsewhere")
     return out
 
 
@@ -179,7 +184,7 @@ def _as_user_error(exc: BaseException, out: Path, tmp: Path) -> BaseException:
 
 @contextmanager
 def stage_output(out: str | Path, stage: str, config: Any, inputs: dict[str, str | Path] | None = None,
-                 *, resume: bool = False, keep_on_error: bool = False) -> Iterator[StageRun]:
+                 *, resume: bool = False, keep_on_error: bool = False, need_bytes: int = 0) -> Iterator[StageRun]:
     """Write a stage's output atomically: into a hidden partial dir, then manifest, then rename onto `out`.
 
     Before any work, `check_output` refuses outputs that would lose data. A crash never leaves anything that
@@ -195,7 +200,7 @@ def stage_output(out: str | Path, stage: str, config: Any, inputs: dict[str, str
         tmp.mkdir(exist_ok=True)
         yield StageRun(stage, out, tmp, {}, {})
         return
-    check_output(out, inputs)
+    check_output(out, inputs, need_bytes)
     try:
         if tmp.exists() and not resume:
             shutil.rmtree(tmp)  # only ever a partial dir: shipit's own name, never a user's

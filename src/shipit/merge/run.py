@@ -83,7 +83,9 @@ def merge(config, out: str | Path, source: str = "", seed: int = 0) -> Path:
     options = MergeOptions(copy_tokenizer=True, random_seed=seed, lazy_unpickle=False, quiet=True,
                            write_model_card=False)
     cfg = config.model_dump(mode="json", exclude_none=True)
-    with ThreadPoolExecutor(1) as pool, stage_output(out, "merge", cfg, parents) as run_:
+    # The merged model is about as large as one input (same architecture, dtype at most float32)
+    need = max(sum(f.stat().st_size for f in Path(p).glob("*.safetensors")) for p in parents.values())
+    with ThreadPoolExecutor(1) as pool, stage_output(out, "merge", cfg, parents, need_bytes=need) as run_:
         # hashlib releases the GIL: the manifest's input hashes are computed beside the merge, not after it.
         hashed = pool.submit(lambda: [hash_path(p) for p in parents.values()])
         run_merge(config, out_path=str(run_.dir), options=options, config_source=source or None)
