@@ -79,6 +79,11 @@ class Env:
                "prompts": [{"path": str(prompts)}], "output": str(self.tmp / "o")}
         return self.write("cai.yaml", yaml.safe_dump(cfg, sort_keys=False))
 
+    def recipe(self, **merge_extra) -> Path:
+        merge = yaml.safe_load(self.merge_yaml("stage-merge.yaml", **merge_extra).read_text())
+        cfg = {"name": "r", "out": str(self.tmp / "run"), "stages": {"merged": {"kind": "merge", "config": merge}}}
+        return self.write("recipe.yaml", yaml.safe_dump(cfg, sort_keys=False))
+
     def sft_yaml(self, output: Path, **extra) -> Path:
         data = self.write("d.jsonl", "".join(json.dumps({"text": f"row {i} of text"}) + "\n" for i in range(8)))
         cfg = {"model": str(self.base), "output": str(output), "datasets": [{"path": str(data)}],
@@ -143,6 +148,13 @@ ROWS = [
         0, ("merged:",), None,
         lambda e: (e.tmp / "mine" / "manifest.json").is_file() and not (e.tmp / "mine" / "notes.txt").exists()
         or pytest.fail("--force did not replace the directory")),
+    Row("ship-stage-out-user-dir", lambda e: ["ship", str(e.recipe())], 2, ("already exists", "--force"),
+        "run/merged", notes_kept("run/merged"), setup=lambda e: e.user_dir("run/merged")),
+    Row("ship-stage-out-user-dir-forced", lambda e: ["ship", str(e.recipe()), "--force"], 0, ("1 stages",), None,
+        lambda e: (e.tmp / "run" / "merged" / "manifest.json").is_file() or pytest.fail("not replaced"),
+        setup=lambda e: e.user_dir("run/merged")),
+    Row("ship-merge-unknown-parameter", lambda e: ["ship", str(e.recipe(parameters={"normalise": True}))], 2,
+        ("stage 'merged': field 'parameters.normalise'", "did you mean 'normalize'?"), "run/merged"),
     Row("lineage-missing-path", lambda e: ["lineage", str(e.tmp / "nope")], 2, ("path not found", "nope")),
     Row("lineage-cycle", lambda e: ["lineage", str(e.tmp / "self")], 0, ("cycle",), setup=lambda e: e.write(
         "self/manifest.json", json.dumps({"name": "self", "stage": "merge", "parents": [str(e.tmp / "self")]}))),
