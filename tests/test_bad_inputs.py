@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -185,6 +186,8 @@ ROWS = [
         ("not enough disk space", "MB are free"), "full/o", fs=("full", "full")),
     Row("quantize-disk-full-mid-work", lambda e: ["quantize", "w8a8", str(e.a), "--out", str(e.tmp / "full" / "o")],
         2, ("disk full",), "full/o", fs=("full", "full")),
+    Row("train-disk-full-mid-work", lambda e: ["train", "sft", str(e.sft_yaml(e.tmp / "full" / "o"))], 2,
+        ("disk full",), "full/o", fs=("full", "full")),
     # --- silently accepted before
     Row("merge-unknown-parameter", lambda e: ["merge", str(e.merge_yaml(parameters={"normalise": True})),
                                               "--out", str(e.tmp / "o")], 2,
@@ -213,8 +216,12 @@ ROWS = [
 
 
 def _last_line(text: str) -> str:
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    return lines[-1] if lines else ""
+    """The error line (progress bars end without a newline, and a trainer's bar may close after it), else the
+    last line."""
+    lines = [ln for ln in re.split(r"[\r\n]", text) if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("error: ")]
+    assert len(errors) <= 1, f"more than one error line: {errors}"
+    return errors[-1] if errors else lines[-1] if lines else ""
 
 
 def _unshare_ok() -> bool:

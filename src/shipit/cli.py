@@ -35,6 +35,17 @@ def one_line_error(exc: BaseException) -> UserError | None:
     return None
 
 
+def _close_progress_bars() -> None:
+    """Finish a library's open tqdm bar (a trainer's, cut short by the error) so the error starts its own line and
+    no bar is printed after it."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):
+        try:
+            bar.close()
+        except Exception:  # a bar that cannot be closed must not hide the error
+            pass
+
+
 class ShipitGroup(click.Group):
     """The root group: a UserError (or a full disk, a read-only directory) ends the command as one line, exit 2;
     with --debug the traceback is shown and the exit code stays the same."""
@@ -46,6 +57,7 @@ class ShipitGroup(click.Group):
             err = one_line_error(exc)
             if err is None:
                 raise
+            _close_progress_bars()
             if ctx.params.get("debug"):
                 import traceback
 
