@@ -279,7 +279,7 @@ def test_bad_input(row: Row, models, tmp_path, monkeypatch):
         code, text = _run_in_fs(row, e, args)
     else:
         r = CliRunner().invoke(cli, args)
-        code, text = r.exit_code, r.output + (r.stderr if r.stderr_bytes is not None else "")
+        code, text = r.exit_code, r.output  # click >= 8.2: stdout and stderr, interleaved
         assert r.exception is None or isinstance(r.exception, SystemExit), f"uncaught {r.exception!r}\n{text}"
     assert "Traceback" not in text, text
     assert code == row.exit, text
