@@ -71,3 +71,21 @@ def test_lineage_tree_and_cli(tmp_path):
     r = CliRunner().invoke(cli, ["runs", str(tmp_path)])
     assert r.exit_code == 0 and [ln.split()[-2] for ln in r.output.splitlines()] == [
         str(p) for p in (base, a, b, merged)]
+
+
+def test_failed_rewrite_keeps_previous_output(tmp_path):
+    out = make_run(tmp_path, "a", metric=1.0)
+    with pytest.raises(RuntimeError):
+        with stage_output(out, "test", {}) as run:
+            (run.dir / "weights.bin").write_bytes(b"half")
+            raise RuntimeError("boom")
+    assert json.loads((out / "manifest.json").read_text())["metrics"]["score"] == 1.0
+    assert (out / "weights.bin").read_bytes() == b"a" and sorted(p.name for p in tmp_path.iterdir()) == ["a"]
+
+
+def test_lineage_survives_a_manifest_that_names_itself(tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "manifest.json").write_text(json.dumps(
+        {"name": "m", "stage": "merge", "parents": [str(tmp_path / "m")]}))
+    assert lineage_lines(tmp_path / "m")[-1].endswith("(cycle: already shown above; its manifest names itself as an "
+                                                      "ancestor)")

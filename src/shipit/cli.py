@@ -16,7 +16,60 @@ from shipit.train import BUILTIN as TRAIN_STAGES
 SET_HELP = "Override a config value, e.g. --set trainer.max_steps=10 (repeatable)."
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _force(ctx: click.Context, _param, value: bool) -> None:
+    if value:
+        from shipit.registry import replacing
+
+        ctx.with_resource(replacing())
+
+
+FORCE_OPT = click.option("--force", is_flag=True, expose_value=False, callback=_force,
+                         help="Replace an existing output directory that shipit did not write (its files are deleted).")
+
+
+def one_line_error(exc: BaseException) -> UserError | None:
+    """The UserError to show for `exc`: itself, or a full disk / read-only / permission OSError as one line."""
+    from shipit.errors import USER_ERRNOS, os_error_message
+
+    if isinstance(exc, UserError):
+        return exc
+    if isinstance(exc, OSError) and exc.errno in USER_ERRNOS:
+        return UserError(os_error_message(exc))
+    return None
+
+
+def _close_progress_bars() -> None:
+    """Finish a library's open tqdm bar (a trainer's, cut short by the error) so the error starts its own line and
+    no bar is printed after it."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):
+        try:
+            bar.close()
+        except Exception:  # a bar that cannot be closed must not hide the error
+            pass
+
+
+class ShipitGroup(click.Group):
+    """The root group: a UserError (or a full disk, a read-only directory) ends the command as one line, exit 2;
+    with --debug the traceback is shown and the exit code stays the same."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            err = one_line_error(exc)
+            if err is None:
+                raise
+            _close_progress_bars()
+            if ctx.params.get("debug"):
+                import traceback
+
+                traceback.print_exc()
+            click.echo(f"error: {err}", err=True)
+            sys.exit(err.exit_code)  # not ctx.exit: `main` runs click with standalone_mode=False, which returns it
+
+
+@click.group(cls=ShipitGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
 @click.version_option(__version__, prog_name="shipit")
 def cli(debug: bool) -> None:
@@ -24,6 +77,7 @@ def cli(debug: bool) -> None:
 
 
 @cli.command()
+@FORCE_OPT
 @click.option("--out", type=click.Path(path_type=Path), default=Path("demo-out"), show_default=True,
               help="Directory for every artifact and the report.")
 @click.option("--preset", type=click.Choice(["default", "smoke"]), default="default", show_default=True,
@@ -37,6 +91,7 @@ def demo(out: Path, preset: str) -> None:
 
 
 @cli.command("ship")
+@FORCE_OPT
 @click.argument("recipe", type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, help="Override a recipe value, e.g. --set out=runs/x.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (what is cached, what would run) and stop.")
@@ -56,6 +111,7 @@ def base() -> None:
 
 
 @base.command("build")
+@FORCE_OPT
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output model directory.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML of BaseConfig fields.")
 @click.option("--set", "overrides", multiple=True, help=SET_HELP)
@@ -107,6 +163,7 @@ def base_cut(source: Path, out: Path, layers: int) -> None:
 
 
 @cli.command(help=f"Run a training stage ({', '.join(TRAIN_STAGES)}, or a plugin's) from a YAML recipe.")
+@FORCE_OPT
 @click.argument("stage")
 @click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, help=SET_HELP)
@@ -126,6 +183,7 @@ def data() -> None:
 
 
 @data.command("synth")
+@FORCE_OPT
 @click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, help=SET_HELP)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run without regenerating written rows.")
@@ -138,6 +196,7 @@ def data_synth(config_path: Path, overrides: tuple[str, ...], resume: bool) -> N
 
 
 @data.command("cai")
+@FORCE_OPT
 @click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, help=SET_HELP)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run without regenerating written rows.")
@@ -150,6 +209,7 @@ def data_cai(config_path: Path, overrides: tuple[str, ...], resume: bool) -> Non
 
 
 @data.command("from-ab")
+@FORCE_OPT
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output directory (pairs.jsonl).")
 @click.option("--min-margin", type=float, default=0.5, show_default=True,
@@ -164,6 +224,7 @@ def data_from_ab(source: Path, out: Path, min_margin: float) -> None:
 
 
 @cli.command()
+@FORCE_OPT
 @click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, help=SET_HELP)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its last finished round.")
@@ -197,6 +258,7 @@ def merge() -> None:
 
 
 @merge.command("run")
+@FORCE_OPT
 @click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), help="Output model directory [default: merged/CONFIG-NAME].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (DARE and friends).")
@@ -208,6 +270,7 @@ def merge_run(config_path: Path, out: Path | None, seed: int) -> None:
 
 
 @merge.command("search")
+@FORCE_OPT
 @click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, help=SET_HELP)
 def merge_search(config_path: Path, overrides: tuple[str, ...]) -> None:
@@ -222,6 +285,7 @@ def merge_search(config_path: Path, overrides: tuple[str, ...]) -> None:
 
 @cli.command(help=f"Quantize MODEL with METHOD ({', '.join(QUANTIZERS)}, or a plugin's) and verify it before "
                   "marking it done.")
+@FORCE_OPT
 @click.argument("method")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output model directory.")
@@ -235,6 +299,7 @@ def quantize(method: str, model: Path, out: Path, calibration: Path | None, back
 
 
 @cli.command()
+@FORCE_OPT
 @click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, help=SET_HELP)
 @click.option("--lm-eval", "lm_eval", help="Comma-separated lm-evaluation-harness tasks to run on every candidate.")
@@ -273,15 +338,19 @@ def serve(model: Path | None, config_path: Path | None, port: int | None, api_ke
 
         return serve_ab(config_path, vllm_python, port=port, echo=click.echo)
     from shipit.models.vllm_server import VLLMServer
+    from shipit.serve.launch import exit_on_sigterm
 
-    with VLLMServer(model, port=port or 8000, api_key=api_key, python=vllm_python, dtype=dtype,
-                    max_model_len=max_model_len) as server:
-        click.echo(f"serving {server.served_name} at {server.base_url} (log: {server.log_path}); Ctrl-C stops it")
-        try:
+    exit_on_sigterm(hangup=True)  # the server runs in its own session: a signal must reach its `stop`
+    try:
+        with VLLMServer(model, port=port or 8000, api_key=api_key, python=vllm_python, dtype=dtype,
+                        max_model_len=max_model_len) as server:
+            click.echo(f"serving {server.served_name} at {server.base_url} (vLLM pid {server.proc.pid}, "
+                       f"log: {server.log_path}); Ctrl-C stops it")
             while server.proc.poll() is None:
                 time.sleep(1)
-        except KeyboardInterrupt:
-            click.echo("stopping")
+            raise UserError(f"serve: vLLM exited with code {server.proc.returncode}; see {server.log_path}")
+    except KeyboardInterrupt:
+        click.echo("stopped")
 
 
 @cli.command()
@@ -360,6 +429,7 @@ def ab_copy(src: str, dst: str, experiment: str | None) -> None:
 
 
 @ab.command("simulate")
+@FORCE_OPT
 @click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, help=SET_HELP)
 @click.option("--aa", is_flag=True, help="No servers: CONFIG is an A/B config (serve/ab.yaml); run simulated A/A "
@@ -447,11 +517,16 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except UserError as exc:
-        if "--debug" in sys.argv[1:]:
+    except Exception as exc:  # raised outside a command (argument parsing); commands are handled in ShipitGroup
+        err = one_line_error(exc)
+        if err is None:
             raise
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        if "--debug" in sys.argv[1:]:
+            import traceback
+
+            traceback.print_exc()
+        click.echo(f"error: {err}", err=True)
+        sys.exit(err.exit_code)
 
 
 if __name__ == "__main__":

@@ -72,12 +72,26 @@ def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
     return sorted(getattr(cls, "model_fields", {})) if cls else []
 
 
-def format_validation_error(source: str, err: ValidationError, model: type[BaseModel], text: str = "") -> str:
+def _given(tree: dict, loc: tuple) -> bool:
+    """Whether the `--set` overrides name `loc` (or a parent of it)."""
+    node: Any = tree
+    for key in loc:
+        if not isinstance(node, dict) or str(key) not in node:
+            return False
+        node = node[str(key)]
+    return True
+
+
+def format_validation_error(source: str, err: ValidationError, model: type[BaseModel], text: str = "",
+                            overrides: dict | None = None) -> str:
     """One line: `file:line: field 'a.b': what is wrong; the fix` (+ how many more problems)."""
     errors = err.errors()
-    e = errors[0]
+    # A misspelled key shows up twice: as an unknown key and as a missing field; the typo is the one to name.
+    e = next((x for x in errors if x["type"] == "extra_forbidden"), errors[0])
     loc = tuple(e["loc"])
     field = ".".join(str(x) for x in loc) or "(top level)"
+    if overrides and _given(overrides, loc):
+        source, text = "--set", ""  # the value came from the command line, not from a line of the file
     line = yaml_line(text, loc) if text else None
     where = f"{source}:{line}" if line else source
     if e["type"] == "extra_forbidden":
@@ -90,7 +104,7 @@ def format_validation_error(source: str, err: ValidationError, model: type[BaseM
     else:
         msg = e["msg"].removeprefix("Value error, ")
         if "input" in e and not isinstance(e["input"], (dict, list)):
-            msg += f" (got {e['input']!r})"
+            msg += f" (got {shorten(repr(e['input']))})"
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
     return f"{where}: field '{field}': {msg}{more}"
 
@@ -110,8 +124,22 @@ def parse_overrides(pairs: Iterable[str]) -> dict:
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         # YAML 1.1 reads `1:5` as the base-60 integer 65; a ratio on the command line stays a string
-        node[parts[-1]] = value.strip() if _SEXAGESIMAL.fullmatch(value.strip()) else yaml.safe_load(value)
+        if _SEXAGESIMAL.fullmatch(value.strip()):
+            node[parts[-1]] = value.strip()
+            continue
+        try:
+            node[parts[-1]] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise UserError(f"--set {key.strip()}={shorten(value)}: the value is not valid YAML "
+                            f"({getattr(exc, 'problem', None) or exc}); quote it, e.g. --set '{key.strip()}=\"...\"'"
+                            ) from None
     return out
+
+
+def shorten(value: Any, limit: int = 80) -> str:
+    """`value` as text, cut to `limit` characters (a 5,000-character value is not echoed whole)."""
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def deep_merge(base: dict, extra: dict) -> dict:
@@ -144,15 +172,15 @@ def load_config(path: str | Path, model: type[M], overrides: Iterable[str] = (),
     extra = parse_overrides(overrides)
     if extra:
         data = deep_merge(data, extra)
-    return validate(data, model, str(path), text)
+    return validate(data, model, str(path), text, extra)
 
 
-def validate(data: Any, model: type[M], source: str, text: str = "") -> M:
-    """Validate `data` into `model`; errors become one UserError line naming `source`."""
+def validate(data: Any, model: type[M], source: str, text: str = "", overrides: dict | None = None) -> M:
+    """Validate `data` into `model`; errors become one UserError line naming `source` (or `--set`)."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise UserError(format_validation_error(source, exc, model, text)) from None
+        raise UserError(format_validation_error(source, exc, model, text, overrides)) from None
 
 
 def read_jsonl(path: str | Path, required: Iterable[str] = (), what: str = "data",
@@ -162,14 +190,16 @@ def read_jsonl(path: str | Path, required: Iterable[str] = (), what: str = "data
     p = require_path(path, what, kind="file")
     need = tuple(required)
     rows = []
-    with p.open() as f:
+    with p.open(encoding="utf-8-sig") as f:  # an editor's BOM is not a JSON error
         for i, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                # without the newline, an unterminated string is reported where it starts, not at the line's end
+                row = json.loads(line.rstrip("\r\n"))
             except json.JSONDecodeError as exc:
-                raise UserError(f"{p}:{i}: malformed JSON row ({exc.msg} at column {exc.colno})") from None
+                raise UserError(f"{p}:{i}: malformed JSON row ({exc.msg.removesuffix(' at')} at column "
+                                f"{exc.colno})") from None
             if not isinstance(row, dict):
                 raise UserError(f"{p}:{i}: expected a JSON object per line, got {type(row).__name__}")
             missing = [k for k in need if k not in row]

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from shipit.bench.config import BenchConfig, gate_failures, rank
-from shipit.config import require_path
+from shipit.models.check import require_model
 
 
 def bench_model(path: Path, cfg: BenchConfig, ctx) -> dict:
@@ -72,7 +72,7 @@ def run(cfg: BenchConfig) -> dict:
     from shipit.registry import read_manifest, stage_output
 
     for name, path in cfg.models.items():
-        require_path(path / "config.json", f"bench: model '{name}'", kind="file",
+        require_model(path, f"bench: model '{name}'",
                      hint="expected a Hugging Face model directory")
     ctx = TaskContext(cfg.data_dir, cfg.reward_model, cfg.judge, cfg.conventions)
     order = sorted(cfg.models, key=lambda n: n != (cfg.judge.baseline if cfg.judge else None))  # baseline first

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shipit.config import load_yaml, require_path
+from shipit.config import load_yaml
+from shipit.models.check import require_model
 from shipit.errors import UserError
 
 
@@ -32,11 +33,12 @@ def validate_merge_data(data, path: str | Path, text: str = ""):
 
     from mergekit.config import MergeConfiguration
 
-    from shipit.merge.validate import Where, check_contract, check_models
+    from shipit.merge.validate import Where, check_contract, check_keys, check_models, check_parameters
 
     where = Where(path, text)
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mergekit config (a mapping with merge_method and models)")
+    check_keys(data, where)
     method = data.get("merge_method")
     methods = merge_methods()
     if method not in methods:
@@ -49,8 +51,9 @@ def validate_merge_data(data, path: str | Path, text: str = ""):
             raise UserError(f"{where(tuple(e['loc']))} {e['msg'].removeprefix('Value error, ')}") from None
         raise UserError(f"{path}: {exc}") from None
     for model in _model_paths(config):
-        require_path(Path(model) / "config.json", f"{path}: model", kind="file",
+        require_model(Path(model), f"{path}: model",
                      hint="merge inputs must be local Hugging Face model directories")
+    check_parameters(config, where)
     check_contract(config, where)
     check_models(config, where)
     return config
@@ -80,7 +83,9 @@ def merge(config, out: str | Path, source: str = "", seed: int = 0) -> Path:
     options = MergeOptions(copy_tokenizer=True, random_seed=seed, lazy_unpickle=False, quiet=True,
                            write_model_card=False)
     cfg = config.model_dump(mode="json", exclude_none=True)
-    with ThreadPoolExecutor(1) as pool, stage_output(out, "merge", cfg, parents) as run_:
+    # The merged model is about as large as one input (same architecture, dtype at most float32)
+    need = max(sum(f.stat().st_size for f in Path(p).glob("*.safetensors")) for p in parents.values())
+    with ThreadPoolExecutor(1) as pool, stage_output(out, "merge", cfg, parents, need_bytes=need) as run_:
         # hashlib releases the GIL: the manifest's input hashes are computed beside the merge, not after it.
         hashed = pool.submit(lambda: [hash_path(p) for p in parents.values()])
         run_merge(config, out_path=str(run_.dir), options=options, config_source=source or None)

@@ -176,3 +176,67 @@ def check_models(config, where: Where) -> None:
             raise UserError(f"{where(loc)} tokenizer mismatch: {path} and {ref} have different vocabularies "
                             f"({detail}); merging them yields gibberish. Merge models that share a tokenizer, or "
                             "set `tokenizer_source: base` (or union) so mergekit aligns them")
+
+
+def _unknown(keys, allowed, what: str, where: Where, loc: tuple, suffix: str = "") -> None:
+    import difflib
+
+    for k in keys:
+        if k not in allowed:
+            close = difflib.get_close_matches(str(k), list(allowed), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise UserError(f"{where(loc + (k,))} unknown {what} '{k}'{suffix}{hint} allowed: {', '.join(sorted(allowed))}")
+
+
+def check_keys(data: dict, where: Where) -> None:
+    """Keys mergekit's MergeConfiguration would silently ignore (a misspelled `tokenizer_sorce`), as errors."""
+    from mergekit.config import (InputModelDefinition, InputSliceDefinition, MergeConfiguration,
+                                 OutputSliceDefinition)
+
+    _unknown(data, MergeConfiguration.model_fields, "key", where, ())
+    for i, m in enumerate(data.get("models") or []):
+        if isinstance(m, dict):
+            _unknown(m, InputModelDefinition.model_fields, "key", where, ("models", i))
+    for j, s in enumerate(data.get("slices") or []):
+        if isinstance(s, dict):
+            _unknown(s, OutputSliceDefinition.model_fields, "key", where, ("slices", j))
+            for k, src in enumerate(s.get("sources") or []):
+                if isinstance(src, dict):
+                    _unknown(src, InputSliceDefinition.model_fields, "key", where, ("slices", j, "sources", k))
+
+
+def _setting_values(value) -> list:
+    """The plain values inside a mergekit parameter setting (a scalar, a gradient list, or filter conditions)."""
+    if isinstance(value, list):
+        return [v for item in value for v in _setting_values(getattr(item, "value", item))]
+    return [getattr(value, "value", value)]
+
+
+def check_parameters(config, where: Where) -> None:
+    """Parameter names the method does not take (mergekit ignores them: `normalise: true` merged as if absent),
+    values of the wrong type (`t: abc`), and a model listed twice in one group, before any tensor is read."""
+    from pydantic import ValidationError
+
+    from mergekit.merge_methods.registry import get
+
+    specs = {p.name: p for p in get(config.merge_method).spec.parameters}
+    blocks = [(("parameters",), _params(config.parameters))]
+    blocks += [(("slices", j, "parameters"), _params(s.parameters)) for j, s in enumerate(config.slices or [])]
+    for g in groups(config):
+        blocks += [(g.loc + (i, "parameters"), p) for i, p in enumerate(g.params)]
+        for i, path in enumerate(g.paths):
+            first = g.paths.index(path)
+            if first != i:
+                raise UserError(f"{where(g.loc + (i, 'model'))} {path} is listed twice in {field_name(g.loc)} "
+                                f"(also at {field_name(g.loc + (first,))}); mergekit merges each model once: "
+                                "remove one, or give one entry the combined weight")
+    for loc, params in blocks:
+        _unknown(params, specs, "parameter", where, loc, f" for method '{config.merge_method}'")
+        for name, value in params.items():
+            for v in _setting_values(value):
+                try:
+                    specs[name].validate(v)
+                except ValidationError:
+                    kind = getattr(specs[name].value_type, "__name__", str(specs[name].value_type))
+                    raise UserError(f"{where(loc + (name,))} parameter '{name}' must be a {kind} "
+                                    f"(or a list of them for a gradient), got {str(v)[:80]!r}") from None

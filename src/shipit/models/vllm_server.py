@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,34 @@ def find_vllm_python(explicit: str | Path | None = None) -> Path:
         if p.is_file():
             return p
     raise UserError(f"no serving environment with vLLM found; {SETUP_HINT}")
+
+
+def state_dir() -> Path:
+    """Where shipit keeps logs that belong to no output (a served model's vLLM log): $SHIPIT_STATE, else
+    $XDG_STATE_HOME/shipit, else ~/.local/state/shipit. Never beside a user's model, which may be read-only."""
+    explicit = os.environ.get("SHIPIT_STATE")
+    if explicit:
+        return Path(explicit).expanduser()
+    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "shipit"
+
+
+# Lines of a vLLM log that only point elsewhere ("see root cause above"): the cause is an earlier error line.
+_WRAPPER_ERRORS = ("root cause", "Engine core initialization failed", "Engine process failed to start",
+                   "EngineDeadError", "APIServer")
+
+
+def root_cause(lines: list[str]) -> str:
+    """The error line of a vLLM log that says what went wrong, not the wrappers re-raised after it."""
+    import re
+
+    pattern = re.compile(r"(?:^|\s|\])([A-Za-z_.]*(?:Error|Exception)): (.+)")
+    causes = [m.group(1).split(".")[-1] + ": " + m.group(2).strip()
+              for ln in lines if " WARNING " not in ln and " INFO " not in ln for m in [pattern.search(ln)] if m]
+    real = [c for c in causes if not any(w in c for w in _WRAPPER_ERRORS)]
+    if real:
+        return real[-1]
+    errors = [ln for ln in lines if "Error" in ln or "error" in ln]
+    return (causes or errors or lines or ["(empty log)"])[-1].strip()
 
 
 def free_port() -> int:
@@ -58,6 +87,7 @@ class VLLMServer:
     startup_timeout_s: float = 300.0
     extra_args: list[str] = field(default_factory=list)
     proc: subprocess.Popen | None = None
+    cancelled: threading.Event = field(default_factory=threading.Event)
 
     @property
     def base_url(self) -> str:
@@ -82,53 +112,72 @@ class VLLMServer:
         """Launch the server and wait until /health answers; on failure, raise with the log's last lines."""
         import httpx
 
-        from shipit.config import require_path
-
+        from shipit.models.check import require_model
         from shipit.models.load import is_onnx_dir
 
-        require_path(Path(self.model) / "config.json", "serve: model", kind="file",
+        require_model(Path(self.model), "serve: model",
                      hint="expected a Hugging Face model directory")
         if is_onnx_dir(self.model):
             raise UserError(f"serve: {self.model} is an ONNX model (onnx-int8); vLLM cannot load it. Serve a "
                             "safetensors model (w4a16, w8a8, fp8 or unquantized), or run it with ONNX Runtime")
         self.python = find_vllm_python(self.python)
         self.port = self.port or free_port()
-        self.log_path = Path(self.log_path or Path(self.model).parent / f"vllm-{self.served_name}-{self.port}.log")
+        if self.log_path is None:
+            self.log_path = state_dir() / "logs" / f"vllm-{self.served_name}-{self.port}.log"
+        self.log_path = Path(self.log_path)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", str(self.kv_cache_gib)),
                "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
-        log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env,
-                                     start_new_session=True)
+        with open(self.log_path, "w") as log:
+            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env,
+                                         start_new_session=True)
+        try:
+            self._wait_healthy(httpx)
+        except BaseException:
+            # A signal (SystemExit from a handler), Ctrl-C or a failure while starting: the server lives in a
+            # session of its own, so nothing else would stop it.
+            self.stop(grace_s=5)
+            raise
+        return self
+
+    def _wait_healthy(self, httpx) -> None:
         deadline = time.time() + self.startup_timeout_s
         while time.time() < deadline:
+            if self.cancelled.is_set():
+                raise UserError(f"serve: start of {self.model} cancelled")
             if self.proc.poll() is not None:
-                raise UserError(f"vLLM exited with code {self.proc.returncode} while starting {self.model}; "
-                                f"see {self.log_path}: {self._log_tail()}")
+                raise UserError(f"vLLM exited with code {self.proc.returncode} while starting {self.model}: "
+                                f"{self._log_tail()} (full log: {self.log_path})")
             try:
                 if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2).status_code == 200:
-                    return self
+                    return
             except httpx.HTTPError:
                 pass
-            time.sleep(1)
-        self.stop()
+            self.cancelled.wait(0.5)
         raise UserError(f"vLLM did not become healthy within {self.startup_timeout_s:.0f}s; see {self.log_path}")
+
+    def cancel(self) -> None:
+        """Stop a server that another thread is starting: its start() raises and the process is stopped."""
+        self.cancelled.set()
+        self.stop(grace_s=5)
 
     def _log_tail(self) -> str:
         lines = [ln for ln in Path(self.log_path).read_text(errors="replace").splitlines() if ln.strip()]
-        errors = [ln for ln in lines if "Error" in ln or "error" in ln]
-        return (errors or lines or ["(empty log)"])[-1].strip()[:300]
+        return root_cause(lines)[:300]
 
     def stop(self, grace_s: float = 15.0) -> None:
         """SIGTERM the server's process group, then SIGKILL after `grace_s`."""
         if self.proc is None or self.proc.poll() is not None:
             return
-        pgid = os.getpgid(self.proc.pid)
-        os.killpg(pgid, signal.SIGTERM)
+        pgid = self.proc.pid  # start_new_session: the server leads its own process group
         try:
+            os.killpg(pgid, signal.SIGTERM)
             self.proc.wait(grace_s)
         except subprocess.TimeoutExpired:
             os.killpg(pgid, signal.SIGKILL)
             self.proc.wait()
+        except ProcessLookupError:  # already gone (another thread stopped it)
+            pass
 
     def __enter__(self) -> "VLLMServer":
         return self.start()

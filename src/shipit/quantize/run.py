@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from shipit.config import read_jsonl, require_path
+from shipit.config import read_jsonl
+from shipit.models.check import require_model
 from shipit.models.load import dir_size_mb
 
 DATA_DIR = Path(__file__).parent / "data"  # default calibration and held-out text (see data/README.md)
@@ -49,7 +50,7 @@ def run(method: str, model: Path, out: Path, calibration: Path | None = None, ev
 
     impl = get_method(method)
     target = serving_backend(backend)
-    require_path(Path(model) / "config.json", "quantize: model", kind="file",
+    require_model(Path(model), "quantize: model",
                  hint="expected a Hugging Face model directory")
     impl.check(Path(model))
     calibration = calibration or DATA_DIR / "calibration.jsonl"

@@ -11,8 +11,12 @@ from shipit.serve.events import COLUMNS, INSERT, QUOTED, connect, decisions, exc
 from shipit.serve.policy import solo
 
 
-def _open(config_path: Path) -> tuple[ABConfig, object]:
+def _open(config_path: Path, read_only: bool = False) -> tuple[ABConfig, object]:
     cfg = load_ab_config(config_path)
+    if read_only and not Path(cfg.events).is_file():
+        # connect() would create an empty store and report n=0 for a mistyped path
+        raise UserError(f"{config_path}: field 'events': event store not found: {cfg.events} (it is created when "
+                        "the router starts; check the path)")
     return cfg, connect(cfg.events)
 
 
@@ -24,7 +28,7 @@ def status(config_path: Path, as_json: bool = False) -> str:
     """The experiment's statistics as a table (or JSON), with the latest decisions."""
     from shipit.serve.stats import compute
 
-    cfg, conn = _open(config_path)
+    cfg, conn = _open(config_path, read_only=True)
     s = compute(conn, cfg)
     s["decisions"] = decisions(conn, cfg.experiment, 5)
     if as_json:
@@ -59,7 +63,10 @@ def parse_weights(cfg: ABConfig, pairs) -> dict[str, float]:
     """`a=90 b=10` -> {a: 90, b: 10}, checked against the config's arms."""
     out = {}
     for pair in pairs:
-        name, _, value = pair.partition("=")
+        name, sep, value = pair.partition("=")
+        if not sep:
+            example = next(iter(cfg.weights()))
+            raise UserError(f"set-weights: {pair!r}: expected ARM=WEIGHT, e.g. {example}=90")
         if name not in cfg.weights():
             raise UserError(f"set-weights: '{name}' is not a live arm; arms: {', '.join(cfg.weights())}")
         try:

@@ -27,10 +27,12 @@ def run_router(cfg: ABConfig, config_path: Path | None, host: str | None = None,
     server.run()
 
 
-def exit_on_sigterm() -> None:
-    """Turn SIGTERM into SystemExit(0): uvicorn re-raises the signal after draining, and `finally` blocks must
-    still run (to stop the vLLM servers, which live in sessions of their own)."""
+def exit_on_sigterm(*, hangup: bool = False) -> None:
+    """Turn SIGTERM (and SIGHUP when asked) into SystemExit(0): uvicorn re-raises the signal after draining, and
+    `finally` blocks must still run (to stop the vLLM servers, which live in sessions of their own)."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    if hangup:
+        signal.signal(signal.SIGHUP, lambda *_: sys.exit(0))
 
 
 def launch_arms(cfg: ABConfig, log_dir: Path, python: Path | None = None) -> list:
@@ -55,16 +57,20 @@ def launch_arms(cfg: ABConfig, log_dir: Path, python: Path | None = None) -> lis
                                       max_model_len=arm.max_model_len))
             owners.append(arm)
     log_dir.mkdir(parents=True, exist_ok=True)
+    pool = ThreadPoolExecutor(max(len(servers), 1))
     try:
-        with ThreadPoolExecutor(max(len(servers), 1)) as pool:
-            futures = [pool.submit(s.start) for s in servers]
-            errors = [f.exception() for f in futures]
+        futures = [pool.submit(s.start) for s in servers]
+        errors = [f.exception() for f in futures]
         if any(errors):
             raise next(e for e in errors if e)
     except BaseException:
+        # A signal lands here while the threads still wait for health: cancel them (each stops its server)
+        # instead of waiting up to their start-up timeout.
         for s in servers:
-            s.stop()
+            s.cancel()
         raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     for s, arm in zip(servers, owners):
         arm.upstreams = [*arm.upstreams, f"http://127.0.0.1:{s.port}"]
     return servers
@@ -73,9 +79,13 @@ def launch_arms(cfg: ABConfig, log_dir: Path, python: Path | None = None) -> lis
 def serve_ab(config_path: Path, python: Path | None = None, host: str | None = None, port: int | None = None,
              echo=print) -> None:
     """Start every arm's vLLM servers and the router; stop them all together."""
+    from shipit.models.vllm_server import state_dir
+
     cfg = load_ab_config(config_path)
-    exit_on_sigterm()
-    logs = (cfg.events.parent if isinstance(cfg.events, Path) else Path(config_path).resolve().parent) / "vllm-logs"
+    exit_on_sigterm(hangup=True)
+    # Logs beside a SQLite event store (shipit's run directory); with a PostgreSQL DSN, under the state directory.
+    logs = (cfg.events.parent if isinstance(cfg.events, Path) else state_dir() / "logs" / cfg.experiment) / "vllm-logs"
+    echo(f"starting vLLM servers (logs: {logs})")
     servers = launch_arms(cfg, logs, python)
     try:
         for arm in cfg.arms:

@@ -136,12 +136,12 @@ def plot_history(history: list[dict], path: Path) -> None:
 
 def run(cfg: IterateConfig, resume: bool = False) -> Path:
     """Run rounds until patience runs out or `max_rounds`; the best model is `cfg.output / 'best'`."""
-    from shipit.config import require_path
+    from shipit.models.check import require_model
     from shipit.data import synth
     from shipit.data.progress import ProgressLog
     from shipit.registry import stage_output
 
-    require_path(cfg.model / "config.json", "model", kind="file", hint="expected a Hugging Face model directory")
+    require_model(cfg.model, "model", hint="expected a Hugging Face model directory")
     scorer = get_round_scorer(cfg.score.name)
     with stage_output(cfg.output, "iterate", cfg, {"model": cfg.model}, resume=resume, keep_on_error=True) as out:
         log = ProgressLog(out.dir / "history.jsonl")

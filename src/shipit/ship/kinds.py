@@ -26,7 +26,14 @@ class Kind:
 
     def validate(self, cfg: dict, out: Path, source: str):
         data = {**cfg, "output": out} if self.has_output else cfg
-        return validate(data, self.config_class(), source)
+        config = validate(data, self.config_class(), source)
+        if self.model.startswith("mergekit."):
+            # mergekit's schema ignores unknown keys and parameter names; a recipe's typo must not merge silently
+            from shipit.merge.validate import Where, check_keys, check_parameters
+
+            check_keys(cfg, Where(source, ""))
+            check_parameters(config, Where(source, ""))
+        return config
 
 
 def _train(stage: str) -> Callable:

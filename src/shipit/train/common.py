@@ -82,10 +82,39 @@ def metrics_callback(path: Path):
     return _MetricsToJsonl()
 
 
-def last_checkpoint(output_dir: Path) -> str | None:
-    """The newest `checkpoint-N` under `output_dir`, for resuming."""
-    ckpts = sorted(Path(output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    return str(ckpts[-1]) if ckpts else None
+def checkpoint_problem(ckpt: Path) -> str | None:
+    """Why `ckpt` cannot be resumed from, or None when it is complete. The HF Trainer writes trainer_state.json
+    after the weights and optimizer, so a save cut short (full disk, kill -9) lacks it or has truncated weights."""
+    from shipit.errors import UserError
+    from shipit.models.check import check_safetensors
+
+    if not (ckpt / "trainer_state.json").is_file():
+        return "no trainer_state.json: its save was interrupted"
+    weights = list(ckpt.glob("*.safetensors")) + list(ckpt.glob("*.bin"))
+    if not weights:
+        return "no weights"
+    try:
+        for w in ckpt.glob("*.safetensors"):
+            check_safetensors(w, "checkpoint")
+    except UserError:
+        return "truncated weights"
+    return None
+
+
+def last_checkpoint(output_dir: Path, echo=None) -> str | None:
+    """The newest complete `checkpoint-N` under `output_dir`, for resuming; incomplete ones are skipped, saying so."""
+    import sys
+
+    echo = echo or (lambda m: print(m, file=sys.stderr, flush=True))
+    numbered = [p for p in Path(output_dir).glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+    for ckpt in sorted(numbered, key=lambda p: int(p.name.split("-")[-1]), reverse=True):
+        problem = checkpoint_problem(ckpt)
+        if problem is None:
+            return str(ckpt)
+        echo(f"resume: skipping incomplete {ckpt.name} ({problem})")
+    if numbered:
+        echo("resume: no complete checkpoint; training starts from step 0")
+    return None
 
 
 def loss_summary(log_history: list[dict]) -> dict:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from shipit.config import read_jsonl, require_path
+from shipit.config import read_jsonl
 from shipit.formats.mix import DatasetSpec, data_paths
+from shipit.models.check import require_model
 from shipit.train.common import StageConfig, TrainerSettings
 
 
@@ -93,7 +94,7 @@ def run(cfg: Config, resume: bool = False) -> Path:
     from shipit.train.common import load_model, save_trained
     from shipit.train.sft import fit
 
-    require_path(cfg.model / "config.json", "model", kind="file", hint="expected a Hugging Face model directory")
+    require_model(cfg.model, "model", hint="expected a Hugging Face model directory")
     if cfg.general_per_domain > 0 and not cfg.general:
         raise UserError(f"field 'general': mix_ratio {cfg.mix_ratio} needs general datasets (or set mix_ratio: '1:0')")
     domain, general = _texts(cfg.domain), _texts(cfg.general)

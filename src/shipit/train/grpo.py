@@ -63,11 +63,12 @@ def run(cfg: Config, resume: bool = False) -> Path:
     from trl import GRPOConfig, GRPOTrainer
 
     from shipit.config import require_path
+    from shipit.models.check import require_model
     from shipit.registry import stage_output
     from shipit.train.common import load_model, save_trained
     from shipit.train.rewards import as_trl_reward
 
-    require_path(cfg.model / "config.json", "model", kind="file", hint="expected a Hugging Face model directory")
+    require_model(cfg.model, "model", hint="expected a Hugging Face model directory")
     rewards = [as_trl_reward(name) for name in cfg.reward_functions]
     if cfg.reward_model is not None:
         rewards.append(str(require_path(cfg.reward_model, "reward_model", kind="dir")))

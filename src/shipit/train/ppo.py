@@ -300,13 +300,14 @@ def run(cfg: Config, resume: bool = False) -> Path:
     import shutil
 
     from shipit.config import require_path
+    from shipit.models.check import require_model
     from shipit.registry import stage_output
     from shipit.train.common import save_trained
     from shipit.train.grpo import load_prompts
     from shipit.models.reward import reward_model_scorer
     from shipit.train.rewards import resolve_reward
 
-    require_path(cfg.model / "config.json", "model", kind="file", hint="expected a Hugging Face model directory")
+    require_model(cfg.model, "model", hint="expected a Hugging Face model directory")
     prompts = load_prompts(cfg.prompts)
     if cfg.reward_model is not None:
         from shipit.device import torch_device

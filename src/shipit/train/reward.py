@@ -25,12 +25,12 @@ def run(cfg: Config, resume: bool = False) -> Path:
     from transformers import AutoTokenizer
     from trl import RewardConfig, RewardTrainer
 
-    from shipit.config import require_path
+    from shipit.models.check import require_model
     from shipit.formats.mix import split_eval
     from shipit.registry import stage_output
     from shipit.train.common import load_model, save_trained
 
-    require_path(cfg.model / "config.json", "model", kind="file", hint="expected a Hugging Face model directory")
+    require_model(cfg.model, "model", hint="expected a Hugging Face model directory")
     rows = [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in load_pairs(cfg.datasets, seed=cfg.trainer.seed)]
     train_rows, eval_rows = split_eval(rows, cfg.eval_fraction, seed=cfg.trainer.seed)
     inputs = {"model": cfg.model, **data_paths(cfg.datasets)}

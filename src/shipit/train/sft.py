@@ -66,11 +66,11 @@ def run(cfg: Config, resume: bool = False) -> Path:
     """Train `cfg.model` on the mixed datasets and write the result to `cfg.output`."""
     from transformers import AutoTokenizer
 
-    from shipit.config import require_path
+    from shipit.models.check import require_model
     from shipit.registry import stage_output
     from shipit.train.common import load_model, save_trained
 
-    require_path(cfg.model / "config.json", "model", kind="file", hint="expected a Hugging Face model directory")
+    require_model(cfg.model, "model", hint="expected a Hugging Face model directory")
     rows = load_mix(cfg.datasets, seed=cfg.trainer.seed)
     train_rows, eval_rows = split_eval(rows, cfg.eval_fraction, seed=cfg.trainer.seed)
     with stage_output(cfg.output, "train/sft", cfg, {"model": cfg.model, **data_paths(cfg.datasets)},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shipit.config import require_path
+from shipit.models.check import require_model
 from shipit.data.generators import Conversation, Generator, GeneratorSettings, as_messages
 from shipit.errors import UserError
 
@@ -18,7 +18,7 @@ class HFGenerator(Generator):
 
         if settings.model is None:
             raise UserError("generator: backend 'hf' needs model (a Hugging Face model directory)")
-        require_path(settings.model / "config.json", "generator.model", kind="file",
+        require_model(settings.model, "generator.model",
                      hint="expected a Hugging Face model directory")
         self.settings = settings
         self.device = "cuda" if torch.cuda.is_available() else "cpu"

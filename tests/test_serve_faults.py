@@ -1,0 +1,142 @@
+"""`shipit serve` faults with the real vLLM CPU server: a signal to shipit stops its server (which runs in a session
+of its own), nothing is written beside the model, and a model vLLM cannot load is reported by its real cause."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+import shipit
+
+from shipit.models.vllm_server import free_port
+
+pytestmark = pytest.mark.vllm
+SRC = Path(shipit.__file__).resolve().parents[1]  # the shipit under test
+
+
+def _shipit(args, tmp: Path, vllm_python: Path, wrap: list[str] | None = None):
+    env = {**os.environ, "PYTHONPATH": str(SRC), "SHIPIT_STATE": str(tmp / "state"),
+           "SHIPIT_VLLM_PYTHON": str(vllm_python)}
+    proc = subprocess.Popen([*(wrap or []), sys.executable, "-m", "shipit", *args], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True).start()
+    return proc, lines
+
+
+def _wait_for(pred, lines, proc, timeout_s=300):
+    deadline = time.time() + timeout_s
+    while not pred():
+        assert time.time() < deadline, "".join(lines)[-3000:]
+        assert proc.poll() is None, "".join(lines)[-3000:]
+        time.sleep(0.2)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def _processes_naming(text: str) -> list[int]:
+    found = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if text in (p / "cmdline").read_bytes().decode(errors="replace"):
+                    found.append(int(p.name))
+            except OSError:
+                pass
+    return found
+
+
+def _read_only(path: Path) -> list[str]:
+    """A wrapper that runs the command with `path` read-only, in a private mount namespace."""
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-rm", "true"]).returncode != 0:
+        pytest.skip("needs `unshare -rm` to make a read-only model directory")
+    return ["unshare", "-rm", "sh", "-c", f'mount --bind {path} {path} && mount -o remount,bind,ro {path} && '
+            'exec "$@"', "sh"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name)
+def test_serve_model_stops_its_server_on_signal(sig, tiny_base, vllm_python, tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_base, model)
+    before = sorted(p.name for p in model.iterdir())
+    # SIGHUP's run also serves from a read-only model directory: the log must go to the state directory.
+    wrap = _read_only(model) if sig == signal.SIGHUP else None
+    proc, lines = _shipit(["serve", str(model), "--port", str(free_port())], tmp_path, vllm_python, wrap)
+    try:
+        _wait_for(lambda: any(ln.startswith("serving ") for ln in lines), lines, proc)
+        line = next(ln for ln in lines if ln.startswith("serving "))
+        pid = _processes_naming(f"--model\0{model}\0")[0]  # vLLM's API server; it leads its process group
+        assert _group_alive(pid)
+        proc.send_signal(sig)
+        proc.wait(60)
+        deadline = time.time() + 30
+        while _group_alive(pid) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not _group_alive(pid), f"the vLLM server (pid {pid}) outlived shipit after {sig.name}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in _processes_naming(str(model)):
+            os.kill(pid, signal.SIGKILL)
+    assert f"vLLM pid {pid}" in line and f"log: {tmp_path / 'state' / 'logs'}" in line, line
+    assert sorted(p.name for p in model.iterdir()) == before, "something was written beside the model"
+    assert "Traceback" not in "".join(lines)
+
+
+def test_serve_config_stops_promptly_on_sigterm_during_startup(tiny_base, vllm_python, tmp_path):
+    model = tmp_path / "model-startup"
+    shutil.copytree(tiny_base, model)
+    cfg = tmp_path / "ab.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "experiment": "startup", "port": free_port(), "events": "events.sqlite",
+        "arms": [{"name": "a", "weight": 50, "model": str(model)},
+                 {"name": "b", "weight": 50, "upstreams": ["http://127.0.0.1:9"]}]}))
+    proc, lines = _shipit(["serve", "--config", str(cfg)], tmp_path, vllm_python)
+    try:
+        _wait_for(lambda: _processes_naming(f"--model\0{model}\0"), lines, proc, 120)
+        time.sleep(2)  # the server is starting (it takes tens of seconds on CPU), not yet healthy
+        t0 = time.time()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        took = time.time() - t0
+        deadline = time.time() + 15
+        while _processes_naming(str(model)) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not _processes_naming(str(model)), "a vLLM server outlived `shipit serve --config`"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in _processes_naming(str(model)):
+            os.kill(pid, signal.SIGKILL)
+    assert took < 12, f"SIGTERM during start-up took {took:.1f}s"
+
+
+def test_serve_unloadable_model_names_the_cause(tiny_base, vllm_python, tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_base, model)
+    cfg = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps({**cfg, "intermediate_size": cfg["intermediate_size"] * 2}))
+    proc, lines = _shipit(["serve", str(model), "--port", str(free_port())], tmp_path, vllm_python)
+    code = proc.wait(300)
+    time.sleep(0.5)
+    out = "".join(lines)
+    last = out.strip().splitlines()[-1]
+    assert code == 2 and "Traceback" not in out
+    assert last.startswith("error: vLLM exited") and "exceeds dimension size" in last, last
+    assert "root cause" not in last and str(tmp_path / "state" / "logs") in last
