@@ -171,3 +171,84 @@ def test_lora_adapters_are_merged_by_default_or_kept(tiny_base, tmp_path):
     assert not (kept / "model.safetensors").exists()
     with pytest.raises(UserError, match="QLoRA needs a CUDA GPU"):
         stage.run(stage.Config(output=tmp_path / "q", peft={"qlora": True}, **common))
+
+
+@pytest.fixture(scope="module")
+def padless(tiny_base, tmp_path_factory) -> Path:
+    """The tiny base with no pad token anywhere, as SmolLM2 comes out of import and as Llama 3 ships."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    dst = tmp_path_factory.mktemp("models") / "padless"
+    shutil.copytree(tiny_base, dst)
+    tok = AutoTokenizer.from_pretrained(dst)
+    tok.pad_token = None
+    tok.save_pretrained(dst)
+    for name in ("config.json", "generation_config.json"):
+        cfg = json.loads((dst / name).read_text())
+        cfg.pop("pad_token_id", None)
+        (dst / name).write_text(json.dumps(cfg))
+    assert AutoTokenizer.from_pretrained(dst).pad_token is None
+    return dst
+
+
+def _head(src: Path, dst: Path, n: int = 16) -> Path:
+    dst.write_text("".join(src.read_text().splitlines(keepends=True)[:n]))
+    return dst
+
+
+def _padless_config(stage: str, model: Path, tmp: Path) -> dict:
+    quick = {**FAST, "max_steps": 2, "per_device_train_batch_size": 4}
+    pairs, chats = _head(DATA_DIR / "preference_pairs.jsonl", tmp / "pairs.jsonl"), \
+        _head(DATA_DIR / "instructions.jsonl", tmp / "chats.jsonl")
+    common = dict(model=model, output=tmp / stage)
+    return {
+        "sft": dict(datasets=[chats], eval_fraction=0.1, trainer=quick),
+        "cpt": dict(domain=[_head(DATA_DIR / "domain_corpus.jsonl", tmp / "d.jsonl")],
+                    general=[_head(DATA_DIR / "general_train.jsonl", tmp / "g.jsonl")], mix_ratio="1:1",
+                    domain_heldout=_head(DATA_DIR / "domain_heldout.jsonl", tmp / "dh.jsonl", 8),
+                    general_heldout=_head(DATA_DIR / "general_heldout.jsonl", tmp / "gh.jsonl", 8), trainer=quick),
+        "dpo": dict(datasets=[pairs], trainer=quick),
+        "reward": dict(datasets=[pairs], trainer=quick),
+        "grpo": dict(prompts=[chats], reward_functions=["brevity"], num_generations=2, max_completion_length=4,
+                     trainer={**quick, "max_steps": 1}),
+        "ppo": dict(prompts=[chats], reward_functions=["brevity"],
+                    ppo=dict(iterations=1, rollout_batch_size=4, mini_batch_size=2, ppo_epochs=1, max_new_tokens=4)),
+    }[stage] | common
+
+
+@pytest.mark.parametrize("name", ["sft", "cpt", "dpo", "reward", "grpo", "ppo"])
+def test_every_stage_trains_a_model_without_a_pad_token_and_keeps_its_meaning(padless, tmp_path, name):
+    """Padding borrows eos for the run; the saved tokenizer and config still have no pad token (a reward model keeps
+    the borrowed one: scorers batch with it and its head finds the last token by it)."""
+    from transformers import AutoTokenizer
+
+    stage = get_stage(name)
+    out = stage.run(stage.Config(**_padless_config(name, padless, tmp_path)))
+    tok, config = AutoTokenizer.from_pretrained(out), json.loads((out / "config.json").read_text())
+    if name == "reward":
+        assert tok.pad_token == tok.eos_token and config["pad_token_id"] == tok.eos_token_id
+    else:
+        assert tok.pad_token is None and config.get("pad_token_id") is None
+        generation = json.loads((out / "generation_config.json").read_text())
+        assert generation.get("pad_token_id") is None
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_default_lora_targets_fit_real_architectures_and_leave_tied_embeddings_alone(arch):
+    """`all-linear` on a Llama (SmolLM2, Llama 3) or Qwen2 layout with tied embeddings: the seven projections of every
+    layer, never lm_head (it is the embedding matrix: an adapter there would also move the input embeddings)."""
+    from peft import get_peft_model
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from shipit.train.common import LoraSettings, lora_config
+
+    config = AutoConfig.for_model(arch, vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                  num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)
+    model = get_peft_model(AutoModelForCausalLM.from_config(config), lora_config(LoraSettings()))
+    adapted = {n.split(".lora_A.")[0].split(".")[-1] for n, _ in model.named_parameters() if ".lora_A." in n}
+    assert adapted == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    layers = {n.split(".layers.")[1].split(".")[0] for n, _ in model.named_parameters() if ".lora_A." in n}
+    assert layers == {"0", "1"}
+    assert [n for n, p in model.named_parameters() if p.requires_grad and "lora_" not in n] == []

@@ -157,6 +157,34 @@ def load_model(path: Path, peft: LoraSettings | None = None, kind: str = "causal
     return AutoModelForCausalLM.from_pretrained(path, **kwargs)
 
 
+def training_tokenizer(path: Path, keep_pad: bool = False):
+    """The model's tokenizer, with a pad token to batch with when it has none (SmolLM2, Llama 3): its unk token if
+    it has one, else its eos token (padding is masked out, so which token it is does not matter for the loss).
+
+    The borrowed pad is dropped again when `save_trained` writes the tokenizer, so a trained model means what its
+    input meant; `keep_pad` saves it instead (a reward model: scorers batch with it and the classification head
+    finds each sequence's last token by it).
+    """
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
+        tokenizer.shipit_borrowed_pad = not keep_pad
+    return tokenizer
+
+
+def _without_borrowed_pad(model, tokenizer):
+    """Undo `training_tokenizer`'s pad on the tokenizer and on the model's configs (TRL copies it there)."""
+    if not getattr(tokenizer, "shipit_borrowed_pad", False):
+        return
+    borrowed = tokenizer.pad_token_id
+    tokenizer.pad_token = None
+    for config in (getattr(model, "config", None), getattr(model, "generation_config", None)):
+        if config is not None and getattr(config, "pad_token_id", None) == borrowed:
+            config.pad_token_id = None
+
+
 def save_trained(model, tokenizer, out_dir: Path, peft: LoraSettings | None, trainer=None) -> None:
     """Save a trained model in HF format; LoRA adapters are merged in unless `peft.merge` is False.
 
@@ -165,6 +193,7 @@ def save_trained(model, tokenizer, out_dir: Path, peft: LoraSettings | None, tra
     """
     from peft import PeftModel
 
+    _without_borrowed_pad(model.get_base_model() if isinstance(model, PeftModel) else model, tokenizer)
     if isinstance(model, PeftModel) and (peft is None or peft.merge):
         model = model.merge_and_unload()
     elif trainer is not None and not isinstance(model, PeftModel):

@@ -35,14 +35,13 @@ def _eval_metrics(m: dict) -> dict:
 def run(cfg: Config, resume: bool = False) -> Path:
     """DPO-train `cfg.model` and write it to `cfg.output`."""
     from datasets import Dataset
-    from transformers import AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
     from shipit.config import require_path
     from shipit.formats.mix import split_eval
     from shipit.formats.prefs import SOFT_LABEL
     from shipit.registry import stage_output
-    from shipit.train.common import load_model, save_trained
+    from shipit.train.common import load_model, save_trained, training_tokenizer
 
     require_path(cfg.model / "config.json", "model", kind="file", hint="expected a Hugging Face model directory")
     rows = load_pairs(cfg.datasets, seed=cfg.trainer.seed)
@@ -53,7 +52,7 @@ def run(cfg: Config, resume: bool = False) -> Path:
                   "rejected": r["rejected"] if r[SOFT_LABEL] >= 0.5 else r["chosen"]} for r in eval_rows]
     inputs = {"model": cfg.model, **data_paths(cfg.datasets)}
     with stage_output(cfg.output, "train/dpo", cfg, inputs, resume=resume, keep_on_error=True) as out:
-        tokenizer = AutoTokenizer.from_pretrained(cfg.model)
+        tokenizer = training_tokenizer(cfg.model)
         args = DPOConfig(**trl_kwargs(cfg.trainer, out.dir / "checkpoints"), max_length=cfg.trainer.max_length,
                          beta=cfg.beta, loss_weights=cfg.loss_weights,
                          loss_type=[cfg.loss_type] if isinstance(cfg.loss_type, str) else cfg.loss_type,

@@ -82,18 +82,17 @@ def fit(model, tokenizer, train_rows: list[dict], eval_rows: list[dict], setting
 
 def run(cfg: Config, resume: bool = False) -> Path:
     """Train `cfg.model` on the mixed datasets and write the result to `cfg.output`."""
-    from transformers import AutoTokenizer
 
     from shipit.config import require_path
     from shipit.registry import stage_output
-    from shipit.train.common import load_model, save_trained
+    from shipit.train.common import load_model, save_trained, training_tokenizer
 
     require_path(cfg.model / "config.json", "model", kind="file", hint="expected a Hugging Face model directory")
     rows = load_mix(cfg.datasets, seed=cfg.trainer.seed)
     train_rows, eval_rows = split_eval(rows, cfg.eval_fraction, seed=cfg.trainer.seed)
     with stage_output(cfg.output, "train/sft", cfg, {"model": cfg.model, **data_paths(cfg.datasets)},
                       resume=resume, keep_on_error=True) as out:
-        tokenizer = AutoTokenizer.from_pretrained(cfg.model)
+        tokenizer = training_tokenizer(cfg.model)
         trainer, metrics = fit(load_model(cfg.model, cfg.peft), tokenizer, train_rows, eval_rows, cfg.trainer,
                                out.dir, assistant_only_loss=cfg.assistant_only_loss, packing=cfg.packing,
                                resume=resume, peft=cfg.peft)
