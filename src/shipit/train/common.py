@@ -16,8 +16,9 @@ ReportTo = Literal["none", "tensorboard", "mlflow", "wandb", "trackio"]
 class TrainerSettings(StrictModel):
     """Optimisation settings, passed through to TRL's config for the stage.
 
-    `bf16` and `gradient_checkpointing` default to "auto": on for a CUDA GPU that supports them, off on CPU,
-    so the same recipe runs on a laptop and on a GPU node.
+    `bf16` and `gradient_checkpointing` default to "auto", so the same recipe runs on a laptop and on a GPU node:
+    bf16 autocast is on for a CUDA GPU that supports it and for a CPU with native bf16 (`shipit.device`), off
+    elsewhere; gradient checkpointing is on for CUDA only. `--set trainer.bf16=false` keeps float32.
     """
 
     learning_rate: float = Field(5e-4, gt=0)
