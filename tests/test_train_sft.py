@@ -193,3 +193,18 @@ def test_bf16_loss_curve_follows_float32(tiny_base, tmp_path):
     assert len(curves[True]) == len(curves[False]) == 8
     assert max(abs(b - f) / f for b, f in zip(curves[True], curves[False])) < 0.02
     assert curves[True] != curves[False]  # it did run in bf16
+
+
+def test_answer_only_mask_agrees_with_generation_markers_where_a_template_has_them(tiny_base):
+    """On shipit's own template (with `{% generation %}` markers, so TRL masks it) the prefix-rendered mask is
+    exactly the mask transformers derives from the markers."""
+    from transformers import AutoTokenizer
+
+    from shipit.formats.chatmask import assistant_mask, has_generation_markers
+
+    tok = AutoTokenizer.from_pretrained(tiny_base)
+    assert has_generation_markers(tok.chat_template)
+    for chat in (CHAT, CHAT[:2], [{"role": "system", "content": "Be brief."}] + CHAT):
+        ids, mask = assistant_mask(tok, chat)
+        marked = tok.apply_chat_template(chat, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+        assert ids == marked["input_ids"] and mask == marked["assistant_masks"]

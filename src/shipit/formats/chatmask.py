@@ -24,6 +24,9 @@ def assistant_mask(tokenizer, messages: list[dict], where: str = "chat template"
     end-of-turn token (`<|im_end|>`, `<|eot_id|>`: trained on, so the model learns to stop); whitespace the template
     puts after the end-of-turn token is left out, since generation stops before it.
     """
+    if not tokenizer.chat_template:
+        raise UserError(f"{where}: the tokenizer has no chat template, so chat rows cannot be rendered; use a model "
+                        "with one or give plain text rows")
     ids = _render(tokenizer, messages, False)
     mask = [0] * len(ids)
     for i, message in enumerate(messages):
