@@ -132,14 +132,12 @@ def test_answer_only_mask_refuses_a_template_that_is_not_prefix_stable(tiny_base
 def test_sft_masks_answers_itself_on_a_template_without_markers(tiny_base, tmp_path):
     """The SmolLM2 failure: LoRA SFT with answer-only loss on stock ChatML was a TRL traceback ("not
     training-compatible ... patching is not supported"); now the labels are exactly the answers, and it trains."""
-    from shipit.train.common import TrainerSettings, lora_config, load_model
+    from shipit.train.common import LoraSettings, TrainerSettings, load_model
     from shipit.train.sft import make_trainer
 
     tok = stock_tokenizer(tiny_base, SMOLLM2_TEMPLATE)
     rows = [{"messages": CHAT}, {"messages": CHAT[:2]}]
     settings = TrainerSettings(max_steps=2, warmup_steps=0, per_device_train_batch_size=2, logging_steps=1)
-    from shipit.train.common import LoraSettings
-
     trainer = make_trainer(load_model(tiny_base), tok, rows, [], settings, tmp_path, packing=False,
                            peft=LoraSettings(r=4, alpha=8))
     labels = [[t for t in r["labels"] if t != -100] for r in trainer.train_dataset]

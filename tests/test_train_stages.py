@@ -142,7 +142,8 @@ def test_dpo_before_is_the_starting_models_own_preference(tiny_base, tmp_path):
     held = [{**{k: r[k] for k in ("prompt", "chosen", "rejected")}, "soft_label": q}
             for r, q in zip(rows[::31], [1.0, 0.2, 1.0, 0.9, 1.0, 0.0, 1.0, 1.0])]
     # float32: bf16 autocast would add rounding noise to numbers compared exactly below
-    cfg = Config(model=tiny_base, output=tmp_path / "o", datasets=[tmp_path / "unused"], trainer={**FAST, "bf16": False})
+    cfg = Config(model=tiny_base, output=tmp_path / "o", datasets=[tmp_path / "unused"],
+                 trainer={**FAST, "bf16": False})
     trainer = make_trainer(load_model(tiny_base), training_tokenizer(tiny_base), held, held, cfg, tmp_path)
     got = own_preference(trainer)
 
