@@ -297,10 +297,9 @@ def padless(tiny_base, tmp_path_factory) -> Path:
     tok = AutoTokenizer.from_pretrained(dst)
     tok.pad_token = None
     tok.save_pretrained(dst)
-    for name in ("config.json", "generation_config.json"):
-        cfg = json.loads((dst / name).read_text())
-        cfg.pop("pad_token_id", None)
-        (dst / name).write_text(json.dumps(cfg))
+    for name, pad in (("config.json", tok.eos_token_id), ("generation_config.json", None)):  # as SmolLM2's
+        cfg = {k: v for k, v in json.loads((dst / name).read_text()).items() if k != "pad_token_id"}
+        (dst / name).write_text(json.dumps(cfg if pad is None else {**cfg, "pad_token_id": pad}))
     assert AutoTokenizer.from_pretrained(dst).pad_token is None
     return dst
 
@@ -332,8 +331,9 @@ def _padless_config(stage: str, model: Path, tmp: Path) -> dict:
 
 @pytest.mark.parametrize("name", ["sft", "cpt", "dpo", "reward", "grpo", "ppo"])
 def test_every_stage_trains_a_model_without_a_pad_token_and_keeps_its_meaning(padless, tmp_path, name):
-    """Padding borrows eos for the run; the saved tokenizer and config still have no pad token (a reward model keeps
-    the borrowed one: scorers batch with it and its head finds the last token by it)."""
+    """Padding borrows eos for the run; the saved tokenizer still has no pad token and the configs say what the
+    input's said (a reward model keeps the borrowed one: scorers batch with it and its head finds the last token by
+    it)."""
     from transformers import AutoTokenizer
 
     stage = get_stage(name)
@@ -342,7 +342,7 @@ def test_every_stage_trains_a_model_without_a_pad_token_and_keeps_its_meaning(pa
     if name == "reward":
         assert tok.pad_token == tok.eos_token and config["pad_token_id"] == tok.eos_token_id
     else:
-        assert tok.pad_token is None and config.get("pad_token_id") is None
+        assert tok.pad_token is None and config.get("pad_token_id") == tok.eos_token_id  # as in the input
         generation = json.loads((out / "generation_config.json").read_text())
         assert generation.get("pad_token_id") is None
 

@@ -160,7 +160,8 @@ def load_model(path: Path, peft: LoraSettings | None = None, kind: str = "causal
 
 def training_tokenizer(path: Path, keep_pad: bool = False):
     """The model's tokenizer, with a pad token to batch with when it has none (SmolLM2, Llama 3): its unk token if
-    it has one, else its eos token (padding is masked out, so which token it is does not matter for the loss).
+    it has one, else its eos token. Padding is masked out of the loss either way; unk comes first because code that
+    masks labels by pad id would drop the eos labels too when pad == eos, and the model would not learn to stop.
 
     The borrowed pad is dropped again when `save_trained` writes the tokenizer, so a trained model means what its
     input meant; `keep_pad` saves it instead (a reward model: scorers batch with it and the classification head
@@ -171,19 +172,25 @@ def training_tokenizer(path: Path, keep_pad: bool = False):
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
-        tokenizer.shipit_borrowed_pad = not keep_pad
+        if not keep_pad:  # TRL copies the pad into the model's configs: remember what they said (SmolLM2: eos)
+            tokenizer.shipit_pad_ids = {name: _json_field(Path(path) / f"{name}.json", "pad_token_id")
+                                        for name in ("config", "generation_config")}
     return tokenizer
 
 
+def _json_field(path: Path, key: str):
+    return json.loads(path.read_text()).get(key) if path.exists() else None
+
+
 def _without_borrowed_pad(model, tokenizer):
-    """Undo `training_tokenizer`'s pad on the tokenizer and on the model's configs (TRL copies it there)."""
-    if not getattr(tokenizer, "shipit_borrowed_pad", False):
+    """Undo `training_tokenizer`'s pad: none on the tokenizer, the input's own pad ids on the model's configs."""
+    original = getattr(tokenizer, "shipit_pad_ids", None)
+    if original is None:
         return
-    borrowed = tokenizer.pad_token_id
     tokenizer.pad_token = None
-    for config in (getattr(model, "config", None), getattr(model, "generation_config", None)):
-        if config is not None and getattr(config, "pad_token_id", None) == borrowed:
-            config.pad_token_id = None
+    for name, value in original.items():
+        if getattr(model, name, None) is not None:
+            getattr(model, name).pad_token_id = value
 
 
 def save_trained(model, tokenizer, out_dir: Path, peft: LoraSettings | None, trainer=None) -> None:
