@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -75,15 +76,126 @@ def test_dpo_raises_margin_and_accepts_soft_labels(tiny_base, tmp_path):
     out = stage.run(cfg)
     m = manifest(out)["metrics"]
     assert m["eval_margin"] > m["eval_margin_before"] and m["eval_accuracy"] > 0.5
+    assert m["eval_margin_before"] != 0 and m["eval_reward_margin"] > 0  # "before" is the base's own preference
     assert m["soft_labels"] == len(rows[::4])
     assert changed_fraction(tiny_base, out) == 1.0
 
 
-def test_soft_labels_orient_pairs_and_bad_labels_are_named():
-    from shipit.formats.prefs import orient_soft_labels
+def test_soft_dpo_loss_is_conservative_dpo_and_its_gradient_matches_the_formula():
+    import torch.nn.functional as F
 
-    rows = orient_soft_labels([{"prompt": "p", "chosen": "a", "rejected": "b", "soft_label": 0.75}], copies=4)
-    assert [r["chosen"] for r in rows] == ["a", "a", "a", "b"]
+    from shipit.train.dpo_soft import soft_dpo_loss, soft_label_correction
+
+    beta = 0.1
+    h = torch.linspace(-30, 30, 13, dtype=torch.float64, requires_grad=True)
+    for p in (0.0, 0.25, 0.5, 0.75, 0.875, 1.0):
+        loss = soft_dpo_loss(h, torch.full_like(h, p), beta)
+        (grad,) = torch.autograd.grad(loss.sum(), h)
+        # d/dh of -(p log s(bh) + (1-p) log s(-bh)) = -b (p - s(bh)): a soft pair keeps pulling towards p, never to 1
+        assert torch.allclose(grad, -beta * (p - torch.sigmoid(beta * h.detach())), atol=1e-12)
+        # TRL's sigmoid loss plus the correction term is the same loss
+        assert torch.allclose(loss, -F.logsigmoid(beta * h) + soft_label_correction(h, p, beta), atol=1e-12)
+    plain = -F.logsigmoid(beta * h)
+    assert torch.allclose(soft_dpo_loss(h, torch.ones_like(h), beta), plain, atol=1e-12)  # p = 1: sigmoid DPO
+    zero = torch.zeros(1, requires_grad=True)
+    (g,) = torch.autograd.grad(soft_dpo_loss(zero, torch.tensor([0.5]), beta).sum(), zero)
+    assert g.item() == 0.0  # p = 0.5 at h = 0: nothing to learn
+
+
+def _pairs_with(p: list[float]) -> list[dict]:
+    rows = [json.loads(line) for line in (DATA_DIR / "preference_pairs.jsonl").read_text().splitlines()[:len(p)]]
+    return [{**{k: r[k] for k in ("prompt", "chosen", "rejected")}, "soft_label": q} for r, q in zip(rows, p)]
+
+
+def _loss_and_grads(tiny_base, tmp_path, p: list[float], loss_type=("sigmoid",), perturb: bool = False):
+    """The DPO stage's trainer loss on one batch of pairs with soft labels `p`, and the gradient of every weight."""
+    from shipit.train.common import load_model, training_tokenizer
+    from shipit.train.dpo import Config, make_trainer
+
+    torch.manual_seed(0)
+    model = load_model(tiny_base)
+    if perturb:  # move the policy away from its reference so that h != 0
+        with torch.no_grad():
+            for w in model.parameters():
+                w.add_(0.05 * torch.randn_like(w))
+    cfg = Config(model=tiny_base, output=tmp_path / "o", datasets=[tmp_path / "unused"], loss_type=list(loss_type),
+                 trainer={**FAST, "per_device_train_batch_size": len(p), "bf16": False})  # exact comparisons
+    rows = _pairs_with(p)
+    trainer = make_trainer(model, training_tokenizer(tiny_base), rows, rows[:1], cfg, tmp_path)
+    batch = next(iter(trainer.get_train_dataloader()))
+    model.zero_grad()
+    loss = trainer.compute_loss(trainer.model, trainer._prepare_inputs(batch))
+    loss.backward()
+    return trainer, batch, loss.item(), {n: w.grad.clone() for n, w in model.named_parameters()}
+
+
+def test_dpo_before_is_the_starting_models_own_preference(tiny_base, tmp_path):
+    """Held-out accuracy and margin before DPO were TRL's implicit rewards, 0 by construction (policy == reference);
+    now they are the base model's own per-token log-likelihood preference, checked against a direct computation."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from shipit.train.common import load_model, training_tokenizer
+    from shipit.train.dpo import Config, make_trainer
+    from shipit.train.dpo_soft import own_preference
+
+    rows = [json.loads(line) for line in (DATA_DIR / "preference_pairs.jsonl").read_text().splitlines()]
+    held = [{**{k: r[k] for k in ("prompt", "chosen", "rejected")}, "soft_label": q}
+            for r, q in zip(rows[::31], [1.0, 0.2, 1.0, 0.9, 1.0, 0.0, 1.0, 1.0])]
+    # float32: bf16 autocast would add rounding noise to numbers compared exactly below
+    cfg = Config(model=tiny_base, output=tmp_path / "o", datasets=[tmp_path / "unused"],
+                 trainer={**FAST, "bf16": False})
+    trainer = make_trainer(load_model(tiny_base), training_tokenizer(tiny_base), held, held, cfg, tmp_path)
+    got = own_preference(trainer)
+
+    tok, model = AutoTokenizer.from_pretrained(tiny_base), AutoModelForCausalLM.from_pretrained(tiny_base).eval()
+
+    def mean_logp(prompt, answer):
+        start = len(tok.apply_chat_template(prompt, add_generation_prompt=True, return_dict=False))
+        ids = torch.tensor([tok.apply_chat_template(prompt + answer, return_dict=False)])
+        with torch.no_grad():
+            logp = torch.log_softmax(model(ids).logits[0, :-1].float(), -1).gather(-1, ids[0, 1:, None])[:, 0]
+        return logp[start - 1:].mean().item()
+
+    margins = []
+    for r in held:
+        better, worse = (r["chosen"], r["rejected"]) if r["soft_label"] >= 0.5 else (r["rejected"], r["chosen"])
+        margins.append(mean_logp(r["prompt"], better) - mean_logp(r["prompt"], worse))
+    assert got["margin"] == pytest.approx(sum(margins) / len(margins), abs=1e-3)
+    assert got["accuracy"] == sum(m > 0 for m in margins) / len(margins)
+    implicit = trainer.evaluate()
+    assert implicit["eval_rewards/margins"] == 0 and got["margin"] != 0  # what "before" used to report
+
+
+def test_dpo_trainer_applies_each_pairs_soft_label(tiny_base, tmp_path):
+    """At step 0 policy == reference, so h = 0: a p = 0.5 pair has zero gradient (the old 4-copies scheme and a
+    trainer ignoring soft labels do not), p = 1 is exactly TRL's sigmoid DPO, and `sft` added to the loss still
+    counts; away from h = 0 the loss equals the formula computed from the model's own log-probabilities."""
+    _, _, loss, grads = _loss_and_grads(tiny_base, tmp_path, [0.5] * 4)
+    assert loss == pytest.approx(math.log(2), abs=1e-5)
+    assert max(g.abs().max().item() for g in grads.values()) < 1e-7
+    _, _, loss1, grads1 = _loss_and_grads(tiny_base, tmp_path, [1.0] * 4)
+    _, _, _, sft_only = _loss_and_grads(tiny_base, tmp_path, [0.5] * 4, loss_type=("sft",))
+    _, _, _, both = _loss_and_grads(tiny_base, tmp_path, [0.5] * 4, loss_type=("sigmoid", "sft"))
+    assert all(torch.allclose(both[k], sft_only[k], atol=1e-6) for k in both)
+    assert max(g.abs().max().item() for g in grads1.values()) > 1e-4  # p = 1 does push at h = 0
+
+    p = [0.2, 0.7, 1.0, 0.5]
+    trainer, batch, loss, _ = _loss_and_grads(tiny_base, tmp_path, p, perturb=True)
+    with torch.no_grad():
+        def seq_logps(model):
+            ids, mask = batch["input_ids"], batch["completion_mask"][:, 1:]
+            logits = model(input_ids=ids, attention_mask=batch["attention_mask"]).logits[:, :-1].float()
+            return (torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None]).squeeze(-1) * mask).sum(1)
+        from transformers import AutoModelForCausalLM
+
+        pol, ref = seq_logps(trainer.model), seq_logps(AutoModelForCausalLM.from_pretrained(tiny_base))
+        (pc, pr), (rc, rr) = pol.chunk(2), ref.chunk(2)
+        h = (pc - rc) - (pr - rr)
+    from shipit.train.dpo_soft import soft_dpo_loss
+
+    assert h.abs().min() > 0.01 and sorted(batch["soft_label"].tolist()) == pytest.approx(sorted(p))  # shuffled
+    assert loss == pytest.approx(soft_dpo_loss(h, batch["soft_label"], 0.1).mean().item(), rel=1e-4)
+    assert loss1 == pytest.approx(math.log(2), abs=1e-5)
 
 
 def test_bad_preference_rows_fail_with_file_and_line(tiny_base, tmp_path):
@@ -171,3 +283,84 @@ def test_lora_adapters_are_merged_by_default_or_kept(tiny_base, tmp_path):
     assert not (kept / "model.safetensors").exists()
     with pytest.raises(UserError, match="QLoRA needs a CUDA GPU"):
         stage.run(stage.Config(output=tmp_path / "q", peft={"qlora": True}, **common))
+
+
+@pytest.fixture(scope="module")
+def padless(tiny_base, tmp_path_factory) -> Path:
+    """The tiny base with no pad token anywhere, as SmolLM2 comes out of import and as Llama 3 ships."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    dst = tmp_path_factory.mktemp("models") / "padless"
+    shutil.copytree(tiny_base, dst)
+    tok = AutoTokenizer.from_pretrained(dst)
+    tok.pad_token = None
+    tok.save_pretrained(dst)
+    for name, pad in (("config.json", tok.eos_token_id), ("generation_config.json", None)):  # as SmolLM2's
+        cfg = {k: v for k, v in json.loads((dst / name).read_text()).items() if k != "pad_token_id"}
+        (dst / name).write_text(json.dumps(cfg if pad is None else {**cfg, "pad_token_id": pad}))
+    assert AutoTokenizer.from_pretrained(dst).pad_token is None
+    return dst
+
+
+def _head(src: Path, dst: Path, n: int = 16) -> Path:
+    dst.write_text("".join(src.read_text().splitlines(keepends=True)[:n]))
+    return dst
+
+
+def _padless_config(stage: str, model: Path, tmp: Path) -> dict:
+    quick = {**FAST, "max_steps": 2, "per_device_train_batch_size": 4}
+    pairs, chats = _head(DATA_DIR / "preference_pairs.jsonl", tmp / "pairs.jsonl"), \
+        _head(DATA_DIR / "instructions.jsonl", tmp / "chats.jsonl")
+    common = dict(model=model, output=tmp / stage)
+    return {
+        "sft": dict(datasets=[chats], eval_fraction=0.1, trainer=quick),
+        "cpt": dict(domain=[_head(DATA_DIR / "domain_corpus.jsonl", tmp / "d.jsonl")],
+                    general=[_head(DATA_DIR / "general_train.jsonl", tmp / "g.jsonl")], mix_ratio="1:1",
+                    domain_heldout=_head(DATA_DIR / "domain_heldout.jsonl", tmp / "dh.jsonl", 8),
+                    general_heldout=_head(DATA_DIR / "general_heldout.jsonl", tmp / "gh.jsonl", 8), trainer=quick),
+        "dpo": dict(datasets=[pairs], trainer=quick),
+        "reward": dict(datasets=[pairs], trainer=quick),
+        "grpo": dict(prompts=[chats], reward_functions=["brevity"], num_generations=2, max_completion_length=4,
+                     trainer={**quick, "max_steps": 1}),
+        "ppo": dict(prompts=[chats], reward_functions=["brevity"],
+                    ppo=dict(iterations=1, rollout_batch_size=4, mini_batch_size=2, ppo_epochs=1, max_new_tokens=4)),
+    }[stage] | common
+
+
+@pytest.mark.parametrize("name", ["sft", "cpt", "dpo", "reward", "grpo", "ppo"])
+def test_every_stage_trains_a_model_without_a_pad_token_and_keeps_its_meaning(padless, tmp_path, name):
+    """Padding borrows eos for the run; the saved tokenizer still has no pad token and the configs say what the
+    input's said (a reward model keeps the borrowed one: scorers batch with it and its head finds the last token by
+    it)."""
+    from transformers import AutoTokenizer
+
+    stage = get_stage(name)
+    out = stage.run(stage.Config(**_padless_config(name, padless, tmp_path)))
+    tok, config = AutoTokenizer.from_pretrained(out), json.loads((out / "config.json").read_text())
+    if name == "reward":
+        assert tok.pad_token == tok.eos_token and config["pad_token_id"] == tok.eos_token_id
+    else:
+        assert tok.pad_token is None and config.get("pad_token_id") == tok.eos_token_id  # as in the input
+        generation = json.loads((out / "generation_config.json").read_text())
+        assert generation.get("pad_token_id") is None
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_default_lora_targets_fit_real_architectures_and_leave_tied_embeddings_alone(arch):
+    """`all-linear` on a Llama (SmolLM2, Llama 3) or Qwen2 layout with tied embeddings: the seven projections of every
+    layer, never lm_head (it is the embedding matrix: an adapter there would also move the input embeddings)."""
+    from peft import get_peft_model
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from shipit.train.common import LoraSettings, lora_config
+
+    config = AutoConfig.for_model(arch, vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                  num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)
+    model = get_peft_model(AutoModelForCausalLM.from_config(config), lora_config(LoraSettings()))
+    adapted = {n.split(".lora_A.")[0].split(".")[-1] for n, _ in model.named_parameters() if ".lora_A." in n}
+    assert adapted == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    layers = {n.split(".layers.")[1].split(".")[0] for n, _ in model.named_parameters() if ".lora_A." in n}
+    assert layers == {"0", "1"}
+    assert [n for n, p in model.named_parameters() if p.requires_grad and "lora_" not in n] == []

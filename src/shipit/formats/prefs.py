@@ -32,21 +32,3 @@ def load_pairs(specs: list[DatasetSpec], seed: int = 0) -> list[dict]:
                         "used)")
     return rows
 
-
-def orient_soft_labels(rows: list[dict], copies: int = 4) -> list[dict]:
-    """Turn soft labels into oriented pairs: round(p*copies) copies as given and the rest swapped.
-
-    Training DPO on these is, in expectation, DPO with per-pair label smoothing 1-p (conservative DPO), using
-    TRL's trainer unchanged. Rows with hard labels (p == 1) stay single.
-    """
-    out = []
-    for r in rows:
-        p = r[SOFT_LABEL]
-        base = {"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]}
-        if p == 1.0:
-            out.append(base)
-            continue
-        keep = round(p * copies)
-        swapped = {"prompt": r["prompt"], "chosen": r["rejected"], "rejected": r["chosen"]}
-        out += [base] * keep + [swapped] * (copies - keep)
-    return out

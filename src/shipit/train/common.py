@@ -16,8 +16,9 @@ ReportTo = Literal["none", "tensorboard", "mlflow", "wandb", "trackio"]
 class TrainerSettings(StrictModel):
     """Optimisation settings, passed through to TRL's config for the stage.
 
-    `bf16` and `gradient_checkpointing` default to "auto": on for a CUDA GPU that supports them, off on CPU,
-    so the same recipe runs on a laptop and on a GPU node.
+    `bf16` and `gradient_checkpointing` default to "auto", so the same recipe runs on a laptop and on a GPU node:
+    bf16 autocast is on for a CUDA GPU that supports it and for a CPU with native bf16 (`shipit.device`), off
+    elsewhere; gradient checkpointing is on for CUDA only. `--set trainer.bf16=false` keeps float32.
     """
 
     learning_rate: float = Field(5e-4, gt=0)
@@ -186,6 +187,41 @@ def load_model(path: Path, peft: LoraSettings | None = None, kind: str = "causal
     return AutoModelForCausalLM.from_pretrained(path, **kwargs)
 
 
+def training_tokenizer(path: Path, keep_pad: bool = False):
+    """The model's tokenizer, with a pad token to batch with when it has none (SmolLM2, Llama 3): its unk token if
+    it has one, else its eos token. Padding is masked out of the loss either way; unk comes first because code that
+    masks labels by pad id would drop the eos labels too when pad == eos, and the model would not learn to stop.
+
+    The borrowed pad is dropped again when `save_trained` writes the tokenizer, so a trained model means what its
+    input meant; `keep_pad` saves it instead (a reward model: scorers batch with it and the classification head
+    finds each sequence's last token by it).
+    """
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
+        if not keep_pad:  # TRL copies the pad into the model's configs: remember what they said (SmolLM2: eos)
+            tokenizer.shipit_pad_ids = {name: _json_field(Path(path) / f"{name}.json", "pad_token_id")
+                                        for name in ("config", "generation_config")}
+    return tokenizer
+
+
+def _json_field(path: Path, key: str):
+    return json.loads(path.read_text()).get(key) if path.exists() else None
+
+
+def _without_borrowed_pad(model, tokenizer):
+    """Undo `training_tokenizer`'s pad: none on the tokenizer, the input's own pad ids on the model's configs."""
+    original = getattr(tokenizer, "shipit_pad_ids", None)
+    if original is None:
+        return
+    tokenizer.pad_token = None
+    for name, value in original.items():
+        if getattr(model, name, None) is not None:
+            getattr(model, name).pad_token_id = value
+
+
 def save_trained(model, tokenizer, out_dir: Path, peft: LoraSettings | None, trainer=None) -> None:
     """Save a trained model in HF format; LoRA adapters are merged in unless `peft.merge` is False.
 
@@ -194,6 +230,7 @@ def save_trained(model, tokenizer, out_dir: Path, peft: LoraSettings | None, tra
     """
     from peft import PeftModel
 
+    _without_borrowed_pad(model.get_base_model() if isinstance(model, PeftModel) else model, tokenizer)
     if isinstance(model, PeftModel) and (peft is None or peft.merge):
         model = model.merge_and_unload()
     elif trainer is not None and not isinstance(model, PeftModel):

@@ -86,12 +86,11 @@ def mix_by_tokens(domain: list[str], general: list[str], ratio: float, count, se
 
 def run(cfg: Config, resume: bool = False) -> Path:
     """Post-pretrain `cfg.model` on the domain/general mix; the manifest holds domain gain and general retention."""
-    from transformers import AutoTokenizer
 
     from shipit.models.perplexity import perplexity
     from shipit.errors import UserError
     from shipit.registry import stage_output
-    from shipit.train.common import load_model, save_trained
+    from shipit.train.common import load_model, save_trained, training_tokenizer
     from shipit.train.sft import fit
 
     require_model(cfg.model, "model", hint="expected a Hugging Face model directory")
@@ -102,7 +101,7 @@ def run(cfg: Config, resume: bool = False) -> Path:
     held_g = [r["text"] for r in read_jsonl(cfg.general_heldout, ["text"], what="general_heldout")]
     inputs = {"model": cfg.model, **data_paths(cfg.domain + cfg.general)}
     with stage_output(cfg.output, "train/cpt", cfg, inputs, resume=resume, keep_on_error=True) as out:
-        tokenizer = AutoTokenizer.from_pretrained(cfg.model)
+        tokenizer = training_tokenizer(cfg.model)
         model = load_model(cfg.model, cfg.peft)
         before = perplexity(model, tokenizer, held_d), perplexity(model, tokenizer, held_g)
         count = lambda t: len(tokenizer(t)["input_ids"])  # noqa: E731

@@ -59,13 +59,12 @@ def load_prompts(paths: list[Path]) -> list[str]:
 def run(cfg: Config, resume: bool = False) -> Path:
     """GRPO-train `cfg.model`; the manifest holds the mean reward of the first and last steps."""
     from datasets import Dataset
-    from transformers import AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
     from shipit.config import require_path
     from shipit.models.check import require_model
     from shipit.registry import stage_output
-    from shipit.train.common import load_model, save_trained
+    from shipit.train.common import load_model, save_trained, training_tokenizer
     from shipit.train.rewards import as_trl_reward
 
     require_model(cfg.model, "model", hint="expected a Hugging Face model directory")
@@ -77,7 +76,7 @@ def run(cfg: Config, resume: bool = False) -> Path:
     if cfg.reward_model is not None:
         inputs["reward_model"] = cfg.reward_model
     with stage_output(cfg.output, "train/grpo", cfg, inputs, resume=resume, keep_on_error=True) as out:
-        tokenizer = AutoTokenizer.from_pretrained(cfg.model)
+        tokenizer = training_tokenizer(cfg.model)
         args = GRPOConfig(**trl_kwargs(cfg.trainer, out.dir / "checkpoints"), num_generations=cfg.num_generations,
                           max_completion_length=cfg.max_completion_length, temperature=cfg.temperature,
                           beta=cfg.beta, reward_weights=cfg.reward_weights, use_vllm=cfg.use_vllm,

@@ -120,16 +120,15 @@ class PPOTrainer:
         import copy
 
         import torch
-        from transformers import AutoTokenizer
 
         from shipit.device import torch_device
-        from shipit.train.common import load_model, lora_config
+        from shipit.train.common import load_model, lora_config, training_tokenizer
 
         self.cfg, self.s, self.prompts, self.reward_fn, self.work_dir = cfg, cfg.ppo, prompts, reward_fn, work_dir
         self.device = torch_device()
         torch.manual_seed(self.s.seed)
         self.rng = random.Random(self.s.seed)
-        self.tok = AutoTokenizer.from_pretrained(cfg.model)
+        self.tok = training_tokenizer(cfg.model)
         self.tok.padding_side = "left"
         self.policy = load_model(cfg.model, cfg.peft).to(self.device)
         if cfg.peft is not None:

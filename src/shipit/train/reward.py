@@ -22,20 +22,19 @@ class Config(StageConfig):
 def run(cfg: Config, resume: bool = False) -> Path:
     """Train a reward model from `cfg.model` and write it to `cfg.output`."""
     from datasets import Dataset
-    from transformers import AutoTokenizer
     from trl import RewardConfig, RewardTrainer
 
     from shipit.models.check import require_model
     from shipit.formats.mix import split_eval
     from shipit.registry import stage_output
-    from shipit.train.common import load_model, save_trained
+    from shipit.train.common import load_model, save_trained, training_tokenizer
 
     require_model(cfg.model, "model", hint="expected a Hugging Face model directory")
     rows = [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in load_pairs(cfg.datasets, seed=cfg.trainer.seed)]
     train_rows, eval_rows = split_eval(rows, cfg.eval_fraction, seed=cfg.trainer.seed)
     inputs = {"model": cfg.model, **data_paths(cfg.datasets)}
     with stage_output(cfg.output, "train/reward", cfg, inputs, resume=resume, keep_on_error=True) as out:
-        tokenizer = AutoTokenizer.from_pretrained(cfg.model)
+        tokenizer = training_tokenizer(cfg.model, keep_pad=True)
         model = load_model(cfg.model, cfg.peft, kind="reward")
         model.config.pad_token_id = tokenizer.pad_token_id
         args = RewardConfig(**trl_kwargs(cfg.trainer, out.dir / "checkpoints"), max_length=cfg.trainer.max_length,

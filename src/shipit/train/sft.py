@@ -24,6 +24,17 @@ class Config(StageConfig):
     packing: bool = True
 
 
+def masked_rows(tokenizer, rows: list[dict]) -> list[dict]:
+    """Chat rows as `{"input_ids", "assistant_masks"}`: the answer-only mask built from the template itself."""
+    from shipit.formats.chatmask import assistant_mask
+
+    out = []
+    for row in rows:
+        ids, mask = assistant_mask(tokenizer, row["messages"], where=f"chat template of {tokenizer.name_or_path}")
+        out.append({"input_ids": ids, "assistant_masks": mask})
+    return out
+
+
 def make_trainer(model, tokenizer, train_rows: list[dict], eval_rows: list[dict], settings: TrainerSettings,
                  work_dir: Path, *, assistant_only_loss: bool = True, packing: bool = True,
                  peft: LoraSettings | None = None):
@@ -31,12 +42,19 @@ def make_trainer(model, tokenizer, train_rows: list[dict], eval_rows: list[dict]
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
+    from shipit.formats.chatmask import has_generation_markers
+
     chat = "messages" in train_rows[0]
+    # A template without {% generation %} markers (stock ChatML, Llama 3, Qwen2.5) is masked here and handed to TRL
+    # pre-tokenized with `assistant_masks`, which TRL folds into the labels; TRL itself only patches templates it knows.
+    own_mask = assistant_only_loss and chat and not has_generation_markers(tokenizer.chat_template)
+    if own_mask:
+        train_rows, eval_rows = masked_rows(tokenizer, train_rows), masked_rows(tokenizer, eval_rows)
     args = SFTConfig(
         **trl_kwargs(settings, work_dir / "checkpoints"),
         max_length=settings.max_length,
         packing=packing,
-        assistant_only_loss=assistant_only_loss and chat,
+        assistant_only_loss=assistant_only_loss and chat and not own_mask,
         per_device_eval_batch_size=settings.per_device_train_batch_size,
     )
     return SFTTrainer(
@@ -64,18 +82,17 @@ def fit(model, tokenizer, train_rows: list[dict], eval_rows: list[dict], setting
 
 def run(cfg: Config, resume: bool = False) -> Path:
     """Train `cfg.model` on the mixed datasets and write the result to `cfg.output`."""
-    from transformers import AutoTokenizer
 
     from shipit.models.check import require_model
     from shipit.registry import stage_output
-    from shipit.train.common import load_model, save_trained
+    from shipit.train.common import load_model, save_trained, training_tokenizer
 
     require_model(cfg.model, "model", hint="expected a Hugging Face model directory")
     rows = load_mix(cfg.datasets, seed=cfg.trainer.seed)
     train_rows, eval_rows = split_eval(rows, cfg.eval_fraction, seed=cfg.trainer.seed)
     with stage_output(cfg.output, "train/sft", cfg, {"model": cfg.model, **data_paths(cfg.datasets)},
                       resume=resume, keep_on_error=True) as out:
-        tokenizer = AutoTokenizer.from_pretrained(cfg.model)
+        tokenizer = training_tokenizer(cfg.model)
         trainer, metrics = fit(load_model(cfg.model, cfg.peft), tokenizer, train_rows, eval_rows, cfg.trainer,
                                out.dir, assistant_only_loss=cfg.assistant_only_loss, packing=cfg.packing,
                                resume=resume, peft=cfg.peft)
