@@ -11,7 +11,7 @@ BEFORE_AFTER = [("general_ppl_init", "general_ppl", "general ppl (init -> pretra
                 ("domain_ppl_before", "domain_ppl_after", "domain ppl"),
                 ("general_ppl_before", "general_ppl_after", "general ppl"),
                 ("eval_margin_before", "eval_margin", "held-out preference margin (nats/token)"),
-                ("eval_accuracy_before", "eval_accuracy", "held-out preference accuracy (own log-likelihood)"),
+                ("eval_accuracy_before", "eval_accuracy", "held-out preference accuracy"),
                 ("train_loss_first", "train_loss_last", "train loss (first -> last log)"),
                 ("reward_first", "reward_last", "reward (first -> last quarter)"),
                 ("ppl_source", "ppl_quantized", "ppl (source -> quantized)")]
