@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
-import threading
-import time
-from pathlib import Path
 
-import httpx
 import pytest
-import yaml
 
-from shipit.serve.config import load_ab_config
 from shipit.models.vllm_server import free_port
+from tests.serving import serving
 
 pytestmark = pytest.mark.vllm
 KEY = "router-test-key"
 UPSTREAM_KEY = "upstream-only-key"
-SRC = Path(__file__).resolve().parent.parent / "src"
 
 
 @pytest.fixture(scope="module")
@@ -29,38 +19,12 @@ def ab(tiny_base, perturbed, vllm_python, tmp_path_factory):
     """`shipit serve --config` as a user runs it: both arms on vLLM and the router, stopped together by SIGTERM."""
     tmp = tmp_path_factory.mktemp("ab")
     port = free_port()
-    cfg_path = tmp / "ab.yaml"
-    cfg_path.write_text(yaml.safe_dump({
+    config = {
         "experiment": "tiny-ab", "port": port, "events": "events.sqlite",
         "arms": [{"name": "base", "weight": 50, "model": str(tiny_base), "upstream_api_key_env": "UPSTREAM_KEY"},
-                 {"name": "perturbed", "weight": 50, "model": str(perturbed), "upstream_api_key_env": "UPSTREAM_KEY"}]}))
-    env = {**os.environ, "SHIPIT_API_KEYS": KEY, "UPSTREAM_KEY": UPSTREAM_KEY, "PYTHONPATH": str(SRC)}
-    proc = subprocess.Popen([sys.executable, "-m", "shipit", "serve", "--config", str(cfg_path), "--vllm-python",
-                             str(vllm_python)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True).start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 300
-    while not any(ln.startswith("router for") for ln in lines):
-        assert proc.poll() is None and time.time() < deadline, "".join(lines)[-2000:]
-        time.sleep(0.5)
-    while True:  # the router line is printed just before uvicorn binds
-        try:
-            if httpx.get(f"{url}/health").status_code == 200:
-                break
-        except httpx.ConnectError:
-            assert proc.poll() is None and time.time() < deadline, "".join(lines)[-2000:]
-            time.sleep(0.2)
-    upstreams = {ln.split(":", 1)[0][4:]: ln.split(": ", 1)[1].strip() for ln in lines if ln.startswith("arm ")}
-    try:
-        yield load_ab_config(cfg_path), url, upstreams
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(60)
-        assert code == 0, "".join(lines)[-2000:]
-        for u in upstreams.values():  # the vLLM servers stopped with the router
-            with pytest.raises(httpx.ConnectError):
-                httpx.get(f"{u}/health")
+                 {"name": "perturbed", "weight": 50, "model": str(perturbed), "upstream_api_key_env": "UPSTREAM_KEY"}]}
+    with serving(config, tmp, vllm_python, env={"SHIPIT_API_KEYS": KEY, "UPSTREAM_KEY": UPSTREAM_KEY}) as running:
+        yield running
 
 
 def test_chat_completions_and_streaming_through_the_router(ab):
