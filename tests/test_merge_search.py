@@ -158,10 +158,9 @@ def test_search_with_quantize_scores_the_quantized_trial(family, tmp_path):
     summary = run(cfg, objective=objective, echo=lambda _: None)
     trials = Path(summary["trials_dir"])
     assert scored == [trials / "trial-001" / "fp8", trials / "trial-002" / "fp8"]
-    for path in scored:  # each is fp8 quantization of that trial's merge, verified by the quantize stage
+    for path in scored:  # each is the quantize stage's output for that trial's merge
         q = read_manifest(path)
         assert q["stage"] == "quantize/fp8" and q["parents"] == [str((path.parent / "model").resolve())]
-        assert q["metrics"]["generates"] is True
     rows = [json.loads(line) for line in (tmp_path / "out" / "trials.jsonl").read_text().splitlines()]
     assert [r["model"] for r in rows] == [str(p) for p in scored]
     # The winner (weight 1: trial 2) is handed on quantized: what the search scored is what ships.
