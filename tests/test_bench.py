@@ -63,7 +63,8 @@ def test_bench_scores_gates_and_reports(tiny_base, model_copy, broken, tmp_path)
     assert res["a"]["general_ppl"] == res["b"]["general_ppl"]  # same weights, same numbers
     assert res["broken"]["general_ppl"]["ppl"] > 400
     assert summary["failed"] == {"broken": [f"general_ppl.ppl = {res['broken']['general_ppl']['ppl']:.4g}, needs <= 400"]}
-    assert summary["winner"] in ("a", "b") and summary["passed"] == ["a", "b"]
+    assert res["a"]["score"] == res["b"]["score"]  # a tie goes to the first candidate listed
+    assert summary["winner"] == "a" and summary["passed"] == ["a", "b"]
     out = tmp_path / "bench"
     saved = json.loads((out / "results.json").read_text())
     assert saved["winner"] == summary["winner"]
