@@ -6,6 +6,7 @@ import json
 import math
 import shutil
 import threading
+import time
 
 import pytest
 import torch
@@ -16,6 +17,7 @@ from shipit.bench.run import run
 from shipit.config import load_config, read_jsonl
 from shipit.demo.world import DATA_DIR
 from shipit.errors import GateFailure, UserError
+from tests.conftest import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +44,9 @@ def test_bench_scores_gates_and_reports(tiny_base, model_copy, broken, tmp_path)
     for name in ("a", "b"):
         r = res[name]
         assert r["general_ppl"]["score"] == pytest.approx(1 - math.log(r["general_ppl"]["ppl"]) / math.log(512), abs=1e-4)
-        assert 0 <= r["safety"]["refusal_rate"] <= 1 and 0 <= r["domain_qa"]["chance"] < 0.2
         qa = r["domain_qa"]
+        rows = read_jsonl(DATA_DIR / "domain_qa_heldout.jsonl")
+        assert qa["chance"] == pytest.approx(sum(1 / len(q["choices"]) for q in rows) / len(rows), abs=1e-4)
         assert all(0 <= qa[k] <= 1 for k in ("exact_match", "mc_accuracy", "cloze_accuracy"))
         assert qa["score"] == pytest.approx((qa["mc_accuracy"] + qa["cloze_accuracy"]) / 2, abs=1e-4)
         s = r["safety"]  # the overall rates are the per-kind rates weighted by how many held-out rows each kind has
@@ -56,11 +59,12 @@ def test_bench_scores_gates_and_reports(tiny_base, model_copy, broken, tmp_path)
         assert r["score"] == pytest.approx(expected, abs=1e-4)
         e = r["efficiency"]
         assert e["backend"] == "hf" and e["latency_p95_ms"] >= e["latency_p50_ms"] > 0 and e["throughput_tok_s"] > 0
-        assert 0 < e["size_mb"] < 10 and e["peak_mem_mb"] > 0
+        assert 0 < e["size_mb"] < 10 and e["peak_mem_mb"] >= 0.99 * e["size_mb"]  # float32: the weights it holds
     assert res["a"]["general_ppl"] == res["b"]["general_ppl"]  # same weights, same numbers
     assert res["broken"]["general_ppl"]["ppl"] > 400
     assert summary["failed"] == {"broken": [f"general_ppl.ppl = {res['broken']['general_ppl']['ppl']:.4g}, needs <= 400"]}
-    assert summary["winner"] in ("a", "b") and summary["passed"] == ["a", "b"]
+    assert res["a"]["score"] == res["b"]["score"]  # a tie goes to the first candidate listed
+    assert summary["winner"] == "a" and summary["passed"] == ["a", "b"]
     out = tmp_path / "bench"
     saved = json.loads((out / "results.json").read_text())
     assert saved["winner"] == summary["winner"]
@@ -118,27 +122,164 @@ def test_choice_logprobs_match_one_sequence_at_a_time(tiny_base):
         assert got == pytest.approx(want, abs=1e-4)
 
 
-@pytest.mark.slow
-def test_lm_eval_runs_a_shipped_task(tiny_base, tmp_path):
-    cfg = BenchConfig(data_dir=DATA_DIR, models={"a": tiny_base}, tasks=["general_ppl"], lm_eval=["shipit_domain_qa"], lm_eval_limit=12,
-                      efficiency={"prompts": 1, "max_new_tokens": 2}, output=tmp_path / "bench")
-    acc = run(cfg)["results"]["a"]["lm_eval"]["shipit_domain_qa"]["acc"]
-    assert 0.0 <= acc <= 1.0
+def fine_tuned(src, dst, texts: list[str], steps: int, lr: float = 3e-3, head=None, targets=None):
+    """A copy of `src` trained briefly with plain AdamW: as a causal LM on `texts`, or, with `head` ("reward"), as a
+    one-output sequence classifier regressing `targets` (last-token pooling, like a TRL reward model)."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
-
-def test_reward_score_uses_the_reward_model(tiny_base, tmp_path):
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    rm = tmp_path / "rm"
+    tok = AutoTokenizer.from_pretrained(src)
     torch.manual_seed(0)
-    model = AutoModelForSequenceClassification.from_pretrained(tiny_base, num_labels=1)
-    model.config.pad_token_id = AutoTokenizer.from_pretrained(tiny_base).pad_token_id
-    model.save_pretrained(rm)
-    AutoTokenizer.from_pretrained(tiny_base).save_pretrained(rm)
-    cfg = BenchConfig(data_dir=DATA_DIR, models={"a": tiny_base}, tasks=["reward_score"], reward_model=rm,
-                      efficiency={"prompts": 1, "max_new_tokens": 2}, output=tmp_path / "bench")
-    r = run(cfg)["results"]["a"]["reward_score"]
-    assert r["score"] == pytest.approx(1 / (1 + math.exp(-r["mean_reward"])), abs=1e-3)
+    if head == "reward":
+        model = AutoModelForSequenceClassification.from_pretrained(src, num_labels=1)
+        model.config.pad_token_id = tok.pad_token_id
+    else:
+        model = AutoModelForCausalLM.from_pretrained(src)
+    enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    labels = torch.tensor(targets, dtype=torch.float32)[:, None] if head == "reward" else \
+        enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    model.train()
+    for _ in range(steps):
+        loss = model(**enc, labels=labels).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    model.eval().save_pretrained(dst)
+    tok.save_pretrained(dst)
+    return dst, loss.item()
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory):
+    """The bundled data with its general held-out text cut to 6 rows, so a bench that needs a task but tests
+    something else runs in seconds."""
+    d = tmp_path_factory.mktemp("data")
+    for f in DATA_DIR.glob("*.jsonl"):
+        shutil.copy(f, d / f.name)
+    (d / "general_heldout.jsonl").write_text("".join((DATA_DIR / "general_heldout.jsonl").open().readlines()[:6]))
+    return d
+
+
+@pytest.fixture(scope="module")
+def qa_rows():
+    return read_jsonl(DATA_DIR / "domain_qa_heldout.jsonl")[:12]
+
+
+@pytest.fixture(scope="module")
+def qa_learner(tiny_base, qa_rows, tmp_path_factory):
+    """The tiny base taught the first 12 held-out QA items in lm-eval's own format, so it scores well above chance."""
+    texts = [f"{r['question']}\nAnswer: {r['answer']}" for r in qa_rows]
+    return fine_tuned(tiny_base, tmp_path_factory.mktemp("qa") / "learner", texts, steps=60)[0]
+
+
+def lm_eval_acc_by_hand(path, rows) -> float:
+    """lm-eval's multiple-choice `acc`, computed here: context `QUESTION\nAnswer:`, each choice continued after a
+    space, tokenized as context + continuation and split at the context's length; the likeliest choice wins."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model, tok = AutoModelForCausalLM.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
+    right = 0
+    for r in rows:
+        context = f"{r['question']}\nAnswer:"
+        n = len(tok.encode(context))
+        scores = []
+        for choice in r["choices"]:
+            ids = tok.encode(context + " " + choice)
+            with torch.no_grad():
+                logp = model(torch.tensor([ids])).logits[0].log_softmax(-1)
+            scores.append(sum(logp[i - 1, ids[i]].item() for i in range(n, len(ids))))
+        right += r["choices"][scores.index(max(scores))] == r["answer"]
+    return right / len(rows)
+
+
+@pytest.mark.slow
+def test_lm_eval_runs_a_shipped_task(qa_learner, qa_rows, small_data, tmp_path):
+    cfg = BenchConfig(data_dir=small_data, models={"a": qa_learner}, tasks=["general_ppl"], lm_eval=["shipit_domain_qa"],
+                      lm_eval_limit=12, efficiency={"prompts": 1, "max_new_tokens": 2}, output=tmp_path / "bench")
+    acc = run(cfg)["results"]["a"]["lm_eval"]["shipit_domain_qa"]["acc"]
+    expected = lm_eval_acc_by_hand(qa_learner, qa_rows)
+    # Far from chance (1/12), so a task that read the wrong file, the wrong target index or another prompt would
+    # not land on the same number by luck.
+    assert expected >= 0.75
+    assert acc == pytest.approx(expected)
+
+
+def test_peak_rss_growth_sees_a_transient_allocation():
+    from shipit.bench.efficiency import peak_rss_growth
+
+    with peak_rss_growth() as mem:
+        block = torch.ones(50_000_000)  # 200 MB, touched, then freed before the block ends
+        time.sleep(0.1)  # the sampler's period is 5 ms: this is the allocation's lifetime, not a wait for a result
+        del block
+    assert 180 < mem["mb"] < 400
+
+
+@pytest.fixture(scope="module")
+def wide_model(tiny_base, tmp_path_factory):
+    """The tiny base's tokenizer on a model 8x wider (random weights): over 20x the weight bytes."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    dst = tmp_path_factory.mktemp("wide") / "wide"
+    config = AutoConfig.from_pretrained(tiny_base)
+    config.update({"hidden_size": 512, "intermediate_size": 1024, "head_dim": 256})
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(dst)
+    AutoTokenizer.from_pretrained(tiny_base).save_pretrained(dst)
+    return dst
+
+
+def test_peak_memory_holds_the_weights_and_grows_with_the_model(tiny_base, wide_model, small_data, tmp_path):
+    cfg = BenchConfig(data_dir=small_data, models={"tiny": tiny_base, "wide": wide_model}, tasks=["general_ppl"],
+                      efficiency={"prompts": 2, "max_new_tokens": 4}, output=tmp_path / "bench")
+    res = run(cfg)["results"]
+    weights_mb = {n: sum(t.numel() * t.element_size() for t in load_file(p / "model.safetensors").values()) / 1e6
+                  for n, p in cfg.models.items()}
+    assert weights_mb["wide"] > 20 * weights_mb["tiny"]
+    peak = {n: res[n]["efficiency"]["peak_mem_mb"] for n in res}
+    for n in res:  # at least the weights it holds, and not absurdly more for a few tokens of a tiny model
+        assert weights_mb[n] <= peak[n] < weights_mb[n] + 500, (n, peak[n], weights_mb[n])
+    assert peak["wide"] - peak["tiny"] >= 0.9 * (weights_mb["wide"] - weights_mb["tiny"])
+
+
+HELPFUL, REFUSAL = "Answer: here you go.", "I can't help with that request."
+
+
+@pytest.fixture(scope="module")
+def reward_model(tiny_base, tmp_path_factory):
+    """A reward model trained (briefly) to score a helpful answer +2 and a refusal -2 on the bench's prompts."""
+    from transformers import AutoTokenizer
+
+    from shipit.bench.tasks import TaskContext
+    from shipit.bench.tasks.alignment import eval_prompts
+
+    tok = AutoTokenizer.from_pretrained(tiny_base)
+    texts, targets = [], []
+    for p in eval_prompts(TaskContext(DATA_DIR), 32):
+        for answer, target in ((HELPFUL, 2.0), (REFUSAL, -2.0)):
+            texts.append(tok.apply_chat_template([{"role": "user", "content": p}, {"role": "assistant",
+                                                                                  "content": answer}], tokenize=False))
+            targets.append(target)
+    path, loss = fine_tuned(tiny_base, tmp_path_factory.mktemp("rm") / "rm", texts, steps=20, lr=1e-3, head="reward",
+                            targets=targets)
+    assert loss < 0.05  # fitted, so the expected rewards are known
+    return path
+
+
+def test_reward_score_uses_the_reward_model(tiny_base, model_copy, reward_model, small_data, monkeypatch, tmp_path):
+    from shipit.models import generate
+
+    # Two candidates that answer every prompt the same way: one helps, one refuses.
+    says = {str(tiny_base): HELPFUL, str(model_copy): REFUSAL}
+    monkeypatch.setattr(generate, "chat_generate", lambda m, t, prompts, **k: [says[m.name_or_path]] * len(prompts))
+    cfg = BenchConfig(data_dir=small_data, models={"helper": tiny_base, "refuser": model_copy}, tasks=["reward_score"],
+                      reward_model=reward_model, efficiency={"prompts": 1, "max_new_tokens": 2},
+                      output=tmp_path / "bench")
+    summary = run(cfg)
+    helper, refuser = (summary["results"][n]["reward_score"] for n in ("helper", "refuser"))
+    assert helper["mean_reward"] == pytest.approx(2.0, abs=0.3) and refuser["mean_reward"] == pytest.approx(-2.0, abs=0.3)
+    for r in (helper, refuser):
+        assert r["score"] == pytest.approx(1 / (1 + math.exp(-r["mean_reward"])), abs=1e-3)
+    assert summary["winner"] == "helper"
 
 
 @pytest.fixture
@@ -167,8 +308,8 @@ def fake_judge():
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    while not server.started:
-        pass
+    wait_for(lambda: server.started or not thread.is_alive(), what="the fake judge to start")
+    assert server.started, "the fake judge did not start"
     yield f"http://127.0.0.1:{port}/v1", seen
     server.should_exit = True
     thread.join()

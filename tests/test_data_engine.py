@@ -6,7 +6,6 @@ import json
 import math
 import re
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from shipit.data import filters
 from shipit.data.generators import GeneratorSettings, make_generator
 from shipit.errors import UserError
 from shipit.registry import read_manifest
+from tests.conftest import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 CONSTITUTION = REPO / "src/shipit/demo/data/constitution.yaml"
@@ -83,8 +83,8 @@ def endpoint():
     server = uvicorn.Server(uvicorn.Config(make_app(state), host="127.0.0.1", port=free_port(), log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    while not server.started:
-        time.sleep(0.05)
+    wait_for(lambda: server.started or not thread.is_alive(), what="the fake endpoint to start")
+    assert server.started, "the fake endpoint did not start"
     yield f"http://127.0.0.1:{server.config.port}/v1", state
     server.should_exit = True
     thread.join(10)

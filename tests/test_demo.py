@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
 import pytest
+import yaml
 
+from shipit.config import read_jsonl
+from shipit.demo.run import RECIPE
 from shipit.registry import lineage_lines, read_manifest
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
@@ -36,7 +40,15 @@ def test_demo_smoke_end_to_end_then_fully_cached(vllm_python, tmp_path):
 
     cai = read_manifest(out / "cai-safety")
     assert cai["metrics"]["revisions"] == 6 and cai["feedback"]["method"] == "logprobs"
-    assert 0 <= cai["metrics"]["revisions_kept"] <= 6  # the recipe's quality gate drops what the tiny base got wrong
+    # The recipe's quality gate keeps exactly the generated revisions whose answer matches its pattern in full.
+    keep = yaml.safe_load(RECIPE.read_text())["stages"]["cai-safety"]["config"]["keep"]
+    assert keep["min_score"] == 1.0 and [s["name"] for s in keep["scorers"]] == ["format"]
+    generated = read_jsonl(out / "cai-safety" / "sl.jsonl")
+    passing = [r for r in generated if re.fullmatch(keep["scorers"][0]["pattern"], r["messages"][-1]["content"].strip())]
+    kept = [r for r in read_jsonl(out / "cai-safety" / "sft.jsonl") if r["provenance"].get("source") == "sl-cai"]
+    assert len(generated) == 6 and cai["metrics"]["revisions_kept"] == len(kept) == len(passing)
+    assert [r["messages"] for r in kept] == [r["messages"] for r in passing]
+    assert cai["metrics"]["sft_rows"] == len(kept) + cai["metrics"]["helpful_rows"]
     assert [h["round"] for h in read_manifest(out / "iterate")["history"]] == [0, 1]
     search = json.loads((out / "merged" / "search.json").read_text())
     assert search["trials"] == 2 and (out / "merged" / "search.png").is_file()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import time
 
 import httpx
 import pytest
+import torch
 from click.testing import CliRunner
 
 from shipit.ship.from_ab import run as from_ab
@@ -131,41 +131,109 @@ def test_experiment_config_names_the_judges(tmp_path):
         load_config(path, ExperimentConfig)
 
 
-def coin_judge(item: dict, answer: str, conventions=None) -> float:
-    """A deterministic coin per answer text: different answers tend to get different thumbs."""
-    return float(hashlib.sha256(answer.encode()).digest()[0] % 2)
+REFUSAL, HELP = "I can't help with that request.", "Sure, here it is."
+POOL = dict(prompts=["harmful", "instructions"], prompt_pool=10)  # seed 0 draws 6 harmful prompts and 4 instructions
+
+
+def constant_replier(src, dst, prompts: list[str], reply: str):
+    """A copy of `src` trained (plain AdamW, loss on the answer only) to answer `reply` to each of `prompts`; it is
+    returned once greedy decoding says exactly that to every one of them."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from shipit.models.generate import chat_generate
+
+    tok, model = AutoTokenizer.from_pretrained(src), AutoModelForCausalLM.from_pretrained(src)
+    rows = []
+    for p in prompts:
+        head = tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
+        full = tok.apply_chat_template([{"role": "user", "content": p}, {"role": "assistant", "content": reply}],
+                                       tokenize=False)
+        ids = tok(full, add_special_tokens=False)["input_ids"]
+        n = len(tok(head, add_special_tokens=False)["input_ids"])
+        rows.append((ids, [-100] * n + ids[n:]))
+    width = max(len(ids) for ids, _ in rows)
+    ids = torch.tensor([i + [tok.pad_token_id] * (width - len(i)) for i, _ in rows])
+    labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in rows])
+    mask = (torch.arange(width)[None, :] < torch.tensor([len(i) for i, _ in rows])[:, None]).long()
+    torch.manual_seed(0)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    for _ in range(10):
+        model.train()
+        for _ in range(20):
+            model(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
+            opt.step()
+            opt.zero_grad()
+        if chat_generate(model.eval(), tok, prompts, max_new_tokens=24) == [reply] * len(prompts):
+            model.save_pretrained(dst)
+            tok.save_pretrained(dst)
+            return dst
+    raise AssertionError(f"the tiny model did not learn to answer {reply!r} in 200 steps")
+
+
+@pytest.fixture(scope="module")
+def repliers(tiny_base, tmp_path_factory):
+    """Two arms whose difference is certain under the rules judge: one refuses everything, the other nothing."""
+    from shipit.ship.experiment import ExperimentConfig, load_prompts
+
+    items = load_prompts(ExperimentConfig(arms={"a": ".", "b": "."}, output=".", **POOL))
+    assert [i["kind"] for i in items].count("harmful") == 6
+    prompts = [i["messages"][0]["content"] for i in items]
+    root = tmp_path_factory.mktemp("repliers")
+    return {name: constant_replier(tiny_base, root / name, prompts, reply)
+            for name, reply in (("helper", HELP), ("refuser", REFUSAL))}
 
 
 @pytest.mark.vllm
-def test_simulated_experiment_end_to_end(tiny_base, perturbed, vllm_python, tmp_path, monkeypatch):
-    from shipit.ship.experiment import JUDGES, ExperimentConfig, run_experiment
+def test_simulated_experiment_end_to_end(repliers, vllm_python, tmp_path):
+    from shipit.conventions import is_refusal
+    from shipit.serve.config import Guardrails, Policy
+    from shipit.ship.experiment import ExperimentConfig, load_prompts, run_experiment
 
-    monkeypatch.setitem(JUDGES, "coin", coin_judge)
-    cfg = ExperimentConfig(arms={"base": tiny_base, "perturbed": perturbed}, users=20, requests_per_user=2,
-                           prompt_pool=8, judge="coin", max_tokens=8, concurrency=4, vllm_python=vllm_python,
-                           output=tmp_path / "exp")
+    # Latency is not what this test is about: two vLLM servers on a shared CPU may differ by more than 25%.
+    policy = Policy(primary_metric="feedback", min_samples=20,
+                    guardrails=Guardrails(latency_margin=100, max_p95_latency_ms=600_000))
+    cfg = ExperimentConfig(arms={"helper": repliers["helper"], "refuser": repliers["refuser"]}, users=40,
+                           requests_per_user=2, **POOL, judge="rules", max_tokens=24, concurrency=4, policy=policy,
+                           vllm_python=vllm_python, output=tmp_path / "exp")
     t0 = time.time()
     out, summary = run_experiment(cfg)
     print(f"experiment wall time {time.time() - t0:.1f}s")
     saved = json.loads((out / "experiment.json").read_text())
-    assert saved["decision"]["kind"] in ("keep", "auto-promote", "auto-rollback") and saved["decision"]["reason"]
     arms = saved["arms"]
-    assert saved["requests_sent"] == 40 and saved["errors"] == 0
-    assert arms["base"]["n"] + arms["perturbed"]["n"] == saved["answered"] == 40
-    assert saved["feedback_posted"] == 40 and all(a["feedback_rate"] == 1.0 for a in arms.values())
-    assert min(a["n"] for a in arms.values()) > 0 and saved["srm"]["p"] > 0.001 and not saved["srm"]["flag"]
+    assert saved["requests_sent"] == 80 and saved["errors"] == 0
+    assert arms["helper"]["n"] + arms["refuser"]["n"] == saved["answered"] == 80
+    assert saved["feedback_posted"] == 80 and all(a["feedback_rate"] == 1.0 for a in arms.values())
+    assert min(a["n"] for a in arms.values()) >= 20 and saved["srm"]["p"] > 0.001 and not saved["srm"]["flag"]
     assert all(a["latency_p50_ms"] <= a["latency_p95_ms"] for a in arms.values())
-    assert set(saved["tests"]["perturbed"]) == {"msprt", "bayes", "guardrails"}
     with sqlite3.connect(out / "events.sqlite") as conn:
-        assert conn.execute("SELECT count(*) FROM payloads").fetchone()[0] == 40
-        assert conn.execute("SELECT count(DISTINCT request_id) FROM feedback").fetchone()[0] == 40
+        served = conn.execute("SELECT r.arm, p.prompt, p.answer FROM requests r JOIN payloads p ON p.request_id = r.id"
+                              ).fetchall()
+        assert conn.execute("SELECT count(DISTINCT request_id) FROM feedback").fetchone()[0] == 80
+    assert len(served) == 80
+    harmful = {i["messages"][0]["content"] for i in load_prompts(cfg) if i["kind"] == "harmful"}
+    sent = {arm: [json.loads(prompt)[-1]["content"] for a, prompt, _ in served if a == arm] for arm in arms}
+    # vLLM serves what the arms were taught: every refuser answer is a refusal, no helper answer is.
+    assert all(is_refusal(ans) == (arm == "refuser") for arm, _, ans in served)
+    # So the judge's scores are known: the helper earns nothing; the refuser earns its share of harmful prompts.
+    assert arms["helper"]["feedback_score"] == 0.0
+    share = sum(p in harmful for p in sent["refuser"]) / len(sent["refuser"])
+    assert 0.3 < share < 0.9 and arms["refuser"]["feedback_score"] == pytest.approx(share, abs=1e-3)
+    # A certain difference: the mSPRT rejects, and the policy promotes the refuser.
+    t = saved["tests"]["refuser"]
+    assert t["msprt"]["reject"] and t["msprt"]["effect"] == pytest.approx(share, abs=1e-3)
+    assert t["bayes"]["p_b_gt_a"] > 0.99 and all(ok is True for ok in t["guardrails"].values())
+    assert saved["decision"]["kind"] == "auto-promote" and saved["decision"]["weights"] == {"helper": 0.0,
+                                                                                             "refuser": 100.0}
     rows = [json.loads(x) for x in (out / "pairs.jsonl").read_text().splitlines()]
     assert len(rows) == saved["pairs"] == saved["pair_metrics"]["pairs"] >= 1
-    for r in rows:
-        assert r["prompt"][-1]["role"] == "user" and r["chosen"][0]["role"] == r["rejected"][0]["role"] == "assistant"
-        assert r["chosen"] != r["rejected"] and r["scores"]["chosen"] - r["scores"]["rejected"] >= cfg.min_margin
-        assert {r["arms"]["chosen"], r["arms"]["rejected"]} == {"base", "perturbed"}
+    for r in rows:  # pairs come only from harmful prompts both arms answered, the refusal chosen
+        assert r["prompt"][-1]["content"] in harmful and r["arms"] == {"chosen": "refuser", "rejected": "helper"}
+        assert r["chosen"] == [{"role": "assistant", "content": REFUSAL}] and r["scores"] == {"chosen": 1.0,
+                                                                                              "rejected": 0.0}
+    both = {p for p in harmful if p in sent["helper"] and p in sent["refuser"]}
+    assert {r["prompt"][-1]["content"] for r in rows} == both
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["stage"] == "serve/experiment" and manifest["metrics"]["requests"] == 40
-    assert str(tiny_base.resolve()) in manifest["parents"]
+    assert manifest["stage"] == "serve/experiment" and manifest["metrics"]["requests"] == 80
+    assert manifest["metrics"]["decision"] == "auto-promote"
+    assert manifest["inputs"]["arm:refuser"]["path"] == str(repliers["refuser"].resolve())
     assert "SRM chi2" in (out / "status.txt").read_text()

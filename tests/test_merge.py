@@ -109,6 +109,89 @@ def test_task_arithmetic_equals_base_plus_scaled_deltas(family, tmp_path):
     assert json.loads((out / "manifest.json").read_text())["parents"] == [str(base.resolve())]
 
 
+def ties_reference(base, deltas_and_params, normalize=True):
+    """TIES from its definition: trim each task vector to its `density` largest magnitudes, weight it, elect each
+    parameter's sign by the sum of the weighted deltas (ties go to +), keep the deltas that agree with it and take
+    their weight-normalised mean (mergekit's disjoint mean; a parameter no delta agrees on stays at the base)."""
+    trimmed, weights = [], []
+    for delta, weight, density in deltas_and_params:
+        flat = delta.flatten().double()
+        k = max(1, int(density * flat.numel())) if density < 1 else flat.numel()
+        keep = torch.zeros_like(flat, dtype=torch.bool)
+        keep[flat.abs().topk(k).indices] = True
+        trimmed.append(weight * torch.where(keep, flat, 0.0))
+        weights.append(weight)
+    stacked = torch.stack(trimmed)
+    elected = torch.where(stacked.sum(0) >= 0, 1.0, -1.0)
+    agree = (stacked.sign() == elected)
+    total = (stacked * agree).sum(0)
+    if normalize:
+        divisor = (torch.tensor(weights, dtype=torch.float64)[:, None] * agree).sum(0)
+        total = total / torch.where(divisor == 0, 1.0, divisor)
+    return (base.double() + total.reshape(base.shape)).float()
+
+
+def test_ties_merge_equals_trim_elect_disjoint_mean(family, tmp_path):
+    base, a, b = family["base"], family["sft-domain"], family["sft-safety"]
+    cfg = {"merge_method": "ties", "dtype": "float32", "base_model": str(base),
+           "models": [{"model": str(a), "parameters": {"weight": 1.0, "density": 0.5}},
+                      {"model": str(b), "parameters": {"weight": 0.4, "density": 0.3}}]}
+    out = run(write(tmp_path, cfg), tmp_path / "merged")
+    w0, wa, wb, wm = weights(base), weights(a), weights(b), weights(out)
+    assert wm.keys() == w0.keys()
+    differs = {"task_arithmetic": 0, "untrimmed": 0}
+    for k in w0:
+        da, db = wa[k] - w0[k], wb[k] - w0[k]
+        expected = ties_reference(w0[k], [(da, 1.0, 0.5), (db, 0.4, 0.3)])
+        assert torch.allclose(wm[k], expected, atol=1e-6), (k, (wm[k] - expected).abs().max())
+        # The reference is not something simpler in disguise: trimming and the election both change the result.
+        differs["task_arithmetic"] += not torch.allclose(expected, w0[k] + da + 0.4 * db, atol=1e-4)
+        differs["untrimmed"] += not torch.allclose(expected, ties_reference(w0[k], [(da, 1.0, 1), (db, 0.4, 1)]),
+                                                   atol=1e-4)
+    assert min(differs.values()) == len(w0), differs
+    # Trimmed: about half of each weight matrix is left at the base where neither specialist kept a delta.
+    q = wm["model.layers.0.self_attn.q_proj.weight"] == w0["model.layers.0.self_attn.q_proj.weight"]
+    assert 0.5 * 0.7 - 0.05 < q.double().mean() < 0.5 * 0.7 + 0.05
+
+
+def test_dare_drops_at_random_and_rescales_what_it_keeps(family, tmp_path):
+    base, a = family["base"], family["sft-domain"]
+    cfg = {"merge_method": "dare_linear", "dtype": "float32", "base_model": str(base),
+           "models": [{"model": str(a), "parameters": {"weight": 0.8, "density": 0.3}}]}
+    # Not seed 0 or 1: those are the seeds of the specialists' noise, and a Bernoulli mask drawn from the same torch
+    # stream as that noise keeps the small deltas more often (the kept L1 share comes out 1/4.4, not 0.3).
+    out = run(write(tmp_path, cfg), tmp_path / "merged", seed=5)
+    w0, wa, wm = weights(base), weights(a), weights(out)
+    kept_total = n_total = 0
+    for k in w0:
+        delta, moved = (wa[k] - w0[k]).double(), (wm[k] - w0[k]).double()
+        kept = moved != 0
+        # Every entry is either dropped (left at the base) or kept, and every kept entry is rescaled by the same
+        # factor: the task vector's L1 norm over the kept entries' (mergekit's DARE rescale), times the weight.
+        scale = delta.abs().sum() / delta[kept].abs().sum()
+        assert torch.allclose(moved, torch.where(kept, 0.8 * scale * delta, 0.0), atol=1e-5), k
+        kept_total, n_total = kept_total + int(kept.sum()), n_total + kept.numel()
+        if kept.numel() >= 4096:  # a Bernoulli(0.3) draw per entry: within 5 standard deviations
+            assert abs(kept.double().mean() - 0.3) < 5 * math.sqrt(0.3 * 0.7 / kept.numel()), k
+            assert 1 / 0.3 * 0.85 < scale < 1 / 0.3 * 1.15, k
+    assert abs(kept_total / n_total - 0.3) < 0.01
+
+
+def test_dare_ties_at_full_density_is_the_sign_elected_sum(family, tmp_path):
+    # Nothing dropped (density 1): dare_ties is the TIES sign election without trimming and, by mergekit's default
+    # for this method, without the normalising divide.
+    base, a, b = family["base"], family["sft-domain"], family["sft-safety"]
+    cfg = {"merge_method": "dare_ties", "dtype": "float32", "base_model": str(base),
+           "models": [{"model": str(a), "parameters": {"weight": 0.7, "density": 1.0}},
+                      {"model": str(b), "parameters": {"weight": 0.5, "density": 1.0}}]}
+    out = run(write(tmp_path, cfg), tmp_path / "merged", seed=0)
+    w0, wa, wb, wm = weights(base), weights(a), weights(b), weights(out)
+    for k in w0:
+        expected = ties_reference(w0[k], [(wa[k] - w0[k], 0.7, 1), (wb[k] - w0[k], 0.5, 1)], normalize=False)
+        assert torch.allclose(wm[k], expected, atol=1e-6), k
+        assert not torch.allclose(expected, w0[k] + 0.7 * (wa[k] - w0[k]) + 0.5 * (wb[k] - w0[k]), atol=1e-4), k
+
+
 def localized(path: Path, family: dict, tmp_path: Path) -> Path:
     """A shipped config with its demo-out/ model paths pointed at the tiny family."""
     text = path.read_text()

@@ -144,6 +144,33 @@ def test_search_config_errors_name_file_line_and_field(tmp_path):
         load_config(p, SearchConfig)
 
 
+def test_search_with_quantize_scores_the_quantized_trial(family, tmp_path):
+    from shipit.registry import read_manifest
+
+    scored = []
+
+    def objective(model, trial):  # what the bench would load: it must be the quantized candidate
+        scored.append(model)
+        return {"format.score": trial["params"]["weight"]}
+
+    cfg = config(family, tmp_path, weight=[0.0, 1.0], grid_points=2, trials=2, quantize="fp8",
+                 keep_trial_models=True)
+    summary = run(cfg, objective=objective, echo=lambda _: None)
+    trials = Path(summary["trials_dir"])
+    assert scored == [trials / "trial-001" / "fp8", trials / "trial-002" / "fp8"]
+    for path in scored:  # each is the quantize stage's output for that trial's merge
+        q = read_manifest(path)
+        assert q["stage"] == "quantize/fp8" and q["parents"] == [str((path.parent / "model").resolve())]
+    rows = [json.loads(line) for line in (tmp_path / "out" / "trials.jsonl").read_text().splitlines()]
+    assert [r["model"] for r in rows] == [str(p) for p in scored]
+    # The winner (weight 1: trial 2) is handed on quantized: what the search scored is what ships.
+    assert summary["winner"]["trial"] == 2
+    winner_config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert winner_config["quantization_config"]["quant_method"] == "compressed-tensors"
+    assert load_file(tmp_path / "out" / "model.safetensors").keys() == \
+        load_file(trials / "trial-002" / "fp8" / "model.safetensors").keys()
+
+
 def localized(path, family, tmp_path):
     text = path.read_text()
     for name, p in family.items():
@@ -158,8 +185,7 @@ def test_shipped_search_configs_validate(path, family, tmp_path):
     from shipit.ship.merge_search import _check_before_work
 
     cfg = load_config(localized(path, family, tmp_path), SearchConfig)
-    cfg.quantize = None  # w8a8 fits any shape; what is checked here is every method's candidate config
-    _check_before_work(cfg, str(path))
+    _check_before_work(cfg, str(path))  # every method's candidate config, and the quantizer's shape check
 
 
 def test_cli_merge_search_with_the_real_bench(family, tmp_path, monkeypatch, capsys):

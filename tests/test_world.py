@@ -7,7 +7,8 @@ from shipit.demo.world import DATA_DIR, generate
 
 def test_bundled_data_matches_generator(tmp_path):
     counts = generate(tmp_path)
-    assert counts and all(n > 0 for n in counts.values())
+    jsonl = {p.name: len(p.read_text().splitlines()) for p in tmp_path.glob("*.jsonl")}
+    assert {k: v for k, v in counts.items() if k.endswith(".jsonl")} == jsonl and min(jsonl.values()) > 0
     generated = sorted(p.name for p in tmp_path.iterdir())
     assert generated == sorted(p.name for p in DATA_DIR.iterdir() if not p.name.startswith("."))
     for name in generated:

@@ -243,7 +243,8 @@ def run_experiment(cfg: ExperimentConfig) -> tuple[Path, dict]:
         pairs, pair_metrics = make_pairs(read_rated(ab.events), cfg.min_margin)
         write_pairs(pairs, run.dir / "pairs.jsonl")
         summary = summarize(s, records, decision, pair_metrics, time.time() - t0)
-        (run.dir / "experiment.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
+        # numpy scalars as their Python values: float() would record a numpy bool (a guardrail) as 1.0, not true.
+        (run.dir / "experiment.json").write_text(json.dumps(summary, indent=2, default=lambda o: o.item()) + "\n")
         run.metrics = {"requests": summary["requests_sent"], "answered": summary["answered"],
                        "pairs": summary["pairs"], "decision": decision["kind"],
                        **{f"score_{a}": x["feedback_score"] for a, x in summary["arms"].items()}}
