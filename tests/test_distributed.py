@@ -1,5 +1,7 @@
 """Multi-process training: `accelerate launch` with two processes on CPU (DDP over gloo) for every TRL stage.
 
+Each launch takes 15-30 s on 2 cores; the module is marked slow.
+
 accelerate's `--cpu` flag launches ONE process however many `--num_processes` asks for (several CPU processes
 need mpirun); `--multi_gpu` launches them through torchrun, and on a machine without CUDA the trainer's
 `use_cpu` makes them a gloo process group. So these tests launch with `--multi_gpu`, as a CPU-only user must.
@@ -24,8 +26,7 @@ from safetensors.torch import load_file
 from shipit.demo.world import DATA_DIR
 from shipit.registry import partial_dir
 
-pytestmark = pytest.mark.slow
-
+REPO = Path(__file__).resolve().parent.parent
 STEPS = 12
 TRAINER = dict(max_steps=STEPS, save_steps=2, logging_steps=1, learning_rate=3e-3, warmup_steps=0,
                per_device_train_batch_size=4)
@@ -91,6 +92,7 @@ def write_recipe(tmp_path: Path, name: str, cfg: dict) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", ["sft", "cpt", "dpo", "reward", "grpo"])
 def test_two_process_launch_trains_one_output_and_resumes(stage, tiny_base, tmp_path):
     """Killed at its first checkpoint, a 2-process launch resumes with --resume and finishes: both ranks stepped
@@ -133,6 +135,7 @@ def test_two_process_launch_trains_one_output_and_resumes(stage, tiny_base, tmp_
     assert len(moved) > 0.9 * len(before)
 
 
+@pytest.mark.slow
 def test_two_ranks_of_4_train_the_same_model_as_one_process_of_8(tiny_base, tmp_path):
     """Gradients are all-reduced: DPO by 2 ranks x 4 pairs gives the model that 1 process x 8 pairs gives on the
     same data (the distributed sampler deals each step's 8 pairs out 4 and 4), while rank 0 training on its own 4
@@ -164,6 +167,7 @@ def test_two_ranks_of_4_train_the_same_model_as_one_process_of_8(tiny_base, tmp_
         assert got[key] == pytest.approx(want[key], abs=2e-4), key
 
 
+@pytest.mark.slow
 def test_ppo_refuses_a_multi_process_launch(tiny_base, tmp_path):
     """shipit's PPO has no distributed code: under a 2-process launch each rank says so in one line and exits 2,
     before any output is started."""
@@ -175,3 +179,23 @@ def test_ppo_refuses_a_multi_process_launch(tiny_base, tmp_path):
     assert len(errors) == 2 and "runs in one process, and this launch has 2" in errors[0], r.stderr[-3000:]
     assert "exitcode  : 2" in r.stderr  # torchrun's summary of the failed rank
     assert not (tmp_path / "ppo").exists() and not partial_dir(tmp_path / "ppo").exists()
+
+
+def test_fsdp_config_saves_a_full_state_dict(monkeypatch):
+    """train/accelerate/fsdp.yaml, read by accelerate's own launcher, makes the FSDP plugin gather a full state dict:
+    the Trainer's save_model (which `save_trained` calls on every rank) writes a plain HF model only then; with
+    SHARDED_STATE_DICT it writes per-rank shards. (FSDP does not run on CPU: accelerate turns it on for GPU-class
+    process groups only, and on gloo it silently trains as DDP, so the launch itself is checked on GPUs.)"""
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+    from accelerate.utils import FullyShardedDataParallelPlugin, prepare_multi_gpu_env
+
+    args = launch_command_parser().parse_args(["--config_file", str(REPO / "train/accelerate/fsdp.yaml"),
+                                               "-m", "shipit", "train", "sft", "recipe.yaml"])
+    args, _, _ = _validate_launch_command(args)
+    env = prepare_multi_gpu_env(args)
+    assert args.use_fsdp and env["ACCELERATE_USE_FSDP"] == "true"
+    for key, value in env.items():
+        if key.startswith(("FSDP_", "ACCELERATE_")):
+            monkeypatch.setenv(key, value)
+    plugin = FullyShardedDataParallelPlugin()
+    assert "FULL_STATE_DICT" in str(plugin.state_dict_type) and plugin.fsdp_version == 2
