@@ -199,3 +199,15 @@ def test_fsdp_config_saves_a_full_state_dict(monkeypatch):
             monkeypatch.setenv(key, value)
     plugin = FullyShardedDataParallelPlugin()
     assert "FULL_STATE_DICT" in str(plugin.state_dict_type) and plugin.fsdp_version == 2
+
+
+def test_deepspeed_is_pinned_where_its_config_is_shipped():
+    """train/accelerate/deepspeed_zero3.yaml needs deepspeed: the `deepspeed` extra names it and the pins give it one
+    version (an unpinned DeepSpeed is the likeliest thing to break a ZeRO-3 run after an upgrade)."""
+    import tomllib
+
+    assert (REPO / "train/accelerate/deepspeed_zero3.yaml").exists()
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    pins = [line for line in (REPO / "requirements/core.txt").read_text().splitlines()
+            if line.startswith("deepspeed==")]
+    assert extras["deepspeed"] == pins == ["deepspeed==0.19.8"]
