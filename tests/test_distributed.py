@@ -100,6 +100,8 @@ def test_two_process_launch_trains_one_output_and_resumes(stage, tiny_base, tmp_
     plain Hugging Face directory whose weights moved."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
 
+    from shipit.device import bf16_supported
+
     out = tmp_path / stage
     path = write_recipe(tmp_path, stage, recipe(stage, tiny_base, out))
     ckpts = partial_dir(out) / "checkpoints"
@@ -125,6 +127,10 @@ def test_two_process_launch_trains_one_output_and_resumes(stage, tiny_base, tmp_
     # resumed run continued from there to the end.
     assert all(logged.count(s) == 1 for s in range(1, done[-1] + 1)), logged
     assert set(range(1, STEPS + 1)) <= set(logged) and logged[-1] == STEPS
+
+    args = torch.load(out / "training_args.bin", weights_only=False)
+    # Two ranks, each in bf16 autocast where the CPU has native bf16 (as a one-process run would be)
+    assert args.world_size == 2 and args.bf16 == bf16_supported()
 
     architecture = AutoConfig.from_pretrained(out).architectures[0]
     loader = AutoModelForSequenceClassification if stage == "reward" else AutoModelForCausalLM
