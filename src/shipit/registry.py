@@ -182,6 +182,28 @@ def _as_user_error(exc: BaseException, out: Path, tmp: Path) -> BaseException:
     return exc
 
 
+def world_size() -> int:
+    """How many processes train together (`accelerate launch` / torchrun set WORLD_SIZE); 1 for a plain run."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def process_rank() -> int:
+    """This process's rank among them (0 writes the outputs)."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def barrier() -> None:
+    """Wait for every rank of a multi-process launch (nothing to wait for in a plain run)."""
+    if world_size() < 2:
+        return
+    from accelerate import PartialState
+
+    from shipit.device import has_cuda
+
+    # The process group the trainer will use (gloo on CPU, nccl on GPU): `cpu` as `trl_kwargs` sets `use_cpu`.
+    PartialState(cpu=not has_cuda()).wait_for_everyone()
+
+
 @contextmanager
 def stage_output(out: str | Path, stage: str, config: Any, inputs: dict[str, str | Path] | None = None,
                  *, resume: bool = False, keep_on_error: bool = False, need_bytes: int = 0) -> Iterator[StageRun]:
@@ -194,13 +216,15 @@ def stage_output(out: str | Path, stage: str, config: Any, inputs: dict[str, str
     """
     out = Path(out).resolve()
     tmp = partial_dir(out)
-    if int(os.environ.get("RANK", "0")) != 0:
-        # Under `accelerate launch`, non-main ranks train and checkpoint into the same partial dir; only rank 0
-        # clears it, writes the manifest and renames it.
-        tmp.mkdir(exist_ok=True)
+    check_output(out, inputs, need_bytes)  # on every rank, so a refused output stops them all
+    if process_rank() != 0:
+        # Under `accelerate launch`, other ranks train and checkpoint (their RNG states) into rank 0's partial dir;
+        # only rank 0 clears it, writes the manifest and renames it. The barriers keep rank 0 from clearing the
+        # dir after another rank wrote to it, and from renaming it while another rank still writes.
+        barrier()
         yield StageRun(stage, out, tmp, {}, {})
+        barrier()
         return
-    check_output(out, inputs, need_bytes)
     try:
         if tmp.exists() and not resume:
             shutil.rmtree(tmp)  # only ever a partial dir: shipit's own name, never a user's
@@ -208,11 +232,13 @@ def stage_output(out: str | Path, stage: str, config: Any, inputs: dict[str, str
         (tmp / MANIFEST).unlink(missing_ok=True)  # a partial never holds a manifest
     except OSError as exc:
         raise _as_user_error(exc, out, tmp) from exc
+    barrier()
     cfg = config.model_dump(mode="json") if hasattr(config, "model_dump") else dict(config or {})
     run = StageRun(stage, out, tmp, cfg, {k: Path(v) for k, v in (inputs or {}).items()})
     started = time.time()
     try:
         yield run
+        barrier()
         manifest = {
             "stage": stage,
             "name": out.name,

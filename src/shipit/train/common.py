@@ -225,25 +225,33 @@ def _without_borrowed_pad(model, tokenizer):
 def save_trained(model, tokenizer, out_dir: Path, peft: LoraSettings | None, trainer=None) -> None:
     """Save a trained model in HF format; LoRA adapters are merged in unless `peft.merge` is False.
 
-    Given the HF `trainer`, a full model is saved through it, which gathers FSDP / ZeRO-3 shards and writes
-    on the main process only.
+    Given the HF `trainer`, a full model is saved through it: every rank must call this, since the trainer gathers
+    FSDP (FULL_STATE_DICT) / ZeRO-3 shards collectively, then writes on the main process only. Under a
+    multi-process launch only rank 0 writes files; the others would write the same files into the same directory.
     """
     from peft import PeftModel
 
+    from shipit.registry import process_rank
+
+    main = process_rank() == 0
     _without_borrowed_pad(model.get_base_model() if isinstance(model, PeftModel) else model, tokenizer)
     if isinstance(model, PeftModel) and (peft is None or peft.merge):
         model = model.merge_and_unload()
     elif trainer is not None and not isinstance(model, PeftModel):
         trainer.save_model(str(out_dir))
-        tokenizer.save_pretrained(out_dir)
+        if main:
+            tokenizer.save_pretrained(out_dir)
         return
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
+    if main:
+        model.save_pretrained(out_dir)
+        tokenizer.save_pretrained(out_dir)
 
 
 def train_with_resume(trainer, work_dir: Path, resume: bool) -> dict:
     """Run `trainer.train()` (from the last checkpoint when resuming); return loss and step metrics."""
     import shutil
+
+    from shipit.registry import barrier, process_rank
 
     ckpt_dir = Path(trainer.args.output_dir)
     trainer.train(resume_from_checkpoint=last_checkpoint(ckpt_dir) if resume else None)
@@ -252,5 +260,7 @@ def train_with_resume(trainer, work_dir: Path, resume: bool) -> dict:
     tokens = [r["num_tokens"] for r in trainer.state.log_history if "num_tokens" in r]
     if tokens:
         metrics["train_tokens"] = int(tokens[-1])
-    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    barrier()  # the last checkpoint may still get another rank's RNG state: delete it once all are done
+    if process_rank() == 0:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
     return metrics

@@ -107,7 +107,8 @@ def own_preference(trainer) -> dict:
             logits = model(input_ids=ids, attention_mask=batch["attention_mask"], use_cache=False).logits
             logp = torch.log_softmax(logits[:, :-1].float(), -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
             chosen, rejected = ((logp * mask).sum(1) / mask.sum(1).clamp(min=1)).chunk(2)
-            margins += (chosen - rejected).tolist()
+            # Under a multi-process launch each rank scores its shard of the pairs: gather them all
+            margins += trainer.accelerator.gather_for_metrics(chosen - rejected).tolist()
     model.train(was_training)
     wins = sum(1.0 if m > 0 else 0.5 if m == 0 else 0.0 for m in margins)
     return {"accuracy": round(wins / len(margins), 4), "margin": round(sum(margins) / len(margins), 4)}

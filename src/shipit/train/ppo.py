@@ -306,6 +306,13 @@ def run(cfg: Config, resume: bool = False) -> Path:
     from shipit.models.reward import reward_model_scorer
     from shipit.train.rewards import resolve_reward
 
+    from shipit.errors import UserError
+    from shipit.registry import world_size
+
+    if world_size() > 1:
+        # Each rank would roll out, update and save its own copy: refuse rather than train N unsynchronised models.
+        raise UserError(f"train ppo: shipit's PPO runs in one process, and this launch has {world_size()}; run it "
+                        "without accelerate launch / torchrun (or use grpo, which trains on several)")
     require_model(cfg.model, "model", hint="expected a Hugging Face model directory")
     prompts = load_prompts(cfg.prompts)
     if cfg.reward_model is not None:
