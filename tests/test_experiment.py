@@ -189,9 +189,11 @@ def test_simulated_experiment_end_to_end(repliers, vllm_python, tmp_path):
     from shipit.serve.config import Guardrails, Policy
     from shipit.ship.experiment import ExperimentConfig, load_prompts, run_experiment
 
-    # Latency is not what this test is about: two vLLM servers on a shared CPU may differ by more than 25%.
-    policy = Policy(primary_metric="feedback", min_samples=20,
-                    guardrails=Guardrails(latency_margin=100, max_p95_latency_ms=600_000))
+    # Latency and errors are not what this test is about: two vLLM servers on a shared CPU may differ by more than 25%,
+    # and showing a 5xx rate non-inferior within 0.02 takes a few hundred requests. The burn-in is lowered so that 80
+    # requests decide (the statistics' error rates at their defaults are checked in test_ab_error_rates.py).
+    policy = Policy(primary_metric="feedback", min_samples=20, burn_in=8,
+                    guardrails=Guardrails(latency_margin=100, max_p95_latency_ms=600_000, error_rate_margin=0.2))
     cfg = ExperimentConfig(arms={"helper": repliers["helper"], "refuser": repliers["refuser"]}, users=40,
                            requests_per_user=2, **POOL, judge="rules", max_tokens=24, concurrency=4, policy=policy,
                            vllm_python=vllm_python, output=tmp_path / "exp")
