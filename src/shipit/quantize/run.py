@@ -49,14 +49,14 @@ def verify(src: Path, quantized: Path, texts: list[str]) -> dict:
     }
 
 
-def check_bound(metrics: dict, max_ppl_increase: float, what: str, out: Path) -> None:
+def check_bound(metrics: dict, max_ppl_increase: float, what: str, out: Path, hint: str = "") -> None:
     """Fail, with the numbers in one line, when the quantized perplexity rose more than `max_ppl_increase` percent."""
     if metrics["ppl_delta_pct"] > max_ppl_increase:
         raise UserError(
             f"{what} fails the quality bound: held-out perplexity {metrics['ppl_source']:g} -> "
             f"{metrics['ppl_quantized']:g} ({metrics['ppl_delta_pct']:+.2f}% > +{max_ppl_increase:g}%) on "
             f"{metrics['heldout_texts']} texts, max logit change {metrics['max_logit_diff']:g}; nothing written at "
-            f"{out} (loosen it with --max-ppl-increase, or use a gentler method or a smaller --group-size)")
+            f"{out} (loosen it with --max-ppl-increase, or use a gentler method{hint})")
 
 
 def run(method: str, model: Path, out: Path, calibration: Path | None = None, eval_data: Path | None = None,
@@ -86,6 +86,9 @@ def run(method: str, model: Path, out: Path, calibration: Path | None = None, ev
     eval_data = eval_data or DATA_DIR / "heldout.jsonl"
     calib = [r["text"] for r in read_jsonl(calibration, ["text"], what="calibration data")][:num_calibration]
     texts = [r["text"] for r in read_jsonl(eval_data, ["text"], what="eval data")][:64]
+    if not calib or not any(t.strip() for t in texts):  # an empty held-out set would pass any bound (ppl 1 vs 1)
+        raise UserError(f"quantize: {calibration if not calib else eval_data} has no text rows; "
+                        f"the calibration and held-out data need at least one each")
     servable = target in impl.SERVABLE_BY
     if not servable:
         print(f"warning: {method} output cannot be served by the configured backend '{target}' "
@@ -98,7 +101,8 @@ def run(method: str, model: Path, out: Path, calibration: Path | None = None, ev
         run_.metrics.update(verify(Path(model), run_.dir, texts))
         if not run_.metrics["generates"]:
             raise UserError(f"quantize: {method} output of {model} loads but does not generate; not marked done")
-        check_bound(run_.metrics, max_ppl_increase, f"quantize: {method} output of {model}", Path(out))
+        check_bound(run_.metrics, max_ppl_increase, f"quantize: {method} output of {model}", Path(out),
+                    " or a smaller --group-size" if "group_size" in settings else "")
         run_.metrics["size_mb"] = round(dir_size_mb(run_.dir), 3)
         run_.metrics["size_ratio"] = round(run_.metrics["size_mb"] / dir_size_mb(model), 4)
         run_.extra.update({"servable_by": sorted(impl.SERVABLE_BY), "servable": servable,
