@@ -6,6 +6,11 @@
 3. vLLM server vs transformers generate: output tokens/s on the same prompts.
 
     .venv/bin/python benchmarks/bench_quantize.py [--pretrain-steps 40] [--no-vllm]
+
+With --model DIR (a real checkpoint, e.g. ~/.cache/shipit/models/smollm2-135m-instruct) only part 1 runs, on that
+model, with `shipit quantize`'s defaults (64 calibration texts, 64 held-out texts, the 5% perplexity bound):
+
+    .venv/bin/python benchmarks/bench_quantize.py --model DIR [--methods w8a8,w4a16,onnx-int8,fp8]
 """
 
 from __future__ import annotations
@@ -37,11 +42,40 @@ def per_token_ms(step, ids, n: int) -> float:
     return statistics.median(times)
 
 
+def quantize_table(model: Path, names: list[str] | None, out_root: Path | None = None) -> None:
+    """Part 1 on an existing model: one `shipit quantize` per method; a method that fails its bound prints why."""
+    from shipit.errors import UserError
+    from shipit.quantize import methods
+    from shipit.quantize.run import run as quantize
+
+    with tempfile.TemporaryDirectory() as d:
+        print(f"model: {model}")
+        print(f"   {'method':10s} {'size MB':>8s} {'size ratio':>10s} {'ppl source':>11s} {'ppl quant':>10s} "
+              f"{'ppl change':>11s} {'max logit diff':>14s} {'time':>6s}", flush=True)
+        for method in names or list(methods()):
+            t0 = time.perf_counter()
+            try:
+                out = quantize(method, model, (out_root or Path(d)) / method, backend="vllm-cpu")
+            except UserError as exc:
+                print(f"   {method:10s} FAILED: {exc}  ({time.perf_counter() - t0:.0f}s)", flush=True)
+                continue
+            m = json.loads((out / "manifest.json").read_text())
+            r, extra = m["metrics"], f" group {m['config']['group_size']}" if "group_size" in m["config"] else ""
+            print(f"   {method:10s} {r['size_mb']:8.1f} {r['size_ratio']:10.3f} {r['ppl_source']:11.3f} "
+                  f"{r['ppl_quantized']:10.3f} {r['ppl_delta_pct']:+10.2f}% {r['max_logit_diff']:14.3f} "
+                  f"{time.perf_counter() - t0:5.0f}s{extra}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pretrain-steps", type=int, default=40)
     ap.add_argument("--no-vllm", action="store_true")
+    ap.add_argument("--model", type=Path, help="Quantize this model directory instead (part 1 only).")
+    ap.add_argument("--methods", help="Comma-separated methods (default: all registered).")
     a = ap.parse_args()
+    if a.model:
+        quantize_table(a.model, a.methods.split(",") if a.methods else None)
+        return
 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -17,7 +17,7 @@ from shipit.bench.run import run
 from shipit.config import load_config, read_jsonl
 from shipit.demo.world import DATA_DIR
 from shipit.errors import GateFailure, UserError
-from tests.conftest import wait_for
+from tests.fake_upstream import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -308,7 +308,7 @@ def fake_judge():
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    wait_for(lambda: server.started or not thread.is_alive(), what="the fake judge to start")
+    wait_for(lambda: server.started or not thread.is_alive(), timeout=30, what="the fake judge to start")
     assert server.started, "the fake judge did not start"
     yield f"http://127.0.0.1:{port}/v1", seen
     server.should_exit = True

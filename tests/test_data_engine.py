@@ -15,7 +15,7 @@ from shipit.data import filters
 from shipit.data.generators import GeneratorSettings, make_generator
 from shipit.errors import UserError
 from shipit.registry import read_manifest
-from tests.conftest import wait_for
+from tests.fake_upstream import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 CONSTITUTION = REPO / "src/shipit/demo/data/constitution.yaml"
@@ -83,7 +83,7 @@ def endpoint():
     server = uvicorn.Server(uvicorn.Config(make_app(state), host="127.0.0.1", port=free_port(), log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    wait_for(lambda: server.started or not thread.is_alive(), what="the fake endpoint to start")
+    wait_for(lambda: server.started or not thread.is_alive(), timeout=30, what="the fake endpoint to start")
     assert server.started, "the fake endpoint did not start"
     yield f"http://127.0.0.1:{server.config.port}/v1", state
     server.should_exit = True

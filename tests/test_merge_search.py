@@ -122,8 +122,7 @@ def test_tpe_searches_methods_and_gets_near_the_optimum(family, tmp_path):
     ({"methods": ["ties"], "base_model": None}, r"\(method 'ties'\): field 'base_model': method 'ties' needs a base"),
     ({"sampler": "grid", "grid_points": 4, "methods": ["linear", "slerp"], "trials": 7},
      r"field 'trials': the grid has 8 points, more than the budget of 7"),
-    ({"quantize": "w4a16"}, r"hidden_size=64 is not a multiple of the group size 128"),
-], ids=["slerp-three", "ties-no-base", "grid-over-budget", "w4a16-shape"])
+], ids=["slerp-three", "ties-no-base", "grid-over-budget"])  # w4a16 now fits hidden 64 (group 64): no shape row
 def test_search_fails_before_any_trial(family, tmp_path, change, pattern):
     if change.get("models") == "three":
         change["models"] = [family["sft-domain"], family["sft-safety"], family["base"]]

@@ -290,12 +290,21 @@ def merge_search(config_path: Path, overrides: tuple[str, ...]) -> None:
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output model directory.")
 @click.option("--calibration", type=click.Path(path_type=Path), help="JSONL of {text} rows (default: bundled).")
+@click.option("--eval-data", type=click.Path(path_type=Path),
+              help="JSONL of held-out {text} rows for the quality bound (default: bundled).")
 @click.option("--backend", type=click.Choice(SERVE_BACKENDS),
               help="Serving backend the output is for (default: $SHIPIT_SERVE_BACKEND, else vllm or vllm-cpu).")
-def quantize(method: str, model: Path, out: Path, calibration: Path | None, backend: str | None) -> None:
+@click.option("--group-size", type=click.Choice(["128", "64", "32"]),
+              help="w4a16: input channels per int4 scale (default: the largest that divides the model's layers).")
+@click.option("--max-ppl-increase", type=float, default=5.0, show_default=True, metavar="PCT",
+              help="Fail unless held-out perplexity rises by at most PCT percent over the source's.")
+def quantize(method: str, model: Path, out: Path, calibration: Path | None, eval_data: Path | None,
+             backend: str | None, group_size: str | None, max_ppl_increase: float) -> None:
     from shipit.quantize.run import run
 
-    click.echo(f"quantized: {run(method, model, out, calibration=calibration, backend=backend)}")
+    out = run(method, model, out, calibration=calibration, eval_data=eval_data, backend=backend,
+              group_size=int(group_size) if group_size else None, max_ppl_increase=max_ppl_increase)
+    click.echo(f"quantized: {out}")
 
 
 @cli.command()

@@ -11,7 +11,9 @@ from shipit.errors import UserError
 from shipit.plugins import registry
 
 # name -> module; each defines DESCRIPTION, SERVABLE_BY (the serving backends that load its output), check(src)
-# (fails fast on shapes the method cannot take) and quantize(src, out_dir, calibration_texts).
+# (fails fast on shapes the method cannot take) and quantize(src, out_dir, calibration_texts). A method with
+# settings also lists them in OPTIONS (w4a16: group_size); its check(src, **given) returns the settings it chose,
+# which are recorded in the manifest and passed to quantize(src, out_dir, calibration_texts, **chosen).
 BUILTIN: dict[str, str] = {
     "w4a16": "shipit.quantize.w4a16",
     "w8a8": "shipit.quantize.w8a8",

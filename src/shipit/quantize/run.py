@@ -1,4 +1,5 @@
-"""`shipit quantize METHOD MODEL --out DIR`: quantize, then verify (loads, generates, quality delta) before done."""
+"""`shipit quantize METHOD MODEL --out DIR`: quantize, then verify against the source (loads, generates, stays within
+the perplexity bound on held-out text) before the output is marked done."""
 
 from __future__ import annotations
 
@@ -6,10 +7,13 @@ import sys
 from pathlib import Path
 
 from shipit.config import read_jsonl
+from shipit.errors import UserError
 from shipit.models.check import require_model
 from shipit.models.load import dir_size_mb
 
 DATA_DIR = Path(__file__).parent / "data"  # default calibration and held-out text (see data/README.md)
+MAX_PPL_INCREASE = 5.0  # percent; the default quality bound on held-out perplexity
+OPTION_FLAGS = {"group_size": "--group-size"}  # settings a method may take (its OPTIONS), by their CLI flag
 
 
 def verify(src: Path, quantized: Path, texts: list[str]) -> dict:
@@ -17,23 +21,28 @@ def verify(src: Path, quantized: Path, texts: list[str]) -> dict:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from shipit.models.perplexity import perplexity
     from shipit.models.load import load_for_eval
+    from shipit.models.perplexity import perplexity
+    from shipit.quantize.tokens import with_pad_token
 
+    if Path(src).resolve() == Path(quantized).resolve():
+        raise ValueError(f"verify: {src} is both the source and the quantized model; nothing would be compared")
     q, tok, backend = load_for_eval(quantized)
-    ref = AutoModelForCausalLM.from_pretrained(src, dtype="auto").to(next(q.parameters()).device).eval()
+    with_pad_token(tok, quantized)
+    device = next(q.parameters()).device
+    ref = AutoModelForCausalLM.from_pretrained(src, dtype="auto").to(device).eval()
     tok.padding_side = "right"
-    enc = tok(texts[:4], return_tensors="pt", padding=True, truncation=True, max_length=128).to(
-        next(q.parameters()).device)
+    enc = tok(texts[:4], return_tensors="pt", padding=True, truncation=True, max_length=128).to(device)
     with torch.no_grad():
         diff = (ref(**enc).logits.float() - q(**enc).logits.float()).abs()
         diff = diff[enc["attention_mask"].bool()].max().item()
-        prompt = tok(texts[0][:60], return_tensors="pt").to(next(q.parameters()).device)
+        prompt = tok(texts[0][:60], return_tensors="pt").to(device)
         generated = q.generate(**prompt, max_new_tokens=8, do_sample=False, pad_token_id=tok.pad_token_id)
     ppl_src, ppl_q = perplexity(ref, tok, texts), perplexity(q, tok, texts)
     return {
         "generates": bool(generated.shape[1] > prompt["input_ids"].shape[1]),
         "eval_backend": backend,
+        "heldout_texts": len(texts),
         "ppl_source": round(ppl_src, 4),
         "ppl_quantized": round(ppl_q, 4),
         "ppl_delta_pct": round(100 * (ppl_q - ppl_src) / ppl_src, 3),
@@ -41,33 +50,60 @@ def verify(src: Path, quantized: Path, texts: list[str]) -> dict:
     }
 
 
+def check_bound(metrics: dict, max_ppl_increase: float, what: str, out: Path, hint: str = "") -> None:
+    """Fail, with the numbers in one line, when the quantized perplexity rose more than `max_ppl_increase` percent."""
+    if metrics["ppl_delta_pct"] > max_ppl_increase:
+        raise UserError(
+            f"{what} fails the quality bound: held-out perplexity {metrics['ppl_source']:g} -> "
+            f"{metrics['ppl_quantized']:g} ({metrics['ppl_delta_pct']:+.2f}% > +{max_ppl_increase:g}%) on "
+            f"{metrics['heldout_texts']} texts, max logit change {metrics['max_logit_diff']:g}; nothing written at "
+            f"{out} (loosen it with --max-ppl-increase, or use a gentler method{hint})")
+
+
 def run(method: str, model: Path, out: Path, calibration: Path | None = None, eval_data: Path | None = None,
-        num_calibration: int = 64, backend: str | None = None) -> Path:
-    """Quantize `model` with `method` into `out`; the manifest holds the verification numbers and servability."""
-    from shipit.errors import UserError
-    from shipit.quantize import get_method, serving_backend
+        num_calibration: int = 64, backend: str | None = None, group_size: int | None = None,
+        max_ppl_increase: float = MAX_PPL_INCREASE) -> Path:
+    """Quantize `model` with `method` into `out`; done only when it is within `max_ppl_increase` percent of the
+    source's perplexity on held-out text. The manifest holds the chosen settings, the numbers and servability."""
+    from shipit.quantize import get_method, methods, serving_backend
+    from shipit.quantize.tokens import padded_tokenizer
     from shipit.registry import stage_output
 
+    # Everything that can be wrong with the inputs is checked here, before minutes of calibration.
     impl = get_method(method)
     target = serving_backend(backend)
     require_model(Path(model), "quantize: model",
                  hint="expected a Hugging Face model directory")
-    impl.check(Path(model))
+    given = {k: v for k, v in {"group_size": group_size}.items() if v is not None}
+    for name in set(given) - set(getattr(impl, "OPTIONS", ())):
+        takes = [m for m in methods() if name in getattr(get_method(m), "OPTIONS", ())]
+        raise UserError(f"quantize: {OPTION_FLAGS[name]} does not apply to method {method} "
+                        f"(it applies to: {', '.join(takes) or 'none'})")
+    if not max_ppl_increase >= 0:
+        raise UserError(f"quantize: --max-ppl-increase {max_ppl_increase} must be a percentage >= 0")
+    settings = impl.check(Path(model), **given) or {}
+    padded_tokenizer(Path(model))  # verification pads batches: a tokenizer that cannot pad fails now, not at the end
     calibration = calibration or DATA_DIR / "calibration.jsonl"
     eval_data = eval_data or DATA_DIR / "heldout.jsonl"
     calib = [r["text"] for r in read_jsonl(calibration, ["text"], what="calibration data")][:num_calibration]
     texts = [r["text"] for r in read_jsonl(eval_data, ["text"], what="eval data")][:64]
+    if not calib or not any(t.strip() for t in texts):  # an empty held-out set would pass any bound (ppl 1 vs 1)
+        raise UserError(f"quantize: {calibration if not calib else eval_data} has no text rows; "
+                        f"the calibration and held-out data need at least one each")
     servable = target in impl.SERVABLE_BY
     if not servable:
         print(f"warning: {method} output cannot be served by the configured backend '{target}' "
               f"(it loads in: {', '.join(sorted(impl.SERVABLE_BY))})", file=sys.stderr, flush=True)
-    inputs = {"model": Path(model), "calibration": calibration}
-    config = {"method": method, "num_calibration": len(calib), "serving_backend": target}
+    inputs = {"model": Path(model), "calibration": calibration, "eval_data": eval_data}
+    config = {"method": method, **settings, "num_calibration": len(calib), "serving_backend": target,
+              "max_ppl_increase_pct": max_ppl_increase}
     with stage_output(out, f"quantize/{method}", config, inputs) as run_:
-        impl.quantize(Path(model), run_.dir, calib)
+        impl.quantize(Path(model), run_.dir, calib, **settings)
         run_.metrics.update(verify(Path(model), run_.dir, texts))
         if not run_.metrics["generates"]:
             raise UserError(f"quantize: {method} output of {model} loads but does not generate; not marked done")
+        check_bound(run_.metrics, max_ppl_increase, f"quantize: {method} output of {model}", Path(out),
+                    " or a smaller --group-size" if "group_size" in settings else "")
         run_.metrics["size_mb"] = round(dir_size_mb(run_.dir), 3)
         run_.metrics["size_ratio"] = round(run_.metrics["size_mb"] / dir_size_mb(model), 4)
         run_.extra.update({"servable_by": sorted(impl.SERVABLE_BY), "servable": servable,

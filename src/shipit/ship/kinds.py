@@ -69,7 +69,8 @@ def _merge_search(cfg, out: Path, resume: bool) -> Path:
 def _quantize(cfg, out: Path, resume: bool) -> Path:
     from shipit.quantize.run import run
 
-    return run(cfg.method, cfg.model, out, backend=cfg.backend)
+    return run(cfg.method, cfg.model, out, backend=cfg.backend, group_size=cfg.group_size,
+               max_ppl_increase=cfg.max_ppl_increase)
 
 
 def _bench(cfg, out: Path, resume: bool) -> Path:
