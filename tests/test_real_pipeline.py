@@ -114,9 +114,10 @@ def test_the_merge_and_its_w8a8_serve_behind_the_router(chain, vllm_python, tmp_
               "arms": [{"name": "merged", "weight": 50, "model": str(chain["merged"][0]), "dtype": "float32",
                         "upstream_api_key_env": "UPSTREAM_KEY"},
                        {"name": "w8a8", "weight": 50, "model": str(chain["w8a8"][0])}]}
-    with serving(config, tmp_path, vllm_python, env={"UPSTREAM_KEY": "upstream-key"}) as (cfg, url, upstreams):
+    env = {"UPSTREAM_KEY": "upstream-key", "SHIPIT_API_KEYS": "client-key"}
+    with serving(config, tmp_path, vllm_python, env=env) as (cfg, url, upstreams):
         seen = {}
-        with httpx.Client(base_url=url, timeout=120) as c:
+        with httpx.Client(base_url=url, timeout=120, headers={"authorization": "Bearer client-key"}) as c:
             for i in range(12):
                 r = c.post("/v1/chat/completions", json={
                     "model": "smol-ab", "user": f"user-{i}", "max_tokens": 8, "temperature": 0,

@@ -13,7 +13,7 @@ from shipit.serve.policy import solo
 
 def _open(config_path: Path, read_only: bool = False) -> tuple[ABConfig, object]:
     cfg = load_ab_config(config_path)
-    if read_only and not Path(cfg.events).is_file():
+    if read_only and not is_dsn(cfg.events) and not Path(cfg.events).is_file():
         # connect() would create an empty store and report n=0 for a mistyped path
         raise UserError(f"{config_path}: field 'events': event store not found: {cfg.events} (it is created when "
                         "the router starts; check the path)")
