@@ -338,28 +338,15 @@ def bench(config_path: Path, overrides: tuple[str, ...], lm_eval: str | None) ->
 def serve(model: Path | None, config_path: Path | None, port: int | None, api_key: str | None,
           vllm_python: Path | None, dtype: str, max_model_len: int | None) -> None:
     """Serve MODEL with vLLM's OpenAI server on 127.0.0.1, or an A/B experiment with --config, until interrupted."""
-    import time
-
     if (model is None) == (config_path is None):
         raise UserError("serve: give either MODEL or --config serve/ab.yaml (not both)")
     if config_path is not None:
         from shipit.serve.launch import serve_ab
 
         return serve_ab(config_path, vllm_python, port=port, echo=click.echo)
-    from shipit.models.vllm_server import VLLMServer
-    from shipit.serve.launch import exit_on_sigterm
+    from shipit.serve.launch import serve_model
 
-    exit_on_sigterm(hangup=True)  # the server runs in its own session: a signal must reach its `stop`
-    try:
-        with VLLMServer(model, port=port or 8000, api_key=api_key, python=vllm_python, dtype=dtype,
-                        max_model_len=max_model_len) as server:
-            click.echo(f"serving {server.served_name} at {server.base_url} (vLLM pid {server.proc.pid}, "
-                       f"log: {server.log_path}); Ctrl-C stops it")
-            while server.proc.poll() is None:
-                time.sleep(1)
-            raise UserError(f"serve: vLLM exited with code {server.proc.returncode}; see {server.log_path}")
-    except KeyboardInterrupt:
-        click.echo("stopped")
+    serve_model(model, port or 8000, api_key, vllm_python, dtype, max_model_len, echo=click.echo)
 
 
 @cli.command()

@@ -76,6 +76,24 @@ def launch_arms(cfg: ABConfig, log_dir: Path, python: Path | None = None) -> lis
     return servers
 
 
+def serve_model(model: Path, port: int, api_key: str | None, python: Path | None, dtype: str = "auto",
+                max_model_len: int | None = None, echo=print) -> None:
+    """Serve one model with vLLM's OpenAI server until a signal (INT, TERM, HUP) or until vLLM exits (an error)."""
+    from shipit.errors import UserError
+    from shipit.models.vllm_server import VLLMServer
+
+    exit_on_sigterm(hangup=True)  # the server runs in its own session: a signal must reach its `stop`
+    try:
+        with VLLMServer(model, port=port, api_key=api_key, python=python, dtype=dtype,
+                        max_model_len=max_model_len) as server:
+            echo(f"serving {server.served_name} at {server.base_url} (vLLM pid {server.proc.pid}, "
+                 f"log: {server.log_path}); Ctrl-C stops it")
+            server.proc.wait()  # until vLLM exits; a signal's handler interrupts the wait
+            raise UserError(f"serve: vLLM exited with code {server.proc.returncode}; see {server.log_path}")
+    except KeyboardInterrupt:
+        echo("stopped")
+
+
 def serve_ab(config_path: Path, python: Path | None = None, host: str | None = None, port: int | None = None,
              echo=print) -> None:
     """Start every arm's vLLM servers and the router; stop them all together."""
