@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 import os
 import signal
 import sqlite3
@@ -14,13 +12,13 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 
 from shipit.models.vllm_server import free_port
 from tests.fake_upstream import FakeUpstream, running
 
 SRC = Path(__file__).resolve().parent.parent / "src"
-
 
 
 def wait_healthy(url: str, timeout_s: float = 30) -> None:
@@ -35,17 +33,19 @@ def wait_healthy(url: str, timeout_s: float = 30) -> None:
         time.sleep(0.1)
     raise AssertionError(f"router at {url} did not become healthy in {timeout_s}s")
 
-def test_sigkill_during_load_loses_no_answered_event(tmp_path):
+
+def kill_under_load(tmp_path, store: dict, env: dict | None = None, answers: int = 300) -> list[str]:
+    """Run `shipit route` (event store `store`, e.g. {"events": "ev.sqlite"}) under six clients, SIGKILL it once
+    `answers` requests were answered, and return the ids of every answer a client received."""
     up = FakeUpstream("x")
     with running(up.app) as u:
         port = free_port()
         cfg = tmp_path / "ab.yaml"
-        cfg.write_text(yaml.safe_dump({"experiment": "k", "port": port, "events": "ev.sqlite",
-                                       "auth": {"required": False},
+        cfg.write_text(yaml.safe_dump({"experiment": "k", "port": port, **store, "auth": {"required": False},
                                        "arms": [{"name": "a", "weight": 1, "upstreams": [u]},
                                                 {"name": "b", "weight": 1, "upstreams": [u]}]}))
-        env = {**os.environ, "PYTHONPATH": str(SRC)}
-        proc = subprocess.Popen([sys.executable, "-m", "shipit", "route", "--config", str(cfg)], env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "shipit", "route", "--config", str(cfg)],
+                                env={**os.environ, "PYTHONPATH": str(SRC), **(env or {})},
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         url = f"http://127.0.0.1:{port}"
         wait_healthy(url)
@@ -69,18 +69,27 @@ def test_sigkill_during_load_loses_no_answered_event(tmp_path):
         for t in threads:
             t.start()
         deadline = time.monotonic() + 120  # a stalled load fails the count below instead of hanging the suite
-        while len(answered) < 300 and proc.poll() is None and time.monotonic() < deadline:
+        while len(answered) < answers and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         stop.set()
         for t in threads:
             t.join(10)
-    with sqlite3.connect(tmp_path / "ev.sqlite") as conn:
-        ids = {r[0] for r in conn.execute("SELECT id FROM requests WHERE status = 200")}
+    return answered
+
+
+def check_no_answer_lost(answered: list[str], committed: set[str]) -> None:
+    """Every answer a client received was committed before the kill; at most the in-flight ones were not delivered."""
     assert len(answered) >= 300
-    assert set(answered) <= ids  # every answer a client received was committed before the kill
-    assert len(ids) <= len(answered) + 6  # at most the in-flight requests were recorded but not delivered
+    assert set(answered) <= committed
+    assert len(committed) <= len(answered) + 6
+
+
+def test_sigkill_during_load_loses_no_answered_event(tmp_path):
+    answered = kill_under_load(tmp_path, {"events": "ev.sqlite"})
+    with sqlite3.connect(tmp_path / "ev.sqlite") as conn:
+        check_no_answer_lost(answered, {r[0] for r in conn.execute("SELECT id FROM requests WHERE status = 200")})
 
 
 @pytest.mark.slow
