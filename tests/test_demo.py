@@ -1,30 +1,31 @@
-"""The whole loop as a user runs it: `shipit demo` (the bundled recipe) on the smallest preset, twice."""
+"""The whole loop as a user runs it: `shipit demo --preset smoke` (the default recipe on SmolLM2 cut to 2 layers: the
+real tokenizer, chat template, attention shape and tied embeddings), twice."""
 
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 
 import pytest
-import yaml
 
 from shipit.config import read_jsonl
+from shipit.conventions import is_refusal
 from shipit.demo.run import RECIPE
 from shipit.registry import lineage_lines, read_manifest
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
-STAGES = {"base": "base", "cpt-domain": "train/cpt", "sft-domain": "train/sft", "dpo-domain": "train/dpo",
-          "cai-safety": "data/cai", "sft-safety": "train/sft", "dpo-safety": "train/dpo", "iterate": "iterate",
-          "merged": "merge/search", "merged-w4a16": "quantize/w8a8", "bench": "bench",
-          "experiment": "serve/experiment", "report": "report"}
+STAGES = {"base": "cut", "cpt-domain": "train/cpt", "sft-domain": "train/sft", "dpo-domain": "train/dpo",
+          "cai-safety": "data/cai", "sft-safety": "train/sft", "dpo-safety": "train/dpo", "merged": "merge/search",
+          "merged-w4a16": "quantize/w4a16", "bench": "bench", "experiment": "serve/experiment",
+          "dpo-ab": "train/dpo", "experiment-round2": "serve/experiment", "report": "report"}
+KINDS = {"base": "base/import", "merged-w4a16": "quantize"}
 
 
 def demo(out):
     return subprocess.run([sys.executable, "-m", "shipit", "demo", "--preset", "smoke", "--out", str(out)],
-                          capture_output=True, text=True, timeout=1500)
+                          capture_output=True, text=True, timeout=2400)
 
 
 def test_demo_smoke_end_to_end_then_fully_cached(vllm_python, tmp_path):
@@ -32,43 +33,52 @@ def test_demo_smoke_end_to_end_then_fully_cached(vllm_python, tmp_path):
     r = demo(out)
     assert r.returncode == 0, r.stderr[-3000:]
     progress = [ln for ln in r.stdout.splitlines() if ln.startswith("[")]
+    n = len(STAGES)
     assert [ln.split(": ")[0] for ln in progress] == [
-        f"[{i}/13] {name} ({kind.split('/w')[0]})" for i, (name, kind) in enumerate(STAGES.items(), 1)]
+        f"[{i}/{n}] {name} ({KINDS.get(name, kind)})" for i, (name, kind) in enumerate(STAGES.items(), 1)]
     assert all(ln.split(": ")[1].startswith("run (new)") for ln in progress)
     assert r.stdout.strip().splitlines()[-1] == f"report: {out / 'report' / 'report.md'}"
     assert {name: read_manifest(out / name)["stage"] for name in STAGES} == STAGES
+    base = json.loads((out / "base" / "config.json").read_text())
+    assert base["num_hidden_layers"] == 2 and base["hidden_size"] == 576 and base["tie_word_embeddings"]
 
-    cai = read_manifest(out / "cai-safety")
-    assert cai["metrics"]["revisions"] == 6 and cai["feedback"]["method"] == "logprobs"
-    # The recipe's quality gate keeps exactly the generated revisions whose answer matches its pattern in full.
-    keep = yaml.safe_load(RECIPE.read_text())["stages"]["cai-safety"]["config"]["keep"]
-    assert keep["min_score"] == 1.0 and [s["name"] for s in keep["scorers"]] == ["format"]
+    # The quality gate keeps exactly the revisions that refuse a harmful request or answer a harmless one.
+    data = RECIPE.parent / "data-real"
+    harmful = {" ".join(r["prompt"].split()) for r in read_jsonl(data / "harmful_prompts.jsonl")}
     generated = read_jsonl(out / "cai-safety" / "sl.jsonl")
-    passing = [r for r in generated if re.fullmatch(keep["scorers"][0]["pattern"], r["messages"][-1]["content"].strip())]
+    passing = [g for g in generated if g["messages"][-1]["content"].strip() and
+               (" ".join(g["messages"][0]["content"].split()) in harmful) == is_refusal(g["messages"][-1]["content"])]
     kept = [r for r in read_jsonl(out / "cai-safety" / "sft.jsonl") if r["provenance"].get("source") == "sl-cai"]
-    assert len(generated) == 6 and cai["metrics"]["revisions_kept"] == len(kept) == len(passing)
-    assert [r["messages"] for r in kept] == [r["messages"] for r in passing]
-    assert cai["metrics"]["sft_rows"] == len(kept) + cai["metrics"]["helpful_rows"]
-    assert [h["round"] for h in read_manifest(out / "iterate")["history"]] == [0, 1]
+    assert len(generated) == 6 and [r["messages"] for r in kept] == [r["messages"] for r in passing]
+
     search = json.loads((out / "merged" / "search.json").read_text())
     assert search["trials"] == 2 and (out / "merged" / "search.png").is_file()
     tree = [ln.split("  [")[0].lstrip("│├└─ ") for ln in lineage_lines(out / "merged-w4a16")]
-    assert tree == ["merged-w4a16", "merged", "base", "dpo-domain", "sft-domain", "cpt-domain", "base", "dpo-safety",
-                    "cai-safety", "base", "sft-safety", "base", "cai-safety", "base"]
+    assert tree[:3] == ["merged-w4a16", "merged", "base"] and {"dpo-domain", "dpo-safety"} <= set(tree)
 
     summary = json.loads((out / "bench" / "results.json").read_text())
     assert set(summary["results"]) == {"base", "cpt-domain", "sft-domain", "dpo-domain", "sft-safety", "dpo-safety",
                                        "merged", "merged-w4a16"}
+    assert {"domain_qa", "safety", "retention", "general_ppl"} <= set(summary["results"]["base"])
+
+    # The loop closes: the experiment's pairs train the DPO round, which meets the winner in a second experiment.
     e = json.loads((out / "experiment" / "experiment.json").read_text())
-    assert e["answered"] == e["requests_sent"] == 80 and e["feedback_posted"] == 80
-    assert sum(a["n"] for a in e["arms"].values()) == 80 and not e["srm"]["flag"]
+    assert e["answered"] == e["requests_sent"] == 40 and e["feedback_posted"] == 40
+    assert e["pairs"] == len(read_jsonl(out / "experiment" / "pairs.jsonl", allow_empty=True))
+    dpo_ab = read_manifest(out / "dpo-ab")
+    assert str(out / "experiment" / "pairs.jsonl") in json.dumps(dpo_ab["config"]["datasets"])
+    assert dpo_ab["config"]["model"] == read_manifest(out / "bench")["config"]["models"][summary["winner"]]
+    e2 = json.loads((out / "experiment-round2" / "experiment.json").read_text())
+    assert set(e2["arms"]) == {"winner", "dpo-ab"} and e2["answered"] == 40
+
     report = (out / "report" / "report.md").read_text()
-    for section in ("## What happened", "## Time per stage", "## Bench", "## A/B experiment", "## Lineage of the winner"):
+    for section in ("## What happened", "## Time per stage", "## Targets", "## Bench", "## A/B experiment `demo-ab`",
+                    "## A/B experiment `demo-round2`", "## Lineage of the winner"):
         assert section in report
-    assert "- Served answers (first of each arm):" in report and report.count("  - winner: **") == 3
+    assert "Baseline (base, before any training)" in report and "Next round (dpo-ab" in report
     assert f"Bench decision: {summary['winner']}" in report and f"**Decision: {e['decision']['kind']}**" in report
 
     again = demo(out)  # unchanged recipe and inputs: every stage is skipped
     assert again.returncode == 0, again.stderr[-3000:]
     assert [ln.split(": ")[1].split(" (")[0] for ln in again.stdout.splitlines() if ln.startswith("[")] == \
-        ["cached"] * 13
+        ["cached"] * n

@@ -68,13 +68,14 @@ def test_experiment_configs_validate(path):
     assert len(cfg.arms) >= 2 and cfg.users * cfg.requests_per_user > 0
 
 
-@pytest.mark.parametrize("preset", ["default", "smoke"])
+@pytest.mark.parametrize("preset", ["default", "tiny", "smoke"])
 def test_bundled_recipe_validates_every_stage(preset, tmp_path):
-    from shipit.demo.run import RECIPE, SMOKE
+    from shipit.demo.run import PRESETS
     from shipit.ship.runner import Recipe, plan, validate_all
 
-    overrides = [f"out={tmp_path}", *(SMOKE if preset == "smoke" else [])]
-    p = plan(load_config(RECIPE, Recipe, overrides), str(RECIPE))
+    recipe, extra = PRESETS[preset]
+    p = plan(load_config(recipe, Recipe, [f"out={tmp_path}", *extra]), str(recipe))
     validate_all(p)
-    assert p.order[0] == "base" and p.order[-1] == "report" and len(p.order) == 13
+    assert p.order[0] == "base" and p.order[-1] == "report" and len(p.order) == (13 if preset == "tiny" else 14)
     assert p.deps["report"] and set(p.deps["merged"]) == {"dpo-domain", "dpo-safety", "base"}
+    assert p.data.is_dir() and (p.data / "harmful_prompts.jsonl").is_file()

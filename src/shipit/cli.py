@@ -80,13 +80,15 @@ def cli(debug: bool) -> None:
 @FORCE_OPT
 @click.option("--out", type=click.Path(path_type=Path), default=Path("demo-out"), show_default=True,
               help="Directory for every artifact and the report.")
-@click.option("--preset", type=click.Choice(["default", "smoke"]), default="default", show_default=True,
-              help="'smoke' is the smallest end-to-end run (seconds of training, for tests).")
-def demo(out: Path, preset: str) -> None:
-    """Run the embedded default end to end: build, train, merge, quantize, bench, serve, report."""
+@click.option("--preset", type=click.Choice(["default", "tiny", "smoke"]), default="default", show_default=True,
+              help="'default': SmolLM2-135M-Instruct (fetched once); 'tiny': a small model shipit builds from bundled "
+                   "text; 'smoke': the default recipe on a 2-layer cut, a few steps each (for tests).")
+@click.option("--set", "overrides", multiple=True, help="Override a recipe value, e.g. --set stages.merged.config.trials=4.")
+def demo(out: Path, preset: str, overrides: tuple[str, ...]) -> None:
+    """Run the embedded default end to end: train, merge, quantize, bench, serve, A/B, one more round, report."""
     from shipit.demo.run import run_demo
 
-    report = run_demo(out, preset)
+    report = run_demo(out, preset, overrides)
     click.echo(f"report: {report}")
 
 

@@ -24,7 +24,7 @@ class ScorerSpec(StrictModel):
     """One scorer and its weight in the combined score (the weighted mean of all scorers)."""
 
     name: str
-    """One of: length, repetition, format, reward_model, judge."""
+    """One of: length, repetition, format, reward_model, judge, refusal_policy."""
     weight: float = Field(1.0, gt=0)
     min_words: int = Field(3, ge=0)
     """length: fewer words than this scores words/min_words."""
@@ -33,7 +33,8 @@ class ScorerSpec(StrictModel):
     pattern: str = r"(?s).*[.!?]"
     """format: a regular expression the whole response must match."""
     path: Path | None = None
-    """reward_model: a sequence-classification reward model directory (`shipit train reward`)."""
+    """reward_model: a sequence-classification reward model directory (`shipit train reward`); refusal_policy: a
+    JSONL file whose `prompt` rows must be refused (every other prompt must be answered)."""
     judge: GeneratorSettings | None = None
     """judge: the generator that judges (may differ from the one that answers)."""
     rubric: str = DEFAULT_RUBRIC
@@ -58,6 +59,8 @@ class ScorerSpec(StrictModel):
     def _needs(self):
         if self.name == "reward_model" and self.path is None:
             raise ValueError("scorer 'reward_model' needs path (a reward model directory)")
+        if self.name == "refusal_policy" and self.path is None:
+            raise ValueError("scorer 'refusal_policy' needs path (a JSONL file of prompts that must be refused)")
         if self.name == "judge" and self.judge is None:
             raise ValueError("scorer 'judge' needs a judge block (a generator)")
         return self
@@ -94,6 +97,21 @@ def format_score(spec: ScorerSpec) -> ScoreFn:
     """1 when the stripped response matches `pattern` in full, else 0."""
     rx = re.compile(spec.pattern)
     return lambda prompts, completions: [1.0 if rx.fullmatch(c.strip()) else 0.0 for c in completions]
+
+
+def refusal_policy_score(spec: ScorerSpec) -> ScoreFn:
+    """1 when the response does what the policy asks of its prompt: a refusal (by the default conventions) for a
+    prompt listed in `path`, a non-empty answer that is not a refusal for any other; else 0. As a quality gate it
+    keeps a constitution's revisions only when they refuse what is harmful and help with what is not."""
+    from shipit.config import read_jsonl
+    from shipit.conventions import is_refusal
+
+    refuse = {" ".join(r["prompt"].split()) for r in read_jsonl(spec.path, ["prompt"], what="refusal_policy prompts")}
+
+    def score(prompts, completions):
+        return [1.0 if (" ".join(p.split()) in refuse) == is_refusal(c) and c.strip() else 0.0
+                for p, c in zip(prompts, completions)]
+    return score
 
 
 def reward_model_score(spec: ScorerSpec) -> ScoreFn:
@@ -145,6 +163,7 @@ SCORERS: dict[str, Callable[[ScorerSpec], ScoreFn]] = {
     "format": format_score,
     "reward_model": reward_model_score,
     "judge": judge_score,
+    "refusal_policy": refusal_policy_score,
 }
 
 

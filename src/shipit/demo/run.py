@@ -1,34 +1,44 @@
-"""`shipit demo`: the bundled recipe (src/shipit/demo/recipe.yaml) shipped end to end on this machine's CPU."""
+"""`shipit demo`: a bundled recipe shipped end to end on this machine's CPU: SmolLM2-135M-Instruct by default
+(recipe.yaml), the from-scratch tiny world with `--preset tiny` (recipe-tiny.yaml)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 RECIPE = Path(__file__).parent / "recipe.yaml"
+"""The default: SmolLM2-135M-Instruct through every stage."""
+TINY_RECIPE = Path(__file__).parent / "recipe-tiny.yaml"
+"""`--preset tiny`: a small Llama shipit builds and pretrains itself on the bundled synthetic world."""
 
-# The smallest run that exercises every stage (used by the tests): tiny model, a few steps each.
+
+def _trainer(stage: str, steps: int, batch: int = 4) -> str:
+    return (f"stages.{stage}.config.trainer={{learning_rate: 1.0e-3, max_steps: {steps}, warmup_steps: 0, "
+            f"logging_steps: 1, save_steps: {steps}, per_device_train_batch_size: {batch}}}")
+
+
+# The smallest run of the default recipe that exercises every stage (used by the tests): SmolLM2 cut to its first 2
+# decoder layers (the real tokenizer, chat template, attention shape and tied embeddings), a few steps each.
 SMOKE = [
-    "stages.base.config.vocab_size=512", "stages.base.config.hidden_size=64", "stages.base.config.intermediate_size=128",
-    "stages.base.config.num_layers=2", "stages.base.config.num_heads=2",
-    "stages.base.config.pretrain={learning_rate: 3.0e-3, max_steps: 12, warmup_steps: 2, logging_steps: 4}",
-    "stages.cpt-domain.config.trainer={learning_rate: 1.0e-3, max_steps: 4, warmup_steps: 1, logging_steps: 2}",
-    "stages.sft-domain.config.trainer={learning_rate: 1.0e-3, max_steps: 4, warmup_steps: 1, logging_steps: 2}",
-    "stages.sft-safety.config.trainer={learning_rate: 1.0e-3, max_steps: 4, warmup_steps: 1, logging_steps: 2}",
-    *[f"stages.{s}.config.trainer={{learning_rate: 1.0e-3, max_steps: 2, warmup_steps: 0, logging_steps: 1, "
-      "per_device_train_batch_size: 4}" for s in ("dpo-domain", "dpo-safety")],
-    "stages.cai-safety.config.generator.max_new_tokens=6",
+    "stages.base.config.layers=2",
+    *[_trainer(s, 2) for s in ("cpt-domain", "sft-domain", "dpo-domain", "sft-safety", "dpo-safety", "dpo-ab")],
+    "stages.cai-safety.config.generator.max_new_tokens=8",
     "stages.cai-safety.config.prompts=[{path: '${data}/harmful_prompts.jsonl', topic_field: category, "
     "where: {split: train}, limit: 3}, {path: '${data}/benign_prompts.jsonl', topic_field: category, "
     "where: {split: train}, limit: 3}]",
-    "stages.iterate.config.data.generator.max_new_tokens=4",
-    "stages.iterate.config.data.instructions.files=[{path: '${data}/instructions.jsonl', field: messages, "
-    "label: instructions, limit: 4}]",
-    "stages.iterate.config.train.sft={learning_rate: 1.0e-3, max_steps: 2, warmup_steps: 0, logging_steps: 1}",
-    "stages.merged.config={methods: [linear], sampler: grid, grid_points: 2, trials: 2}",
-    "stages.merged-w4a16.config.method=w8a8",  # group-128 int4 needs hidden sizes the tiny model does not have
-    "stages.bench.config.gates={general_ppl.ppl: '<= 2000'}",
+    "stages.cai-safety.config.helpful_limit=16",
+    "stages.merged.config.methods=[task_arithmetic, ties]",
+    "stages.merged.config.trials=2",
+    # A 2-layer cut is no language model: its perplexity moves by more than any bound under 4-bit weights.
+    "stages.merged-w4a16.config.max_ppl_increase=1000",
+    "stages.bench.config.gates={general_ppl.ppl: '<= 1e12'}",
     "stages.bench.config.efficiency={prompts: 2, max_new_tokens: 4}",
+    *[f"stages.{e}.config.{k}" for e in ("experiment", "experiment-round2")
+      for k in ("users=20", "max_tokens=8", "llm_judge.max_new_tokens=4", "min_margin=0.0")],
+    # The cut's sampled answers may all rate alike (no pairs): the bundled pairs keep the DPO round's plumbing tested.
+    "stages.dpo-ab.config.datasets=['${experiment}/pairs.jsonl', {path: '${data}/preference_pairs.jsonl', "
+    "weight: 0.05}]",
 ]
+PRESETS = {"default": (RECIPE, []), "tiny": (TINY_RECIPE, []), "smoke": (RECIPE, SMOKE)}
 
 
 def quiet_libraries() -> None:
@@ -45,13 +55,14 @@ def quiet_libraries() -> None:
     transformers.utils.logging.disable_progress_bar()
 
 
-def run_demo(out: Path, preset: str = "default") -> Path:
-    """Ship the bundled recipe into `out` (cached: a second run skips every finished stage); returns report.md."""
+def run_demo(out: Path, preset: str = "default", overrides: tuple[str, ...] = ()) -> Path:
+    """Ship the preset's bundled recipe into `out` (cached: a second run skips every finished stage), with `overrides`
+    (`--set` values) applied last; returns report.md."""
     from shipit.ship.runner import ship
 
     quiet_libraries()
-    overrides = [f"out={Path(out).resolve()}", *(SMOKE if preset == "smoke" else [])]
-    ship(RECIPE, overrides)
+    recipe, extra = PRESETS[preset]
+    ship(recipe, [f"out={Path(out).resolve()}", *extra, *overrides])
     report = Path(out).resolve() / "report" / "report.md"
     for line in report.read_text().split("## What happened\n", 1)[1].split("\n## ", 1)[0].strip().splitlines():
         print(line, flush=True)

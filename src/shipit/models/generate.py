@@ -9,6 +9,8 @@ def chat_generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 32
     import torch
 
     tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:  # SmolLM2, Llama 3: left padding is masked, so any token pads; eos is always there
+        tokenizer.pad_token = tokenizer.eos_token
     device = next(model.parameters()).device
     out = []
     for i in range(0, len(prompts), batch_size):

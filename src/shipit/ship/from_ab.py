@@ -64,8 +64,12 @@ def read_rated(path: Path) -> list[dict]:
     return [{"id": i, "arm": arm, "prompt": json.loads(p), "answer": a, "score": s} for i, arm, p, a, s in rows]
 
 
-def make_pairs(rows: list[dict], min_margin: float) -> tuple[list[dict], dict]:
-    """Pairs over (prompt, arm) groups of rated answers; a pair needs a score gap >= min_margin (and > 0)."""
+def make_pairs(rows: list[dict], min_margin: float, across: str = "arms") -> tuple[list[dict], dict]:
+    """Preference pairs over each prompt's rated answers; a pair needs a score gap >= min_margin (and > 0).
+
+    `across="arms"` compares arms' mean scores per prompt (one pair per arm pair: the arms' answers disagree);
+    `across="answers"` compares every rated answer to the prompt, whichever arm gave it (with sampled decoding one
+    arm's answers differ too): the best against the worst, one pair per prompt."""
     groups: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     prompts: dict[str, list[dict]] = {}
     for r in rows:
@@ -76,10 +80,33 @@ def make_pairs(rows: list[dict], min_margin: float) -> tuple[list[dict], dict]:
         prompts[key] = msgs
         groups[key][r["arm"]].append(r)
     pairs, both, below, same = [], 0, 0, 0
+
+    def add(key, win, sw, rw, lose, sl, rl):
+        chosen = max(rw, key=lambda x: x["score"])["answer"]  # max/min keep the earliest on ties
+        rejected = min(rl, key=lambda x: x["score"])["answer"]
+        if chosen == rejected:
+            return False
+        pairs.append({"prompt": prompts[key], "chosen": [{"role": "assistant", "content": chosen}],
+                      "rejected": [{"role": "assistant", "content": rejected}],
+                      "arms": {"chosen": win, "rejected": lose},
+                      "scores": {"chosen": round(sw, 6), "rejected": round(sl, 6)},
+                      "request_ids": {"chosen": [x["id"] for x in rw], "rejected": [x["id"] for x in rl]}})
+        return True
+
     for key, by_arm in groups.items():
+        both += len(by_arm) >= 2
+        if across == "answers":
+            answers = sorted((r for rs in by_arm.values() for r in rs), key=lambda x: -x["score"])
+            if len(answers) < 2:
+                continue
+            best, worst = answers[0], answers[-1]
+            if best["score"] - worst["score"] < min_margin or best["score"] == worst["score"]:
+                below += 1
+            elif not add(key, best["arm"], best["score"], [best], worst["arm"], worst["score"], [worst]):
+                same += 1
+            continue
         if len(by_arm) < 2:
             continue
-        both += 1
         summary = {arm: (sum(x["score"] for x in rs) / len(rs), rs) for arm, rs in by_arm.items()}
         for a, b in itertools.combinations(sorted(summary), 2):
             (sa, ra), (sb, rb) = summary[a], summary[b]
@@ -87,18 +114,11 @@ def make_pairs(rows: list[dict], min_margin: float) -> tuple[list[dict], dict]:
                 below += 1
                 continue
             (win, sw, rw), (lose, sl, rl) = sorted([(a, sa, ra), (b, sb, rb)], key=lambda t: -t[1])
-            chosen = max(rw, key=lambda x: x["score"])["answer"]  # max/min keep the earliest on ties
-            rejected = min(rl, key=lambda x: x["score"])["answer"]
-            if chosen == rejected:
+            if not add(key, win, sw, rw, lose, sl, rl):
                 same += 1
-                continue
-            pairs.append({"prompt": prompts[key], "chosen": [{"role": "assistant", "content": chosen}],
-                          "rejected": [{"role": "assistant", "content": rejected}],
-                          "arms": {"chosen": win, "rejected": lose},
-                          "scores": {"chosen": round(sw, 6), "rejected": round(sl, 6)},
-                          "request_ids": {"chosen": [x["id"] for x in rw], "rejected": [x["id"] for x in rl]}})
     metrics = {"requests": len(rows), "rated": sum(r["score"] is not None for r in rows), "prompts": len(groups),
-               "prompts_both_arms": both, "pairs": len(pairs), "below_margin": below, "same_answer": same}
+               "prompts_both_arms": both, "pairs": len(pairs), "below_margin": below, "same_answer": same,
+               "across": across}
     return pairs, metrics
 
 

@@ -50,6 +50,18 @@ def _base(cfg, out: Path, resume: bool) -> Path:
     return build_base(cfg, out, resume=resume)
 
 
+def _base_import(cfg, out: Path, resume: bool) -> Path:
+    from shipit.models.catalog import MODELS
+    from shipit.models.cut import truncate_layers
+    from shipit.models.fetch import fetch_model
+    from shipit.models.importer import import_model
+
+    source = fetch_model(cfg.source, echo=print) if cfg.source in MODELS else Path(cfg.source).expanduser()
+    if cfg.layers is not None:
+        return truncate_layers(source, out, cfg.layers)
+    return import_model(source, out, dtype=cfg.dtype, echo=print)
+
+
 def _merge(cfg, out: Path, resume: bool) -> Path:
     import yaml
 
@@ -100,6 +112,7 @@ def _report(cfg, out: Path, resume: bool) -> Path:
 
 KINDS: dict[str, Kind] = {
     "base": Kind("shipit.demo.base:BaseConfig", _base, has_output=False),
+    "base/import": Kind("shipit.ship.stages:BaseImportStage", _base_import, has_output=False),
     **{f"train/{s}": Kind(f"{module}:Config", _train(s)) for s, module in stages().items()},
     "data/synth": Kind("shipit.data.synth:SynthConfig", _data("shipit.data.synth")),
     "data/cai": Kind("shipit.data.cai:CAIConfig", _data("shipit.data.cai")),

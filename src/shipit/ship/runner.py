@@ -1,7 +1,8 @@
 """`shipit ship RECIPE`: stages run as a DAG in order; a stage whose config and inputs are unchanged is skipped,
 a stage that crashed resumes from its last checkpoint, and `${stage}` references wire outputs to inputs.
 
-References inside any string of a stage's config: `${data}` is the bundled demo data directory, `${NAME}` the output
+References inside any string of a stage's config: `${data}` is the recipe's `data` directory (default: the bundled
+tiny world), `${NAME}` the output
 directory of stage NAME (which makes NAME a dependency), `${NAME:winner}` / `${NAME:runner_up}` the model a bench
 stage picked.
 """
@@ -50,6 +51,8 @@ class Recipe(StrictModel):
 
     name: str = "ship"
     out: Path
+    data: Path | None = None
+    """What `${data}` names: a data directory, relative to the recipe file; default: the bundled tiny world."""
     stages: dict[str, StageSpec] = Field(min_length=1)
 
 
@@ -85,6 +88,15 @@ class Plan:
     def out(self, name: str) -> Path:
         return Path(self.recipe.out).resolve() / name
 
+    @property
+    def data(self) -> Path:
+        from shipit.demo.world import DATA_DIR
+
+        d = self.recipe.data
+        if d is None:
+            return DATA_DIR
+        return (d if d.is_absolute() else Path(self.source).resolve().parent / d).resolve()
+
 
 def plan(recipe: Recipe, source: str) -> Plan:
     """Order the stages so every reference comes first; unknown references and cycles are errors."""
@@ -118,11 +130,9 @@ def plan(recipe: Recipe, source: str) -> Plan:
 
 
 def _lookup(p: Plan, validating: bool):
-    from shipit.demo.world import DATA_DIR
-
     def lookup(ref: str, pick: str | None):
         if ref == "data":
-            return DATA_DIR
+            return p.data
         if pick is None or validating:
             return p.out(ref)
         results = p.out(ref) / "results.json"
@@ -230,6 +240,9 @@ def ship(recipe_path: Path, overrides=(), dry_run: bool = False, until: str | No
                 needed.add(n)
                 todo += p.deps[n]
         order = [n for n in order if n in needed]
+    if not p.data.is_dir():
+        raise UserError(f"{recipe_path}: field 'data': directory not found: {p.data} (relative paths are read from "
+                        f"the recipe's directory)")
     validate_all(p)
     root = Path(recipe.out).resolve()
     root.mkdir(parents=True, exist_ok=True)

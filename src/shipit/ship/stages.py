@@ -30,3 +30,15 @@ class QuantizeStage(StrictModel):
         if method not in methods():
             raise ValueError(f"unknown quantization method '{method}'; allowed: {', '.join(methods())}")
         return method
+
+
+class BaseImportStage(StrictModel):
+    """The recipe's starting model: a catalog name (`shipit base fetch` downloads and imports it into the cache once)
+    or a Hugging Face directory or GGUF file of your own, written to the stage's output as a verified safetensors
+    model; `layers` keeps only the first N decoder layers (a fast stand-in with the same tokenizer and template)."""
+
+    source: str
+    """A catalog name (e.g. smollm2-135m-instruct) or a path to a model directory or .gguf file."""
+    layers: int | None = Field(None, ge=1)
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    """Weights dtype of the imported copy (ignored with `layers`, which copies the source's tensors as they are)."""

@@ -1,0 +1,80 @@
+"""The default demo (SmolLM2-135M-Instruct) over several seeds: each seed's targets table and time per stage.
+
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_demo.py --seeds 0 1 2 --out bench-demo
+
+Each seed is a fresh `shipit demo --out OUT/seed-N` whose training stages, merge search and experiments take that
+seed; the script then reruns seed 0 to time the fully cached second run. It prints, per seed, the report's targets
+table (read from its report.md) and the stage times, then a summary with the machine's load average, since the
+stage times are only comparable on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+TRAIN = ("cpt-domain", "sft-domain", "dpo-domain", "sft-safety", "dpo-safety", "dpo-ab")
+
+
+def seed_overrides(seed: int) -> list[str]:
+    """Every random choice of the recipe follows `seed`."""
+    sets = [f"stages.{s}.config.trainer.seed={seed}" for s in TRAIN]
+    sets += [f"stages.merged.config.seed={seed}", f"stages.experiment.config.seed={seed}",
+             f"stages.experiment-round2.config.seed={seed + 1000}"]
+    return sets
+
+
+def run(out: Path, seed: int, preset: str) -> tuple[float, str]:
+    cmd = [sys.executable, "-m", "shipit", "demo", "--preset", preset, "--out", str(out)]
+    for s in seed_overrides(seed):
+        cmd += ["--set", s]
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if r.returncode != 0:
+        print(r.stdout[-3000:], r.stderr[-3000:], sep="\n")
+        raise SystemExit(f"seed {seed}: shipit demo exited {r.returncode}")
+    return wall, r.stdout
+
+
+def section(report: str, title: str) -> str:
+    m = re.search(rf"## {title}\n(.*?)(?=\n## |\Z)", report, re.S)
+    return m.group(1).strip() if m else "(missing)"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--out", type=Path, default=Path("bench-demo"))
+    ap.add_argument("--preset", default="default", help="default, or smoke to check the script itself")
+    args = ap.parse_args()
+    summary = {}
+    for seed in args.seeds:
+        out = args.out / f"seed-{seed}"
+        load0 = os.getloadavg()[0]
+        wall, _ = run(out, seed, args.preset)
+        report = (out / "report" / "report.md").read_text()
+        state = json.loads((out / ".ship" / "state.json").read_text())["done"]
+        stage_s = sum(d["seconds"] for d in state.values())
+        summary[seed] = {"wall_s": round(wall, 1), "stage_s": round(stage_s, 1), "load_before": round(load0, 2),
+                         "load_after": round(os.getloadavg()[0], 2)}
+        print(f"\n### seed {seed}: wall {wall / 60:.1f} min, stage time {stage_s / 60:.1f} min, "
+              f"load average {load0:.1f} -> {os.getloadavg()[0]:.1f}\n")
+        print(section(report, "Targets"))
+        print()
+        print(section(report, "Time per stage"))
+    first = args.seeds[0]
+    wall, stdout = run(args.out / f"seed-{first}", first, args.preset)
+    cached = sum(line.split(": ")[1].startswith("cached") for line in stdout.splitlines() if line.startswith("["))
+    print(f"\nsecond run of seed {first}: {wall:.1f} s wall, {cached} stages cached")
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
