@@ -57,8 +57,7 @@ def test_demo_smoke_end_to_end_then_fully_cached(vllm_python, tmp_path):
     assert tree[:3] == ["merged-w4a16", "merged", "base"] and {"dpo-domain", "dpo-safety"} <= set(tree)
 
     summary = json.loads((out / "bench" / "results.json").read_text())
-    assert set(summary["results"]) == {"base", "cpt-domain", "sft-domain", "dpo-domain", "sft-safety", "dpo-safety",
-                                       "merged", "merged-w4a16"}
+    assert set(summary["results"]) == {"base", "dpo-domain", "sft-safety", "dpo-safety", "merged", "merged-w4a16"}
     assert {"domain_qa", "safety", "retention", "general_ppl"} <= set(summary["results"]["base"])
 
     # The loop closes: the experiment's pairs train the DPO round, which meets the winner in a second experiment.
