@@ -496,3 +496,172 @@ PROSE: list[str] = [
     "enough, a sudden discharge flashes within the cloud or between the cloud and the ground. The intense heat makes "
     "the air expand violently, producing the sound of thunder.",
 ]
+
+# Replay only (never held out): appended so that the held-out split of PROSE stays what it was when measured.
+PROSE_EXTRA: list[str] = [
+    "Neptune is the eighth and farthest known planet from the Sun. It is an ice giant, similar in size to Uranus, "
+    "and its blue colour comes from methane in its atmosphere. Neptune has the strongest winds measured on any "
+    "planet, reaching more than two thousand kilometres per hour. It was discovered in 1846 after astronomers "
+    "noticed that something was pulling on the orbit of Uranus and calculated where the unseen planet should be.",
+    "Venus is the second planet from the Sun and the hottest planet in the solar system, even though Mercury is "
+    "closer to the Sun. Its thick atmosphere of carbon dioxide traps heat, keeping the surface hotter than an oven. "
+    "Venus is about the same size as the Earth and is often the brightest object in the night sky after the Moon. It "
+    "spins very slowly, and in the opposite direction to most planets.",
+    "Mercury is the smallest planet in the solar system and the closest to the Sun. It has almost no atmosphere, so "
+    "its temperature swings from scorching hot during the day to extremely cold at night. Its surface is covered "
+    "with craters, much like the Moon. Mercury travels around the Sun faster than any other planet, completing an "
+    "orbit in about eighty-eight Earth days.",
+    "An eclipse happens when one body in space passes into the shadow of another. In a solar eclipse, the Moon moves "
+    "between the Sun and the Earth and blocks the Sun's light for a short time. In a lunar eclipse, the Earth passes "
+    "between the Sun and the Moon, and the Moon often turns a deep red colour. Looking directly at the Sun during a "
+    "solar eclipse can damage the eyes.",
+    "Telescopes collect and focus light so that distant objects appear brighter and larger. Galileo Galilei was one "
+    "of the first to point a telescope at the sky, in 1609, and he discovered four large moons orbiting Jupiter. "
+    "Modern telescopes on mountaintops and in space observe not only visible light but also radio waves, infrared "
+    "and X-rays, revealing stars and galaxies billions of light years away.",
+    "Hurricanes are powerful storms that form over warm tropical oceans. Warm, moist air rises and begins to spin, "
+    "drawing in more air and growing into a huge system of clouds and wind around a calm centre called the eye. "
+    "The same kind of storm is called a typhoon in the western Pacific and a cyclone in the Indian Ocean. They bring "
+    "strong winds, heavy rain and storm surges that can flood coastal areas.",
+    "Tornadoes are rapidly spinning columns of air that reach from a thunderstorm down to the ground. They are "
+    "usually much smaller than hurricanes but can have even faster winds, strong enough to destroy buildings. The "
+    "central United States has more tornadoes than anywhere else in the world, especially in spring. Weather "
+    "services use radar to spot the storms that produce them and issue warnings.",
+    "The atmosphere is the layer of gases surrounding the Earth. It is made mostly of nitrogen, about seventy-eight "
+    "percent, and oxygen, about twenty-one percent, with small amounts of argon, carbon dioxide and water vapour. "
+    "The atmosphere provides the air we breathe, protects us from harmful ultraviolet radiation and keeps the planet "
+    "warm enough for life. It becomes thinner with height and gradually fades into space.",
+    "Climate is the average weather of a place over many years, while weather describes conditions from day to "
+    "day. The Earth's climate has changed many times in its history, with ice ages and warmer periods. Since the "
+    "Industrial Revolution, burning coal, oil and gas has added large amounts of carbon dioxide to the atmosphere, "
+    "trapping more heat and warming the planet. This affects sea levels, rainfall and ecosystems.",
+    "Lakes are bodies of water surrounded by land. Most contain fresh water, but some, such as the Dead Sea, are very "
+    "salty because water flows in but can only leave by evaporation. The Caspian Sea is the largest lake in the "
+    "world by area, and Lake Baikal in Siberia is the deepest and oldest. Lakes provide drinking water, fish and "
+    "places for recreation.",
+    "Islands are areas of land completely surrounded by water. Some, like Great Britain, were once connected to a "
+    "continent; others, like Hawaii and Iceland, were built by volcanoes rising from the sea floor; and many small "
+    "tropical islands are made of coral. Greenland is the largest island in the world. Because they are isolated, "
+    "islands often have plants and animals found nowhere else.",
+    "Caves are natural openings in the ground large enough for a person to enter. Many form in limestone, when "
+    "slightly acidic rainwater slowly dissolves the rock over thousands of years. Dripping water inside caves leaves "
+    "behind minerals that build up into stalactites, which hang from the ceiling, and stalagmites, which grow up "
+    "from the floor. Bats and other animals often live in caves.",
+    "Frogs are amphibians, animals that usually begin life in water and later live partly on land. A frog lays its "
+    "eggs in water, where they hatch into tadpoles that breathe with gills and swim with tails. Over several weeks "
+    "the tadpoles grow legs, lose their tails and develop lungs, becoming adult frogs. Frogs can also absorb water "
+    "and some oxygen through their thin, moist skin.",
+    "Butterflies go through a complete change of body form called metamorphosis. A butterfly lays eggs on a plant, "
+    "and each egg hatches into a caterpillar that eats leaves and grows quickly. The caterpillar then forms a "
+    "chrysalis, inside which its body is rebuilt. Finally an adult butterfly with wings emerges. Many butterflies "
+    "help pollinate flowers as they feed on nectar.",
+    "Sharks are fish whose skeletons are made of cartilage rather than bone. There are more than five hundred "
+    "species, from the small dwarf lanternshark to the whale shark, the largest fish in the sea, which feeds on tiny "
+    "plankton. Sharks have an excellent sense of smell and can detect the weak electric fields of other animals. "
+    "Many shark populations have fallen sharply because of overfishing.",
+    "Owls are birds of prey that mostly hunt at night. Their large eyes face forward, giving them good vision in dim "
+    "light, and they can turn their heads much further than most animals. Soft edges on their feathers let them fly "
+    "almost silently, and their sharp hearing helps them locate mice and other prey in the dark. Owls often swallow "
+    "small prey whole and later cough up pellets of bones and fur.",
+    "Camels are well suited to life in deserts. Their humps store fat, not water, which the body can use for energy "
+    "when food is scarce. Camels can go for days without drinking and then drink a large amount very quickly. Wide "
+    "feet keep them from sinking into sand, and long eyelashes and closable nostrils protect them from blowing sand. "
+    "People have used camels to carry goods across deserts for thousands of years.",
+    "Kangaroos are marsupials that live in Australia. A female kangaroo carries her young, called a joey, in a pouch "
+    "on her belly, where it keeps growing for months after birth. Kangaroos move by hopping on their strong back "
+    "legs, using their long tails for balance, and they can travel quickly while using little energy. They eat "
+    "grasses and other plants.",
+    "Spiders are not insects but arachnids, with eight legs and bodies divided into two main parts. Most spiders "
+    "make silk, which they use to build webs, wrap prey, line burrows and even travel on the wind. Spider silk is "
+    "remarkably strong for its weight. Nearly all spiders are harmless to people, and they help control the numbers "
+    "of insects.",
+    "Mushrooms are the fruiting bodies of fungi, organisms that are neither plants nor animals. Most of a fungus "
+    "lives hidden in soil or wood as a network of fine threads, and the mushroom appears above ground to release "
+    "spores. Fungi break down dead material and recycle nutrients. Some mushrooms are good to eat, but others are "
+    "deadly poisonous, and the two can look very similar.",
+    "The human ear does more than hear. Sound waves enter the ear canal and make the eardrum vibrate; three tiny "
+    "bones pass the vibrations to the fluid-filled cochlea, where hair cells turn them into nerve signals. Deeper "
+    "inside, fluid-filled canals sense the movement and position of the head, which helps us keep our balance. Loud "
+    "noise over time can damage the hair cells and cause hearing loss.",
+    "The kidneys are two bean-shaped organs near the back of the body. They filter the blood, removing waste and "
+    "extra water to make urine, which flows to the bladder. The kidneys also help control blood pressure and the "
+    "balance of salts in the body. A person can live a healthy life with only one working kidney.",
+    "Muscles make movement possible. Skeletal muscles, attached to bones by tendons, pull on the bones when they "
+    "contract, and they work in pairs: one bends a joint while its partner straightens it. The heart is made of a "
+    "special muscle that never tires, and smooth muscle in the walls of organs moves food through the gut. Regular "
+    "exercise makes muscles stronger.",
+    "Hand washing is one of the simplest ways to prevent the spread of illness. Washing with soap and water for at "
+    "least twenty seconds removes germs picked up from surfaces, food and other people. It is especially important "
+    "before eating or preparing food, after using the toilet and after coughing or sneezing. When soap and water "
+    "are not available, an alcohol-based hand gel can help.",
+    "Mathematics is the study of numbers, quantities, shapes and patterns. Arithmetic deals with adding, "
+    "subtracting, multiplying and dividing; geometry studies shapes and space; and algebra uses letters to stand for "
+    "unknown numbers. Mathematics is used in science, engineering, finance and everyday life, from measuring "
+    "ingredients to planning a journey.",
+    "A triangle is a shape with three straight sides and three angles. However its sides are arranged, the three "
+    "angles of a flat triangle always add up to one hundred and eighty degrees. In a right-angled triangle, the "
+    "Pythagorean theorem says that the square of the longest side equals the sum of the squares of the other two "
+    "sides. Triangles are strong shapes, which is why they appear in bridges and roofs.",
+    "A circle is the set of all points at the same distance from a centre. That distance is the radius, and twice "
+    "the radius is the diameter. The distance around a circle, its circumference, is always a little more than "
+    "three times its diameter; this ratio is the number pi, about 3.14159. Pi appears throughout mathematics and "
+    "science.",
+    "Percentages express a number as a part of one hundred. Fifty percent means half, and twenty-five percent means "
+    "a quarter. Percentages make it easy to compare amounts, such as discounts in shops, interest rates at banks or "
+    "the share of people who voted in an election. To find ten percent of a number, divide it by ten.",
+    "The metric system measures length in metres, mass in grams and volume in litres. Larger and smaller units are "
+    "formed by multiplying or dividing by ten, using prefixes such as kilo for a thousand and centi for a "
+    "hundredth. It was introduced in France in the 1790s and is now used by almost every country for science, trade "
+    "and daily life.",
+    "Ancient Greece was a collection of city-states, such as Athens and Sparta, that shared a language and religion. "
+    "Greek thinkers such as Socrates, Plato and Aristotle laid foundations for Western philosophy, and Greek "
+    "mathematicians, playwrights and architects left a lasting influence. The Greeks also held the ancient Olympic "
+    "Games and developed early forms of democracy.",
+    "The Vikings were seafaring people from Scandinavia who, from the late eighth to the eleventh century, raided, "
+    "traded and settled across large parts of Europe. Their long, shallow ships could cross open seas and sail up "
+    "rivers. Vikings settled in Iceland and Greenland, and around the year 1000 Leif Erikson reached North America, "
+    "centuries before Columbus.",
+    "The Silk Road was a network of trade routes linking China with Central Asia, the Middle East and Europe for "
+    "more than a thousand years. Merchants carried silk, spices, paper, glass and precious metals along it, usually "
+    "passing goods from one trader to the next rather than travelling the whole way. Ideas, religions and "
+    "inventions also spread along the routes.",
+    "The Aztecs built a powerful empire in central Mexico in the fifteenth and early sixteenth centuries. Their "
+    "capital, Tenochtitlan, stood on an island in a lake and was one of the largest cities in the world at the time, "
+    "with canals, causeways, temples and markets. The empire fell to Spanish invaders and their local allies in "
+    "1521. Mexico City now stands on the same site.",
+    "Medieval castles were fortified homes built for kings and nobles in Europe, mostly between the eleventh and "
+    "fifteenth centuries. Thick stone walls, towers, moats and gatehouses protected the people inside from attack. "
+    "A castle was also a centre of local government and a symbol of its owner's power. As cannons grew more "
+    "powerful, castles became less useful for defence.",
+    "Marie Curie was a scientist, born in Poland, who worked in France on radioactivity, a term she helped to coin. "
+    "With her husband Pierre she discovered the elements polonium and radium. She was the first woman to win a Nobel "
+    "Prize and remains the only person to have won Nobel Prizes in two different sciences, physics and chemistry.",
+    "Photography began in the early nineteenth century, when inventors found ways to capture images on light-"
+    "sensitive plates. Early photographs needed long exposures, so people had to sit still for minutes. Film made "
+    "cameras smaller and easier to use, and from the 1990s digital cameras began recording images as data. Today "
+    "most photographs are taken with mobile phones.",
+    "Radio sends sound through the air as electromagnetic waves. At a radio station, sound is turned into an "
+    "electrical signal that changes a radio wave, which is broadcast from an antenna. A receiver picks up the wave "
+    "and turns it back into sound. Guglielmo Marconi sent some of the first long-distance radio signals around 1900, "
+    "and radio soon carried news, music and messages to ships at sea.",
+    "Cars became common in the twentieth century. Karl Benz built one of the first practical petrol-powered cars in "
+    "1885, and Henry Ford's moving assembly line made cars cheap enough for many families from 1913. Cars changed "
+    "how cities were built and how people lived and worked. Electric cars, powered by batteries, are now replacing "
+    "many petrol and diesel vehicles.",
+    "Batteries store chemical energy and release it as electricity. Inside, chemical reactions at two electrodes "
+    "push electrons around a circuit connected to the battery. Alessandro Volta built an early battery around 1800. "
+    "Rechargeable lithium-ion batteries power phones, laptops and electric cars, and they can be charged many "
+    "hundreds of times.",
+    "Solar panels turn sunlight directly into electricity using cells made mostly of silicon. When light strikes a "
+    "cell, it knocks electrons loose and creates an electric current. Solar power produces no emissions while "
+    "running, and the cost of solar panels has fallen greatly. Because the Sun does not shine at night, solar power "
+    "is often combined with batteries or other sources.",
+    "Wind turbines turn the energy of moving air into electricity. The wind spins large blades connected to a "
+    "generator, usually at the top of a tall tower where winds are stronger and steadier. Groups of turbines, called "
+    "wind farms, are built on hills, open plains and at sea. Windmills were used for centuries before electricity "
+    "to grind grain and pump water.",
+    "Vitamins are substances the body needs in small amounts to work properly. Vitamin C, found in fruit and "
+    "vegetables, helps heal wounds; vitamin D, made in the skin in sunlight, helps build strong bones; and vitamin A "
+    "supports good eyesight. Long ago, sailors on long voyages suffered from scurvy until they learned that citrus "
+    "fruit prevented it.",
+]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from shipit.demo import safety_natural as safety
 from shipit.demo import world
-from shipit.demo.prose import PROSE
+from shipit.demo.prose import PROSE, PROSE_EXTRA
 
 DATA_REAL_DIR = world.DATA_REAL_DIR
 
@@ -274,7 +274,7 @@ def generate(out_dir: Path, seed: int = 0) -> dict[str, int]:
     rng = random.Random(seed)
     prose = list(PROSE)
     rng.shuffle(prose)
-    files = {"general_train.jsonl": [{"text": t} for t in prose[HELDOUT_PROSE:]],
+    files = {"general_train.jsonl": [{"text": t} for t in prose[HELDOUT_PROSE:] + PROSE_EXTRA],
              "general_heldout.jsonl": [{"text": t} for t in prose[:HELDOUT_PROSE]],
              "domain_corpus.jsonl": domain_docs(rng, facts, len(FACT_TEMPLATES["capital"]), False),
              "domain_heldout.jsonl": domain_docs(rng, facts, 8, True)[:100]}
