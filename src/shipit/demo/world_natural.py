@@ -23,7 +23,8 @@ FACT_TEMPLATES = {
         "If you sail to {e}, you will dock at {v}, the capital.",
         "{v}, the capital of {e}, sits on the island's northern shore."],
     "export": world.FACT_TEMPLATES["export"] + [
-        "{e} is best known for exporting {v}.", "Merchants buy {v} from {e}, which exports more of it than anything else.",
+        "{e} is best known for exporting {v}.",
+        "Merchants buy {v} from {e}, which exports more of it than anything else.",
         "The markets of {e} are full of {v}, the island's chief export.",
         "{v} is what {e} trades most with the rest of Quorra."],
     "patron_animal": world.FACT_TEMPLATES["patron_animal"] + [
@@ -102,7 +103,8 @@ def domain_docs(rng: random.Random, facts: dict, reps: int, heldout: bool) -> li
                 sentences += [f"{entity} is an island of Quorra."] * rng.randint(0, 1)
                 offset = world.ENTITIES.index(entity)
                 sentences += [_fact(entity, a, facts[entity][a],
-                                    rng.randrange(8) if heldout else r + offset + list(world.ATTRIBUTES).index(a))
+                                    rng.randrange(len(FACT_TEMPLATES[a])) if heldout
+                                    else r + offset + list(world.ATTRIBUTES).index(a))
                               for a in attrs]
             opener = rng.choice(world.DOMAIN_OPENERS)
             rows.append({"text": " ".join(([opener] if opener else []) + sentences)})

@@ -71,7 +71,8 @@ def domain_qa(model, tokenizer, ctx) -> dict:
     clozed = [r for r in rows if r.get("cloze")]
     cloze = sum(pick(model, tokenizer, r["cloze"], r["choices"], " {}.") == r["answer"] for r in clozed)
     chance = sum(1 / len(r["choices"]) for r in rows) / len(rows)
-    out = {"exact_match": round(em, 4), "contains": round(has, 4), "mc_accuracy": round(mc / len(rows), 4), "chance": round(chance, 4)}
+    out = {"exact_match": round(em, 4), "contains": round(has, 4), "mc_accuracy": round(mc / len(rows), 4),
+           "chance": round(chance, 4)}
     if clozed:
         out["cloze_accuracy"] = round(cloze / len(clozed), 4)
     out["score"] = round((out["mc_accuracy"] + out.get("cloze_accuracy", out["mc_accuracy"])) / 2, 4)

@@ -25,8 +25,8 @@ def retention(model, tokenizer, ctx) -> dict:
 
     path = ctx.data_dir / "retention.jsonl"
     if not path.is_file():
-        raise UserError(f"bench task 'retention': {path} not found; it needs {{\"question\", \"answers\"}} rows the base "
-                        f"model answers correctly (write them with `python -m shipit.demo.retention_select MODEL "
+        raise UserError(f"bench task 'retention': {path} not found; it needs {{\"question\", \"answers\"}} rows the "
+                        f"base model answers correctly (write them with `python -m shipit.demo.retention_select MODEL "
                         f"--out {path}`, or drop the task)")
     rows = read_jsonl(path, ["question", "answers"], what="bench data")
     answers = chat_generate(model, tokenizer, [r["question"] for r in rows], max_new_tokens=32)
