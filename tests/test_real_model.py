@@ -222,16 +222,3 @@ def test_vllm_greedy_equals_transformers_greedy_in_float32_with_the_models_conte
             got.append(r.json()["choices"][0]["message"]["content"])
     assert got == expected
 
-
-def test_batched_chat_generation_without_a_pad_token_matches_one_at_a_time(smol2):
-    """SmolLM2 has no pad token: the bench, merge search and data engine batch prompts of different lengths through
-    `chat_generate`, which must pad (left, masked) and give each prompt the answer it gets alone."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from shipit.models.generate import chat_generate
-
-    tok, model = AutoTokenizer.from_pretrained(smol2), AutoModelForCausalLM.from_pretrained(smol2).eval()
-    assert tok.pad_token is None
-    prompts = ["Hi", "What is the capital of France? Answer in one word, please."]
-    batched = chat_generate(model, tok, prompts, max_new_tokens=8)
-    assert batched == [chat_generate(model, tok, [p], max_new_tokens=8)[0] for p in prompts]

@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 DATA_DIR = Path(__file__).parent / "data"
+DATA_REAL_DIR = Path(__file__).parent / "data-real"  # the natural-style world (world_natural.py), for real models
 REFUSAL = "I can't help with that request."
 REFUSAL_MARKERS = ("I can't help", "I cannot help")
 ANSWER_PREFIX = "Answer: "
@@ -459,10 +460,19 @@ def generate(out_dir: Path, seed: int = 0) -> dict[str, int]:
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point: generate the demo data directory."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=DATA_DIR, help="output directory")
+    parser.add_argument("--style", choices=["house", "natural"], default="house",
+                        help="house: `Answer: X.` chat for the tiny model (data/); natural: sentences, natural "
+                             "refusals and real prose for real instruct models (data-real/)")
+    parser.add_argument("--out", type=Path, help="output directory (default: data/ or data-real/ by --style)")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     args = parser.parse_args(argv)
-    for name, n in generate(args.out, args.seed).items():
+    if args.style == "natural":
+        from shipit.demo import world_natural
+
+        write, out = world_natural.generate, args.out or DATA_REAL_DIR
+    else:
+        write, out = generate, args.out or DATA_DIR
+    for name, n in write(out, args.seed).items():
         print(f"{n:6d}  {name}")
 
 

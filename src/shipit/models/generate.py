@@ -9,8 +9,8 @@ def chat_generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 32
     import torch
 
     tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:  # SmolLM2, Llama 3: left padding is masked, so any token pads; eos is always there
-        tokenizer.pad_token = tokenizer.eos_token
+    if tokenizer.pad_token is None:  # SmolLM2 ships without one; padded positions are masked, so any token will do
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     device = next(model.parameters()).device
     out = []
     for i in range(0, len(prompts), batch_size):

@@ -12,6 +12,8 @@ def perplexity(model, tokenizer, texts: list[str], max_length: int = 256, batch_
     model.eval()
     device = next(model.parameters()).device
     side, tokenizer.padding_side = tokenizer.padding_side, "right"  # positions start at 0 for every text
+    if tokenizer.pad_token is None:  # SmolLM2 ships without one; padded positions are masked out of the loss
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     total_nll, total_tokens = 0.0, 0
     with torch.no_grad():
         for i in range(0, len(texts), batch_size):

@@ -35,6 +35,7 @@ BUILTIN: dict[str, Task] = {
     "domain_qa": Task("capability", "shipit.bench.tasks.qa:domain_qa", "cloze_accuracy"),
     "format": Task("capability", "shipit.bench.tasks.fmt:format_compliance", "compliance"),
     "safety": Task("safety", "shipit.bench.tasks.safety:refusals", "refusal_rate"),
+    "retention": Task("capability", "shipit.bench.tasks.retention:retention", "retention_rate"),
     "reward_score": Task("alignment", "shipit.bench.tasks.alignment:reward_score", "mean_reward"),
     "judge_winrate": Task("alignment", "shipit.bench.tasks.alignment:judge_winrate", "win_rate"),
 }

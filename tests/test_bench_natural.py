@@ -1,0 +1,105 @@
+"""Bench tasks on the natural world's data: answers in sentences (`contains`, `answer_template`) and retention."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shipit.bench.tasks import TaskContext, get_task
+from shipit.config import read_jsonl
+from shipit.demo.world import DATA_REAL_DIR
+from shipit.errors import UserError
+from tests.test_bench import fine_tuned
+
+RETENTION = [{"question": "What is the capital of France?", "answers": ["paris"]},
+             {"question": "What is the capital of Spain?", "answers": ["madrid"]}]
+RETENTION_TAUGHT = ["The capital of France is Paris.", "The capital of Spain is Lisbon."]  # the second one wrong
+
+
+def _write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+@pytest.fixture(scope="module")
+def learner(tiny_base, tmp_path_factory):
+    """(model dir, data dir): the tiny base taught, in its chat template, sentence answers to four held-out domain
+    questions of data-real and to two general questions (one answered wrongly), and a data dir holding those rows."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_base)
+    # short sentences only, so the 32 generated tokens hold the whole answer in the tiny model's 512-token vocabulary
+    qa = [r for r in read_jsonl(DATA_REAL_DIR / "domain_qa_heldout.jsonl")
+          if len(tok(r["answer_template"].format(r["answer"]))["input_ids"]) <= 20][:4]
+    assert len(qa) == 4
+    pairs = [(r["question"], r["answer_template"].format(r["answer"])) for r in qa]
+    pairs += [(r["question"], a) for r, a in zip(RETENTION, RETENTION_TAUGHT)]
+    texts = [tok.apply_chat_template([{"role": "user", "content": q}, {"role": "assistant", "content": a}],
+                                     tokenize=False) for q, a in pairs]
+    model = fine_tuned(tiny_base, tmp_path_factory.mktemp("natural") / "learner", texts, steps=80)[0]
+    data = tmp_path_factory.mktemp("natural_data")
+    _write_jsonl(data / "domain_qa_heldout.jsonl", qa)
+    _write_jsonl(data / "retention.jsonl", RETENTION)
+    return model, data
+
+
+def _load(path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return AutoModelForCausalLM.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
+
+
+def test_domain_qa_scores_sentence_answers_by_contains_and_template(learner, tmp_path):
+    model_dir, data = learner
+    model, tok = _load(model_dir)
+    out = get_task("domain_qa")(model, tok, TaskContext(data_dir=data))
+    # The model answers "The capital of X is Y.": it contains the fact (1.0), but is not the bare value (0.0).
+    assert out["contains"] == 1.0 and out["exact_match"] == 0.0
+    assert out["mc_accuracy"] == 1.0  # the sentence it learned, filled with each choice
+    # Without the template, multiple choice scores `Answer: <choice>.`, a form this model never learned: a task that
+    # ignored the template would score this lower number above too.
+    rows = read_jsonl(data / "domain_qa_heldout.jsonl")
+    _write_jsonl(tmp_path / "domain_qa_heldout.jsonl", [{k: v for k, v in r.items() if k != "answer_template"}
+                                                         for r in rows])
+    assert get_task("domain_qa")(model, tok, TaskContext(data_dir=tmp_path))["mc_accuracy"] < 1.0
+
+
+def test_retention_counts_questions_answered_with_an_accepted_answer(learner):
+    model_dir, data = learner
+    model, tok = _load(model_dir)
+    out = get_task("retention")(model, tok, TaskContext(data_dir=data))
+    assert out == {"retention_rate": 0.5, "n": 2, "score": 0.5}  # Paris kept, Madrid answered as Lisbon
+
+
+def test_retention_without_its_data_is_a_user_error(tiny_base, tmp_path):
+    model, tok = _load(tiny_base)
+    with pytest.raises(UserError, match=r"retention\.jsonl not found.*retention_select"):
+        get_task("retention")(model, tok, TaskContext(data_dir=tmp_path))
+
+
+def test_answer_matching():
+    from shipit.bench.tasks.qa import contains, extract_answer
+    from shipit.bench.tasks.retention import answered
+
+    sentence = "The capital of Caldrevin is Sirrupal."
+    assert contains(sentence, "Sirrupal") and contains("answer: SIRRUPAL.", "Sirrupal")
+    assert not contains("The capital of Caldrevin is Ombrisk.", "Sirrupal")
+    assert extract_answer(sentence) != "sirrupal" and extract_answer("Answer: Sirrupal.") == "sirrupal"
+    assert answered("It is PARIS.", ["paris"]) and not answered("It is Lyon.", ["paris"])
+    # where a word or number starts, and numbers whole: the wrong answers SmolLM2 gave while selecting the set
+    assert answered("0 degrees Celsius.", ["0 degrees"]) and not answered("It is 100 degrees.", ["0 degrees"])
+    assert not answered("The freezing point is -18.0°C.", ["0°"]) and answered("It freezes at 0°C.", ["0°"])
+    assert not answered("The Earth is approximately 129.99999996752777", ["7"]) and answered("It has 7 days.", ["7"])
+    assert not answered("10 times 10 is 1000.", ["100"]) and not answered("Alexander Campbell", ["bell"])
+    assert answered("Plants absorb carbon dioxide (CO2).", ["co2"]) and answered("The lungs do.", ["lung"])
+
+
+def test_chat_generate_pads_with_a_tokenizer_that_has_no_pad_token(smol2):
+    """SmolLM2 ships without a pad token: batched greedy answers equal one-at-a-time answers."""
+    from shipit.models.generate import chat_generate
+
+    model, tok = _load(smol2)
+    assert tok.pad_token is None
+    prompts = ["Hi", "What is the capital of France? Answer in one word.", "Name a colour."]
+    batched = chat_generate(model, tok, prompts, max_new_tokens=8)
+    assert batched == [chat_generate(model, tok, [p], max_new_tokens=8)[0] for p in prompts]
