@@ -19,7 +19,7 @@ def run_lm_eval(model: Path, tasks: list[str], data_dir: Path, limit: int | None
     import lm_eval
     from lm_eval.tasks import TaskManager
 
-    from shipit.device import torch_device
+    from shipit.device import inference_dtype, torch_device
 
     with tempfile.TemporaryDirectory() as include:
         for p in TASK_DIR.glob("*.yaml"):
@@ -29,7 +29,8 @@ def run_lm_eval(model: Path, tasks: list[str], data_dir: Path, limit: int | None
             backend, args = "local-completions", (f"model={Path(model).name},base_url={base_url}/completions,"
                                                   f"tokenizer={Path(model).resolve()},tokenizer_backend=huggingface")
         else:
-            backend, args = "hf", f"pretrained={Path(model).resolve()},dtype=float32"
+            name = str(inference_dtype(dtype)).removeprefix("torch.")
+            backend, args = "hf", f"pretrained={Path(model).resolve()},dtype={name}"
         out = lm_eval.simple_evaluate(model=backend, model_args=args, tasks=tasks, task_manager=tm, limit=limit,
                                       device=torch_device(), batch_size=8, log_samples=False)
     return {task: {k.split(",")[0]: v for k, v in metrics.items() if isinstance(v, (int, float)) and "stderr" not in k}
