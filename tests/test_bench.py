@@ -196,7 +196,8 @@ def lm_eval_acc_by_hand(path, rows) -> float:
 @pytest.mark.slow
 def test_lm_eval_runs_a_shipped_task(qa_learner, qa_rows, small_data, tmp_path):
     cfg = BenchConfig(data_dir=small_data, models={"a": qa_learner}, tasks=["general_ppl"], lm_eval=["shipit_domain_qa"],
-                      lm_eval_limit=12, efficiency={"prompts": 1, "max_new_tokens": 2}, output=tmp_path / "bench")
+                      lm_eval_limit=12, efficiency={"prompts": 1, "max_new_tokens": 2}, output=tmp_path / "bench",
+                      dtype="float32")  # compared exactly with the float32 computation by hand below
     acc = run(cfg)["results"]["a"]["lm_eval"]["shipit_domain_qa"]["acc"]
     expected = lm_eval_acc_by_hand(qa_learner, qa_rows)
     # Far from chance (1/12), so a task that read the wrong file, the wrong target index or another prompt would

@@ -14,8 +14,9 @@ def shipped_tasks() -> list[str]:
 
 
 def run_lm_eval(model: Path, tasks: list[str], data_dir: Path, limit: int | None = None,
-                base_url: str | None = None) -> dict:
-    """Run lm-eval on one model: the `hf` backend on its directory, or `local-completions` against `base_url`."""
+                base_url: str | None = None, dtype: str = "auto") -> dict:
+    """Run lm-eval on one model: the `hf` backend on its directory (in the inference dtype, `dtype` overriding: see
+    `shipit.device.inference_dtype`), or `local-completions` against `base_url`."""
     import lm_eval
     from lm_eval.tasks import TaskManager
 
