@@ -104,3 +104,16 @@ def test_bf16_bench_numbers_agree_with_float32(tiny_base, tmp_path):
     assert b16["general_ppl"]["ppl"] != f32["general_ppl"]["ppl"]  # it did compute in bf16
     for metric in ("mc_accuracy", "cloze_accuracy"):
         assert abs(b16["domain_qa"][metric] - f32["domain_qa"][metric]) <= 0.05, metric
+
+
+def test_merge_search_scores_candidates_in_its_eval_dtype(tiny_base, tmp_path):
+    """`eval_dtype` reaches the scoring: the same candidate scores differently (and nearly alike) in the two dtypes."""
+    from shipit.ship.merge_search import SearchConfig, bench_objective
+
+    ppl = {}
+    for dtype in ("float32", "bfloat16"):
+        cfg = SearchConfig(models=[tiny_base], objectives=[{"task": "general_ppl", "metric": "ppl",
+                                                            "direction": "minimize"}],
+                           eval_dtype=dtype, output=tmp_path / "out")
+        ppl[dtype] = bench_objective(cfg)(tiny_base, {})["general_ppl.ppl"]
+    assert ppl["bfloat16"] != ppl["float32"] and ppl["bfloat16"] == pytest.approx(ppl["float32"], rel=0.01)
