@@ -1,10 +1,12 @@
 """Router overhead: added latency against a fast stub upstream, and throughput against vLLM CPU (`vllm bench serve`).
 
-    PYTHONPATH=src .venv/bin/python benchmarks/bench_router.py stub --n 3000
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_router.py stub --n 3000 [--litellm [--litellm-venv DIR]]
     SHIPIT_VLLM_PYTHON=.venv-serve/bin/python PYTHONPATH=src .venv/bin/python benchmarks/bench_router.py vllm
 
 Every process (stub, router, vLLM, client) is separate, as in production; each run prints its numbers and the ratio
-against the direct baseline measured in the same run, interleaved to cancel drift.
+against the direct baseline measured in the same run, interleaved to cancel drift. `--litellm` adds LiteLLM's proxy
+in front of the same stub as a third path (a peer users pick), installed into a throwaway venv here (never a shipit
+dependency; `--litellm-venv DIR` keeps and reuses it).
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ import yaml
 from shipit.models.vllm_server import VLLMServer, find_vllm_python, free_port
 
 KEY = "bench-key"
+LITELLM_KEY = "sk-bench-key"  # LiteLLM wants its master key to start with sk-
+LITELLM_SPEC = "litellm[proxy]"
 STUB = textwrap.dedent("""
     import asyncio, sys
-    BODY = (b'{"id":"x","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant",'
+    BODY = (b'{"id":"x","object":"chat.completion","model":"m","created":0,"choices":[{"index":0,"message":{"role":"assistant",'
             b'"content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}')
     RESP = b"HTTP/1.1 200 OK\\r\\ncontent-type: application/json\\r\\ncontent-length: %d\\r\\n\\r\\n%s" % (len(BODY), BODY)
     class P(asyncio.Protocol):
@@ -52,13 +56,13 @@ STUB = textwrap.dedent("""
 """)
 
 
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60, path: str = "/health") -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
         try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+            if httpx.get(f"{url}{path}", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -87,40 +91,92 @@ def router(upstream: str, tmp: Path, cores: set[int] | None = None, events: str 
         proc.wait(30)
 
 
+def litellm_install(venv: Path) -> Path:
+    """LiteLLM's proxy in a venv of its own (created and pip-installed from PyPI when missing); its `litellm` script."""
+    exe = venv / "bin" / "litellm"
+    if not exe.exists():
+        print(f"installing {LITELLM_SPEC} into {venv} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", LITELLM_SPEC], check=True)
+    return exe
+
+
+@contextmanager
+def litellm_proxy(upstream: str, tmp: Path, exe: Path):
+    """LiteLLM's proxy (one worker, no database, telemetry off) in front of `upstream`; yields its base URL."""
+    port = free_port()
+    cfg = tmp / "litellm.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "model_list": [{"model_name": "bench", "litellm_params": {"model": "openai/m", "api_base": f"{upstream}/v1",
+                                                                   "api_key": KEY}}],
+        "general_settings": {"master_key": LITELLM_KEY}}))
+    log = open(tmp / "litellm.log", "w")
+    proc = subprocess.Popen([str(exe), "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port),
+                             "--num_workers", "1", "--telemetry", "False"], stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, "LITELLM_LOG": "ERROR"})
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url, proc, timeout=300, path="/health/liveliness")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        log.close()
+
+
 def pin(cores: set[int] | None):
     """A preexec_fn that pins the child to `cores` (None: no pinning)."""
     return (lambda: os.sched_setaffinity(0, cores)) if cores else None
 
 
-def bench_stub(n: int, tmp: Path) -> dict:
-    """Sequential requests, direct vs through the router, interleaved in blocks of 100; added p50/p99 in ms."""
+def bench_stub(n: int, tmp: Path, litellm: Path | None = None) -> dict:
+    """Sequential requests, direct vs through the router (and LiteLLM's proxy when `litellm` names its venv),
+    interleaved in blocks of 100, the order rotating each block; added p50/p99 in ms."""
+    from contextlib import ExitStack, nullcontext
+
     port = free_port()
     stub = subprocess.Popen([sys.executable, "-c", STUB, str(port)])
     stub_url = f"http://127.0.0.1:{port}"
     body = {"model": "bench", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 1}
     try:
         time.sleep(0.5)
-        with router(stub_url, tmp) as (url, _), httpx.Client(headers={"authorization": f"Bearer {KEY}"}) as c:
-            lat = {"direct": [], "router": []}
-            for _ in range(200):  # warm both paths (connections, caches)
-                c.post(f"{stub_url}/v1/chat/completions", json=body)
-                c.post(f"{url}/v1/chat/completions", json=body)
+        with ExitStack() as stack:
+            url, _ = stack.enter_context(router(stub_url, tmp))
+            lite = stack.enter_context(litellm_proxy(stub_url, tmp, litellm_install(litellm)) if litellm
+                                       else nullcontext())
+            c = stack.enter_context(httpx.Client())
+            paths = {"direct": (stub_url, KEY), "router": (url, KEY)} | ({"litellm": (lite, LITELLM_KEY)} if lite
+                                                                         else {})
+            lat = {name: [] for name in paths}
+
+            def call(name):
+                base, key = paths[name]
+                r = c.post(f"{base}/v1/chat/completions", json=body, headers={"authorization": f"Bearer {key}"})
+                assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "ok", (name, r.text)
+
+            for _ in range(200):  # warm every path (connections, caches)
+                for name in paths:
+                    call(name)
+            names = list(paths)
             for block in range(n // 100):
-                for name, base in (("direct", stub_url), ("router", url))[:: 1 if block % 2 else -1]:
+                for name in names[block % len(names):] + names[:block % len(names)]:
                     for _ in range(100):
                         t0 = time.perf_counter()
-                        r = c.post(f"{base}/v1/chat/completions", json=body)
+                        call(name)
                         lat[name].append((time.perf_counter() - t0) * 1000)
-                        assert r.status_code == 200, r.text
     finally:
         stub.terminate()
     q = {k: {p: float(np.percentile(v, p)) for p in (50, 99)} for k, v in lat.items()}
-    added = {p: q["router"][p] - q["direct"][p] for p in (50, 99)}
-    res = {"n": n, "direct_ms": q["direct"], "router_ms": q["router"], "added_ms": added,
-           "ratio_p50": q["router"][50] / q["direct"][50], "ratio_p99": q["router"][99] / q["direct"][99]}
-    print(f"stub: direct p50 {q['direct'][50]:.3f} ms p99 {q['direct'][99]:.3f} ms | router p50 {q['router'][50]:.3f} "
-          f"ms p99 {q['router'][99]:.3f} ms | added p50 {added[50]:.3f} ms (target <= 1) p99 {added[99]:.3f} ms "
-          f"(target <= 5) | ratio p50 {res['ratio_p50']:.2f}x p99 {res['ratio_p99']:.2f}x")
+    res = {"n": n, "load": os.getloadavg()}
+    for name in q:
+        res[f"{name}_ms"] = q[name]
+        if name != "direct":
+            res[f"{name}_added_ms"] = {p: q[name][p] - q["direct"][p] for p in (50, 99)}
+    line = " | ".join(f"{k} p50 {v[50]:.3f} ms p99 {v[99]:.3f} ms" for k, v in q.items())
+    added = " | ".join(f"{k} adds p50 {res[f'{k}_added_ms'][50]:.3f} ms p99 {res[f'{k}_added_ms'][99]:.3f} ms"
+                       for k in q if k != "direct")
+    print(f"stub: {line}\n      {added} (router targets: p50 <= 1, p99 <= 5) | load average "
+          f"{os.getloadavg()[0]:.1f}")
     return res
 
 
@@ -213,6 +269,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("what", choices=["stub", "vllm", "all"], nargs="?", default="all")
     ap.add_argument("--n", type=int, default=3000, help="Requests per path against the stub.")
+    ap.add_argument("--litellm", action="store_true", help="Also time LiteLLM's proxy in front of the stub.")
+    ap.add_argument("--litellm-venv", type=Path, help="Where LiteLLM's throwaway venv goes (kept; default: a temp dir).")
     ap.add_argument("--model", help="Model directory for the vLLM run (default: a tiny one built here).")
     ap.add_argument("--num-prompts", type=int, default=400)
     ap.add_argument("--input-len", type=int, default=64)
@@ -227,7 +285,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         results = {}
         if args.what in ("stub", "all"):
-            results["stub"] = bench_stub(args.n, Path(d))
+            venv = (args.litellm_venv or Path(d) / "litellm-venv") if args.litellm else None
+            results["stub"] = bench_stub(args.n, Path(d), venv)
         if args.what in ("vllm", "all"):
             results["vllm"] = bench_vllm(args, Path(d))
     print(json.dumps(results, default=float))

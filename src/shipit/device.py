@@ -48,3 +48,46 @@ def bf16_supported() -> bool:
 def torch_device() -> str:
     """`cuda` when available, else `cpu`."""
     return "cuda" if has_cuda() else "cpu"
+
+
+# Inference (evaluation, generation, perplexity, merge-search scoring) runs in bf16 where it pays: a SmolLM2-135M
+# forward pass did 1,798 tokens/s in bf16 vs 659 in float32 on this project's avx512_bf16 CPU.
+INFERENCE_DTYPES = ("auto", "float32", "bfloat16")
+INFERENCE_DTYPE_ENV = "SHIPIT_INFERENCE_DTYPE"
+_logged: set[tuple[str, str]] = set()
+
+
+def choose_inference_dtype(choice: str = "auto") -> tuple[str, str]:
+    """(dtype name, why) for inference. A config's `dtype` other than 'auto' wins; then $SHIPIT_INFERENCE_DTYPE;
+    then bfloat16 where `bf16_supported()` (CUDA with bf16, or a CPU with native bf16), float32 elsewhere."""
+    import os
+
+    from shipit.errors import UserError
+
+    if choice not in INFERENCE_DTYPES:
+        raise UserError(f"dtype '{choice}' is not one of {', '.join(INFERENCE_DTYPES)}")
+    if choice != "auto":
+        return choice, "set by the config's dtype"
+    env = os.environ.get(INFERENCE_DTYPE_ENV, "auto").strip() or "auto"
+    if env not in INFERENCE_DTYPES:
+        raise UserError(f"${INFERENCE_DTYPE_ENV}={env!r} is not one of {', '.join(INFERENCE_DTYPES)}; "
+                        f"unset it or pick one")
+    if env != "auto":
+        return env, f"set by ${INFERENCE_DTYPE_ENV}"
+    where = "the CUDA GPU" if has_cuda() else "this CPU"
+    if bf16_supported():
+        return "bfloat16", f"{where} computes in bf16 natively; dtype: float32 or {INFERENCE_DTYPE_ENV}=float32 keeps float32"
+    return "float32", f"{where} has no native bf16"
+
+
+def inference_dtype(choice: str = "auto"):
+    """The torch dtype to load a model in for inference (see `choose_inference_dtype`); says once which and why."""
+    import sys
+
+    import torch
+
+    name, why = choose_inference_dtype(choice)
+    if (name, why) not in _logged:
+        _logged.add((name, why))
+        print(f"inference dtype: {name} ({why})", file=sys.stderr, flush=True)
+    return getattr(torch, name)

@@ -68,6 +68,9 @@ class BenchConfig(StrictModel):
     conventions: Conventions = Conventions()
     """How answers are read: refusal phrasings and the answer format (defaults know real models' refusals)."""
     output: Path
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    """dtype the candidates run in: 'auto' is bfloat16 on a CUDA GPU or CPU with native bf16, else float32
+    ($SHIPIT_INFERENCE_DTYPE sets it when this is 'auto'). Quantized and ONNX candidates keep their own."""
     on_no_winner: Literal["fail", "report"] = "fail"
     """When no candidate passes the gates: exit with an error (after writing the report), or only report it."""
 

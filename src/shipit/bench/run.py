@@ -19,7 +19,7 @@ def bench_model(path: Path, cfg: BenchConfig, ctx) -> dict:
     from shipit.models.load import dir_size_mb, is_onnx_dir, load_for_eval
 
     t0 = time.perf_counter()
-    model, tokenizer, backend = load_for_eval(path)
+    model, tokenizer, backend = load_for_eval(path, cfg.dtype)
     load_s = time.perf_counter() - t0
     result = {task: get_task(task)(model, tokenizer, ctx) for task in cfg.tasks}
     prompts = eval_prompts(ctx, cfg.efficiency.prompts)
@@ -29,13 +29,14 @@ def bench_model(path: Path, cfg: BenchConfig, ctx) -> dict:
     # Peak memory = weights held + the peak growth while generating (activations, KV cache, buffers).
     weights_mb = size_mb if backend == "onnxruntime" else sum(
         t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()]) / 1e6
-    eff.update({"backend": backend, "size_mb": round(size_mb, 3), "load_s": round(load_s, 3),
+    eff.update({"backend": backend, "dtype": str(model.dtype).removeprefix("torch.") if backend == "hf" else None,
+                "size_mb": round(size_mb, 3), "load_s": round(load_s, 3),
                 "peak_mem_mb": round(weights_mb + mem["mb"], 1)})
     if cfg.efficiency.vllm and not is_onnx_dir(path):
         eff.update(under_vllm(path, prompts, cfg.efficiency.max_new_tokens, cfg.output.parent))
     result["efficiency"] = eff
     if cfg.lm_eval and not is_onnx_dir(path):
-        result["lm_eval"] = run_lm_eval(path, cfg.lm_eval, cfg.data_dir, limit=cfg.lm_eval_limit)
+        result["lm_eval"] = run_lm_eval(path, cfg.lm_eval, cfg.data_dir, limit=cfg.lm_eval_limit, dtype=cfg.dtype)
     return result
 
 

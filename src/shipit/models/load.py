@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from shipit.models.ort_model import ONNX_FILE, OrtCausalLM
@@ -18,13 +19,23 @@ def is_onnx_dir(path: Path) -> bool:
     return (Path(path) / ONNX_FILE).is_file()
 
 
-def load_for_eval(path: Path):
-    """(model, tokenizer, backend) for evaluation: ONNX Runtime for ONNX dirs, else transformers on the best device."""
+def is_quantized_dir(path: Path) -> bool:
+    """True for a checkpoint that carries its own quantization (compressed-tensors, bitsandbytes ...)."""
+    config = Path(path) / "config.json"
+    return config.is_file() and "quantization_config" in json.loads(config.read_text())
+
+
+def load_for_eval(path: Path, dtype: str = "auto"):
+    """(model, tokenizer, backend) for evaluation: ONNX Runtime for ONNX dirs, else transformers on the best device,
+    in the inference dtype (`shipit.device.inference_dtype`: bf16 where the hardware has it, `dtype` overrides)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from shipit.device import torch_device
+    from shipit.device import inference_dtype, torch_device
 
     tokenizer = AutoTokenizer.from_pretrained(path)
     if is_onnx_dir(path):
         return OrtCausalLM(path), tokenizer, "onnxruntime"
-    return AutoModelForCausalLM.from_pretrained(path, dtype="auto").to(torch_device()).eval(), tokenizer, "hf"
+    # A quantized checkpoint decompresses into the dtype its quantizer recorded; casting it would change what was
+    # verified at quantize time, so it keeps "auto" (the checkpoint's own dtype).
+    torch_dtype = "auto" if is_quantized_dir(path) else inference_dtype(dtype)
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(torch_device()).eval(), tokenizer, "hf"

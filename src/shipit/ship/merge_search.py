@@ -76,6 +76,10 @@ class SearchConfig(StrictModel):
     """Quantize each candidate (a quantization method's name) before scoring it, so the search picks what will be
     served."""
     dtype: str = "float32"
+    """dtype mergekit writes each candidate in."""
+    eval_dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    """dtype candidates are scored in: 'auto' is bfloat16 on a CUDA GPU or CPU with native bf16, else float32
+    ($SHIPIT_INFERENCE_DTYPE sets it when this is 'auto'). Quantized candidates keep their own."""
     data_dir: Path = DATA_DIR
     output: Path
     trials_dir: Path | None = None
@@ -200,7 +204,7 @@ def bench_objective(cfg: SearchConfig) -> ObjectiveFn:
     tasks = list(dict.fromkeys(o.task for o in cfg.objectives))
 
     def objective(model: Path, trial: dict) -> dict[str, float]:
-        lm, tokenizer, _ = load_for_eval(model)
+        lm, tokenizer, _ = load_for_eval(model, cfg.eval_dtype)
         ctx = TaskContext(cfg.data_dir)
         result = {task: get_task(task)(lm, tokenizer, ctx) for task in tasks}
         missing = [o for o in cfg.objectives if o.metric not in result[o.task]]

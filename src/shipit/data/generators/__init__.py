@@ -48,6 +48,9 @@ class GeneratorSettings(StrictModel):
     """Prompts per generate call (hf) or concurrent requests (openai, vllm)."""
     timeout_s: float = Field(60.0, gt=0)
     max_retries: int = Field(2, ge=0)
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    """dtype the `hf` backend computes in: 'auto' is bfloat16 on a CUDA GPU or CPU with native bf16, else float32
+    ($SHIPIT_INFERENCE_DTYPE sets it when this is 'auto')."""
     vllm_python: Path | None = None
     """Python of the serving environment (vllm); default $SHIPIT_VLLM_PYTHON or .venv-serve."""
 

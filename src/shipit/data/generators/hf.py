@@ -13,20 +13,18 @@ class HFGenerator(Generator):
     name = "hf"
 
     def __init__(self, settings: GeneratorSettings):
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from shipit.models.load import load_for_eval
 
         if settings.model is None:
             raise UserError("generator: backend 'hf' needs model (a Hugging Face model directory)")
         require_model(settings.model, "generator.model",
                      hint="expected a Hugging Face model directory")
         self.settings = settings
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.tokenizer = AutoTokenizer.from_pretrained(settings.model)
+        self.model, self.tokenizer, _ = load_for_eval(settings.model, settings.dtype)
+        self.device = self.model.device
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(settings.model, dtype="auto").to(self.device).eval()
 
     def _encode(self, prompts: list[Conversation]):
         texts = [self.tokenizer.apply_chat_template(as_messages(p), tokenize=False, add_generation_prompt=True)
