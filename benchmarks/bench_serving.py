@@ -10,7 +10,7 @@ figure is the median of --repeats rounds after one warm-up round. One vLLM serve
 shared: the 1-minute load average is printed beside each figure.
 
     SHIPIT_VLLM_PYTHON=$PWD/.venv-serve/bin/python PYTHONPATH=src .venv/bin/python benchmarks/bench_serving.py \\
-        [--model DIR] [--w8a8 DIR] [--w4a16 DIR] [--prompts 16] [--new 64] [--repeats 3]
+        [--model DIR] [--w8a8 DIR] [--w4a16 DIR] [--methods w8a8,w4a16] [--prompts 16] [--new 64] [--repeats 3]
 
 Without --w8a8/--w4a16 the quantized models are made here with `shipit quantize` (on SmolLM2, GPTQ takes 35-65 min
 on 2 busy cores); an output given by path must be a `shipit quantize` output of --model (its manifest is checked).
@@ -133,6 +133,7 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=16)
     ap.add_argument("--new", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--methods", default="w8a8,w4a16", help="quantization methods for (c), comma-separated")
     a = ap.parse_args()
 
     from shipit.models.load import dir_size_mb
@@ -160,7 +161,7 @@ def main() -> None:
         f32_tps, loads, _ = vllm_tokens_per_s(a.model, "float32", ps, a.new, a.repeats, d / "f32.log")
         row("vLLM CPU (float32)", f32_tps, loads, dir_size_mb(a.model), f"bf16/fp32 {bf16_tps / f32_tps:.2f}x")
         print("\n(c) quantized on vLLM (bfloat16 activations) vs bfloat16")
-        for method in ("w8a8", "w4a16"):
+        for method in a.methods.split(","):
             q = quantized(method, getattr(a, method), a.model, d)
             cfg = read_config(q)
             tps, loads, _ = vllm_tokens_per_s(q, "bfloat16", ps, a.new, a.repeats, d / f"{method}.log")
