@@ -168,3 +168,28 @@ def test_a_verdict_is_a_number_only_where_it_stands_alone():
     assert parse_score("2 apples") is None
     assert (parse_score("7"), parse_score("7/10"), parse_score("10.\n"), parse_score("Score: 100")) == (
         pytest.approx(6 / 9), pytest.approx(6 / 9), 1.0, 1.0)
+
+
+def test_a_judge_set_like_the_generator_shares_it_and_gets_a_prefilled_verdict():
+    """synth passes its running generator: a self-judge must not load the model again (or start a second vLLM
+    server), must not close the generator, and on a backend that continues messages starts the verdict itself."""
+    from shipit.data.generators import Generator
+    from shipit.data.scorers import Scoring, ScorerSpec
+
+    class Scripted(Generator):
+        can_prefill, seen, closed = True, [], False
+
+        def generate(self, prompts, **kw):
+            self.seen += prompts
+            return [" 7"] * len(prompts)
+
+        def close(self):
+            self.closed = True
+
+    settings = GeneratorSettings(backend="hf", model=Path("unused"))
+    gen = Scripted()
+    scoring = Scoring([ScorerSpec(name="judge", judge=settings)], shared=(settings, gen))
+    assert [r["score"] for r in scoring(["q"], ["a"])] == [round(6 / 9, 4)]
+    assert gen.seen[0][-1] == {"role": "assistant", "content": "Score:"} and "'Score: N'" in gen.seen[0][0]["content"]
+    scoring.close()
+    assert not gen.closed
