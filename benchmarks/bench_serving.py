@@ -134,6 +134,7 @@ def main() -> None:
     ap.add_argument("--new", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--methods", default="w8a8,w4a16", help="quantization methods for (c), comma-separated")
+    ap.add_argument("--parts", default="abc", help="which of (a) (b) (c) to run; vLLM bfloat16 always runs (the baseline)")
     a = ap.parse_args()
 
     from shipit.models.load import dir_size_mb
@@ -152,16 +153,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         print("\n(a) transformers generate vs vLLM server")
-        hf_tps, hf_dtype, loads = hf_tokens_per_s(a.model, ps, a.new, a.repeats)
-        row(f"transformers generate ({hf_dtype})", hf_tps, loads, dir_size_mb(a.model))
+        if "a" in a.parts:
+            hf_tps, hf_dtype, loads = hf_tokens_per_s(a.model, ps, a.new, a.repeats)
+            row(f"transformers generate ({hf_dtype})", hf_tps, loads, dir_size_mb(a.model))
         bf16_tps, loads, cmd = vllm_tokens_per_s(a.model, "bfloat16", ps, a.new, a.repeats, d / "bf16.log")
-        row("vLLM CPU (bfloat16)", bf16_tps, loads, dir_size_mb(a.model), f"{bf16_tps / hf_tps:.2f}x transformers")
+        row("vLLM CPU (bfloat16)", bf16_tps, loads, dir_size_mb(a.model),
+            f"{bf16_tps / hf_tps:.2f}x transformers" if "a" in a.parts else "")
         print(f"   vLLM: {cmd}")
-        print("\n(b) vLLM bfloat16 vs float32")
-        f32_tps, loads, _ = vllm_tokens_per_s(a.model, "float32", ps, a.new, a.repeats, d / "f32.log")
-        row("vLLM CPU (float32)", f32_tps, loads, dir_size_mb(a.model), f"bf16/fp32 {bf16_tps / f32_tps:.2f}x")
+        if "b" in a.parts:
+            print("\n(b) vLLM bfloat16 vs float32")
+            f32_tps, loads, _ = vllm_tokens_per_s(a.model, "float32", ps, a.new, a.repeats, d / "f32.log")
+            row("vLLM CPU (float32)", f32_tps, loads, dir_size_mb(a.model), f"bf16/fp32 {bf16_tps / f32_tps:.2f}x")
         print("\n(c) quantized on vLLM (bfloat16 activations) vs bfloat16")
-        for method in a.methods.split(","):
+        for method in a.methods.split(",") if "c" in a.parts else []:
             q = quantized(method, getattr(a, method), a.model, d)
             cfg = read_config(q)
             tps, loads, _ = vllm_tokens_per_s(q, "bfloat16", ps, a.new, a.repeats, d / f"{method}.log")
