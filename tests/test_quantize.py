@@ -282,3 +282,33 @@ def test_onnx_int8_runs_in_onnxruntime_and_is_flagged_unservable_for_vllm(tiny_b
     with pytest.raises(UserError, match="is an ONNX model \\(onnx-int8\\); vLLM cannot load it"):
         VLLMServer(out).start()
     assert torch.is_tensor(ort_ids)
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+@pytest.mark.parametrize("group", ["64", "32"])
+def test_w4a16_at_each_group_size_that_fits_smollm2_serves_on_vllm(smol2, few_texts, vllm_python, tmp_path, group):
+    """`--group-size 64` (chosen for hidden 576) and `32` both quantize the real-shaped model and load in vLLM,
+    which answers greedily (the same answer twice); a group size vLLM could not load would fail here, not in serve."""
+    import httpx
+    from click.testing import CliRunner
+
+    from shipit.cli import cli
+    from shipit.models.vllm_server import VLLMServer
+
+    calibration, eval_data = few_texts
+    out = tmp_path / f"g{group}"
+    r = CliRunner().invoke(cli, ["quantize", "w4a16", str(smol2), "--out", str(out), "--group-size", group,
+                                 "--calibration", str(calibration), "--eval-data", str(eval_data)])
+    assert r.exit_code == 0, r.output
+    weights = json.loads((out / "config.json").read_text())["quantization_config"]["config_groups"]["group_0"]["weights"]
+    assert (weights["num_bits"], weights["group_size"]) == (4, int(group))
+    with VLLMServer(out, name="q", python=vllm_python, log_path=tmp_path / "vllm.log") as server:
+        answers = []
+        for _ in range(2):
+            resp = httpx.post(f"{server.base_url}/chat/completions", timeout=120, json={
+                "model": "q", "max_tokens": 8, "temperature": 0,
+                "messages": [{"role": "user", "content": "What is the capital of France?"}]}).json()
+            assert resp["usage"]["completion_tokens"] >= 1, resp
+            answers.append(resp["choices"][0]["message"]["content"])
+    assert answers[0] == answers[1] and answers[0].strip(), answers

@@ -79,3 +79,53 @@ def test_bundled_recipe_validates_every_stage(preset, tmp_path):
     assert p.order[0] == "base" and p.order[-1] == "report" and len(p.order) == (13 if preset == "tiny" else 14)
     assert p.deps["report"] and set(p.deps["merged"]) == {"dpo-domain", "dpo-safety", "base"}
     assert p.data.is_dir() and (p.data / "harmful_prompts.jsonl").is_file()
+
+
+GPU_RECIPES = sorted((REPO / "train").glob("*-gpu-0.5b.yaml"))
+
+
+@pytest.mark.parametrize("path", GPU_RECIPES, ids=lambda p: p.name)
+def test_gpu_recipes_say_how_to_point_them_at_a_local_checkpoint(path):
+    header = "".join(ln for ln in path.read_text().splitlines(keepends=True) if ln.startswith("#"))
+    stage = path.name.split("-")[0]
+    assert f"shipit train {stage} train/{path.name} --set model=/path/to/" in header
+    assert "trainer.bf16" in header and ("accelerate launch" in header or "One process only" in header)
+
+
+def test_gpu_sft_recipe_on_a_local_llama_trains_only_the_answers_packed(smol2, tmp_path):
+    """The recipe as a user runs it with `--set model=` on a Llama with a stock ChatML template (no generation
+    markers, no pad token): with its own answer-only loss and packing, the trained tokens are exactly the answers
+    and their end-of-turn, and a step trains."""
+    from shipit.formats.mix import load_mix
+    from shipit.train import sft
+    from shipit.train.common import load_model, training_tokenizer
+
+    cfg = load_config(REPO / "train/sft-gpu-0.5b.yaml", sft.Config, [
+        f"model={smol2}", "trainer.max_steps=1", "trainer.per_device_train_batch_size=2",
+        "trainer.gradient_accumulation_steps=1", "trainer.max_length=512", "trainer.warmup_steps=0"])
+    assert cfg.assistant_only_loss and cfg.packing
+    rows = [r for r in load_mix(cfg.datasets, seed=0) if "messages" in r][:6]
+    tok = training_tokenizer(cfg.model)
+    trainer = sft.make_trainer(load_model(cfg.model, cfg.peft), tok, rows, [], cfg.trainer, tmp_path,
+                               assistant_only_loss=cfg.assistant_only_loss, packing=cfg.packing, peft=cfg.peft)
+    assert len(trainer.train_dataset) < len(rows)  # packed
+    trained = "".join(tok.decode([t for t in r["labels"] if t != -100]) for r in trainer.train_dataset)
+    answers = [m["content"] for r in rows for m in r["messages"] if m["role"] == "assistant"]
+    assert all(a in trained for a in answers)
+    assert len(trained) == sum(len(a) + len("<|im_end|>") for a in answers)  # nothing of prompts or headers
+    trainer.train()
+    assert trainer.state.global_step == 1
+
+
+@pytest.mark.parametrize("name", ["ppo", "reward"])
+def test_gpu_recipes_lora_targets_every_projection_of_a_llama(smol2, name):
+    from peft import get_peft_model
+
+    from shipit.train import get_stage
+    from shipit.train.common import load_model, lora_config
+
+    cfg = load_config(REPO / f"train/{name}-gpu-0.5b.yaml", get_stage(name).Config, [f"model={smol2}"])
+    kind, task = ("reward", "SEQ_CLS") if name == "reward" else ("causal", "CAUSAL_LM")
+    model = get_peft_model(load_model(cfg.model, kind=kind), lora_config(cfg.peft, task))
+    adapted = {n.split(".")[-2] for n, _ in model.named_modules() if n.endswith(".lora_A")}
+    assert adapted == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}

@@ -123,11 +123,14 @@ def reward_model_score(spec: ScorerSpec) -> ScoreFn:
 
 
 SCORE_RE = re.compile(r"score\s*[:=]?\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
+# A bare leading number counts only as a whole verdict ("7", "7/10", "7."), not as the start of other text: a small
+# instruct model asked to grade "What is 2+2?" answered "2+2 = 4", which read as a score of 2.
+LONE_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(?:/\s*10)?\s*(?:[.!]\s*)?(?:$|\n)")
 
 
 def parse_score(text: str, low: float = 1, high: float = 10) -> float | None:
-    """A judge's 'Score: N' (or a lone leading number) mapped from [low, high] onto [0, 1]; None if absent."""
-    m = SCORE_RE.search(text) or re.match(r"\s*(\d+(?:\.\d+)?)", text)
+    """A judge's 'Score: N' (or a lone number, 'N' or 'N/10') mapped from [low, high] onto [0, 1]; None if absent."""
+    m = SCORE_RE.search(text) or LONE_RE.match(text)
     if not m:
         return None
     return min(1.0, max(0.0, (float(m.group(1)) - low) / (high - low)))
@@ -136,24 +139,37 @@ def parse_score(text: str, low: float = 1, high: float = 10) -> float | None:
 def judge_prompt(rubric: str, prompt: str, completion: str) -> str:
     """The LLM-as-judge request for one response."""
     return (f"You are grading an assistant's response.\nRubric: {rubric}\n\nUser request:\n{prompt}\n\n"
-            f"Response:\n{completion}\n\nReply with one line of the form 'Score: N' where N is from 1 to 10.")
+            f"Response:\n{completion}\n\nReply with one line of the form 'Score: N' where N is a whole number "
+            "from 1 to 10.")
 
 
-def judge_score(spec: ScorerSpec) -> ScoreFn:
-    """An LLM judge's parsed 1-10 score on the rubric, in [0, 1]; an unparsable verdict scores 0."""
+JUDGE_PREFILL = "Score:"
+
+
+def judge_score(spec: ScorerSpec, judge=None) -> ScoreFn:
+    """An LLM judge's parsed 1-10 score on the rubric, in [0, 1]; an unparsable verdict scores 0. `judge`, when
+    given, is an already running generator for `spec.judge` (shared, so not closed here)."""
     from shipit.data.generators import make_generator
 
-    judge = make_generator(spec.judge)
+    own = judge is None
+    judge = make_generator(spec.judge) if own else judge
 
     def score(prompts, completions):
-        verdicts = judge.generate([judge_prompt(spec.rubric, p, c) for p, c in zip(prompts, completions)],
-                                  temperature=0.0, max_new_tokens=16)
+        asks = [judge_prompt(spec.rubric, p, c) for p, c in zip(prompts, completions)]
+        if judge.can_prefill:
+            # The verdict starts as "Score:": SmolLM2-135M-Instruct asked plainly answers the graded question
+            # instead ("2+2 = 4"); prefilled, it gives a number (" 4", " 10 is very helpful."), and "a whole
+            # number" keeps it from copying the letter N.
+            asks = [[{"role": "user", "content": a}, {"role": "assistant", "content": JUDGE_PREFILL}] for a in asks]
+        verdicts = judge.generate(asks, temperature=0.0, max_new_tokens=16)
+        if judge.can_prefill:
+            verdicts = [f"{JUDGE_PREFILL} {v}" for v in verdicts]
         parsed = [parse_score(v) for v in verdicts]
         score.unparsed += sum(p is None for p in parsed)
         return [0.0 if p is None else p for p in parsed]
 
     score.unparsed = 0
-    score.close = judge.close
+    score.close = judge.close if own else (lambda: None)
     return score
 
 
@@ -168,11 +184,13 @@ SCORERS: dict[str, Callable[[ScorerSpec], ScoreFn]] = {
 
 
 class Scoring:
-    """Every configured scorer, combined by weight; `close()` releases judges."""
+    """Every configured scorer, combined by weight; `close()` releases judges. A judge configured exactly like
+    `shared`'s settings uses that running generator instead of loading the model (or starting a server) again."""
 
-    def __init__(self, specs: list[ScorerSpec]):
+    def __init__(self, specs: list[ScorerSpec], shared: tuple | None = None):
         self.specs = specs
-        self.fns = [SCORERS[s.name](s) for s in specs]
+        self.fns = [judge_score(s, shared[1]) if shared and s.name == "judge" and s.judge == shared[0]
+                    else SCORERS[s.name](s) for s in specs]
 
     def __call__(self, prompts: list[str], completions: list[str]) -> list[dict]:
         """Per row: {'score': weighted mean, 'scores': {scorer: value}}."""

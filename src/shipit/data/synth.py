@@ -190,13 +190,13 @@ def run(cfg: SynthConfig, resume: bool = False) -> Path:
     if cfg.generator.model:
         inputs["generator"] = cfg.generator.model
     with stage_output(cfg.output, "data/synth", cfg, inputs, resume=resume, keep_on_error=True) as out:
-        scoring = Scoring(cfg.scorers)
-        try:
-            with make_generator(cfg.generator) as gen:
+        with make_generator(cfg.generator) as gen:
+            scoring = Scoring(cfg.scorers, shared=(cfg.generator, gen))  # a self-judge shares the generator
+            try:
                 instructions, counts = make_instructions(cfg, gen, out.dir)
                 candidates, resumed = make_candidates(cfg, gen, scoring, instructions, out.dir)
-        finally:
-            scoring.close()
+            finally:
+                scoring.close()
         sft, pairs, stats = select(cfg, candidates)
         write_jsonl(out.dir / "sft.jsonl", sft)
         write_jsonl(out.dir / "pairs.jsonl", pairs)

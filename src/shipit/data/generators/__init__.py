@@ -65,6 +65,9 @@ class Generator:
     """The interface every backend implements; use as a context manager so servers and models are released."""
 
     name = "generator"
+    can_prefill = False
+    """True when a prompt ending in an assistant message is continued (the message begins the answer) rather than
+    answered anew; the answer returned is then only the continuation."""
 
     def generate(self, prompts: list[Conversation], *, temperature: float = 0.0, top_p: float = 1.0,
                  max_new_tokens: int | None = None, seed: int = 0) -> list[str]:
@@ -93,6 +96,11 @@ class Generator:
 def as_messages(prompt: Conversation) -> list[Message]:
     """A prompt as chat messages."""
     return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+
+
+def ends_with_prefill(messages: list[Message]) -> bool:
+    """Whether the conversation ends in an assistant message that the answer continues."""
+    return bool(messages) and messages[-1]["role"] == "assistant"
 
 
 def normalize_choice(token: str) -> str:

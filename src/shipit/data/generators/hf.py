@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from shipit.models.check import require_model
-from shipit.data.generators import Conversation, Generator, GeneratorSettings, as_messages
+from shipit.data.generators import Conversation, Generator, GeneratorSettings, as_messages, ends_with_prefill
 from shipit.errors import UserError
 
 
@@ -11,6 +11,7 @@ class HFGenerator(Generator):
     """transformers' `generate` on a model directory, in this process (CUDA when available)."""
 
     name = "hf"
+    can_prefill = True
 
     def __init__(self, settings: GeneratorSettings):
         from shipit.models.load import load_for_eval
@@ -27,8 +28,12 @@ class HFGenerator(Generator):
             self.tokenizer.pad_token = self.tokenizer.eos_token
 
     def _encode(self, prompts: list[Conversation]):
-        texts = [self.tokenizer.apply_chat_template(as_messages(p), tokenize=False, add_generation_prompt=True)
-                 for p in prompts]
+        texts = []
+        for p in prompts:
+            msgs = as_messages(p)
+            prefill = ends_with_prefill(msgs)  # continue the assistant's message instead of opening a new one
+            texts.append(self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=not prefill,
+                                                            continue_final_message=prefill))
         return self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
 
     def generate(self, prompts, *, temperature=0.0, top_p=1.0, max_new_tokens=None, seed=0):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-from shipit.data.generators import Generator, GeneratorSettings, as_messages, normalize_choice
+from shipit.data.generators import Generator, GeneratorSettings, as_messages, ends_with_prefill, normalize_choice
 from shipit.errors import UserError
 
 
@@ -41,8 +41,12 @@ class OpenAIGenerator(Generator):
     def generate(self, prompts, *, temperature=0.0, top_p=1.0, max_new_tokens=None, seed=0):
         """One chat completion per prompt."""
         def one(prompt):
-            r = self._call(messages=as_messages(prompt), temperature=temperature, top_p=top_p, seed=seed,
-                           max_tokens=max_new_tokens or self.settings.max_new_tokens)
+            msgs = as_messages(prompt)
+            extra = {}
+            if self.can_prefill and ends_with_prefill(msgs):  # vLLM's fields; a hosted API would refuse them
+                extra["extra_body"] = {"continue_final_message": True, "add_generation_prompt": False}
+            r = self._call(messages=msgs, temperature=temperature, top_p=top_p, seed=seed,
+                           max_tokens=max_new_tokens or self.settings.max_new_tokens, **extra)
             return (r.choices[0].message.content or "").strip()
 
         return self._map(one, prompts)

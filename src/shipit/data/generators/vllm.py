@@ -11,6 +11,7 @@ class VLLMGenerator(Generator):
     """A `VLLMServer` from the serving environment, spoken to as an OpenAI endpoint; stopped on close()."""
 
     name = "vllm"
+    can_prefill = True
 
     def __init__(self, settings: GeneratorSettings):
         from shipit.models.vllm_server import VLLMServer
@@ -22,6 +23,8 @@ class VLLMGenerator(Generator):
         try:
             self.client = OpenAIGenerator(settings.model_copy(update={
                 "backend": "openai", "base_url": self.server.base_url, "model_name": self.server.served_name}))
+            # vLLM continues a final assistant message when asked to (OpenAI's own API has no such field).
+            self.client.can_prefill = True
         except BaseException:
             self.server.stop()
             raise

@@ -1,0 +1,195 @@
+"""The data engine on a real instruct model (SmolLM2: BPE tokenizer without a pad token, ChatML template, <|im_end|>
+as end of turn) as generator, critic and judge, through the `hf` backend in process and the `vllm` backend."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from shipit.data.generators import GeneratorSettings, make_generator
+from shipit.registry import read_manifest
+
+REPO = Path(__file__).resolve().parent.parent
+CONSTITUTION = REPO / "src/shipit/demo/data/constitution.yaml"
+# Different lengths, so every batch is padded (the tokenizer has no pad token of its own).
+PROMPTS = ["What is the capital of France?", "How do I boil an egg so that the yolk stays soft in the middle?"]
+SPECIAL = ("<|im_end|>", "<|im_start|>", "<|endoftext|>")
+
+
+def rows(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+def prompts_file(tmp_path: Path) -> Path:
+    p = tmp_path / "prompts.jsonl"
+    p.write_text("".join(json.dumps({"prompt": q}) + "\n" for q in PROMPTS))
+    return p
+
+
+def run_cai(gen: dict, tmp_path: Path) -> Path:
+    from shipit.data import cai
+
+    cfg = cai.CAIConfig.model_validate({
+        "generator": gen, "constitution": str(CONSTITUTION), "prompts": [{"path": str(prompts_file(tmp_path))}],
+        "sl": {"rounds": 1}, "rl": {"principles": 1, "temperature": 1.0}, "output": str(tmp_path / "cai")})
+    return cai.run(cfg)
+
+
+def run_synth(gen: dict, judge: dict, tmp_path: Path) -> Path:
+    from shipit.data import synth
+
+    cfg = synth.SynthConfig.model_validate({
+        "generator": gen, "instructions": {"files": [{"path": str(prompts_file(tmp_path))}]},
+        "candidates": {"temperatures": [0.0, 1.0]},
+        "scorers": [{"name": "judge", "judge": judge}], "filter": {"pair_margin": 0.0}, "output": str(tmp_path / "s")})
+    return synth.run(cfg)
+
+
+def replay_critique_revise(gen, sft: list[dict]) -> tuple[list[str], list[str]]:
+    """The critiques and revisions the critic gives, greedily, for the conversations cai recorded: what cai wrote
+    must be this model's text for exactly those conversations (same batch, so the same padding)."""
+    from shipit.data.cai import load_constitution
+
+    principles = {p.name: p for p in load_constitution(CONSTITUTION)}
+    asks = [[{"role": "user", "content": r["messages"][0]["content"]},
+             {"role": "assistant", "content": r["provenance"]["initial"]},
+             {"role": "user", "content": principles[r["provenance"]["rounds"][0]["principle"]].critique_request}]
+            for r in sft]
+    critiques = gen.generate(asks, temperature=0.0)
+    revisions = gen.generate([a + [{"role": "assistant", "content": c},
+                                   {"role": "user", "content": principles[r["provenance"]["rounds"][0]["principle"]]
+                                    .revision_request}] for a, c, r in zip(asks, critiques, sft)], temperature=0.0)
+    return critiques, revisions
+
+
+def check_cai(out: Path, gen) -> None:
+    man = read_manifest(out)
+    assert man["metrics"]["revisions"] == len(PROMPTS) and man["feedback"]["method"] == "logprobs"
+    sft = rows(out / "sft.jsonl")
+    assert [r["messages"][0]["content"] for r in sft] == PROMPTS
+    texts = [r["provenance"]["initial"] for r in sft] + [x for r in sft for h in r["provenance"]["rounds"]
+                                                         for x in (h["critique"], h["revision"])]
+    assert all(t.strip() for t in texts), texts  # the model said something at every step
+    assert not any(s in t for t in texts for s in SPECIAL), texts  # the end of turn is a stop, never text
+    critiques, revisions = replay_critique_revise(gen, sft)
+    assert [r["provenance"]["rounds"][0]["critique"] for r in sft] == critiques
+    assert [r["messages"][1]["content"] for r in sft] == [r["provenance"]["rounds"][0]["revision"] for r in sft] \
+        == revisions
+    for p in rows(out / "pairs.jsonl"):
+        assert 0.5 <= p["soft_label"] <= 1 and p["chosen"][0]["content"] != p["rejected"][0]["content"]
+
+
+def check_judged_synth(out: Path) -> list[float]:
+    """Every candidate carries the judge's score, parsed from a verdict (none unparsed) on the 1-10 grid."""
+    man = read_manifest(out)
+    assert man["judge_unparsed"] == {"judge": 0}
+    cands = rows(out / "candidates.jsonl")
+    assert len(cands) == 2 * len(PROMPTS) and all(c["completion"].strip() for c in cands)
+    scores = [c["provenance"]["scores"]["judge"] for c in cands]
+    assert all(0 <= s <= 1 and abs(s * 9 - round(s * 9)) < 1e-3 for s in scores), scores
+    assert len(rows(out / "sft.jsonl")) == len(PROMPTS)
+    return scores
+
+
+@pytest.mark.slow
+def test_cai_and_judged_synth_on_the_cut_instruct_model_in_process(smol2, smollm2, tmp_path):
+    gen = {"backend": "hf", "model": str(smol2), "max_new_tokens": 8, "batch_size": 4}
+    out = run_cai(gen, tmp_path)
+    with make_generator(GeneratorSettings(**gen)) as g:
+        check_cai(out, g)
+    # The 2-layer cut cannot follow a format; the full instruct model judges its answers.
+    judge = {"backend": "hf", "model": str(smollm2), "max_new_tokens": 16, "batch_size": 4}
+    check_judged_synth(run_synth(gen, judge, tmp_path))
+
+
+def test_the_instruct_model_grades_when_its_verdict_is_prefilled(smollm2):
+    """Asked plainly, SmolLM2 answers the graded question ("2+2 = 4", once read as a score of 2); with the verdict
+    started as "Score:" it gives a number. (At 135M it is a poor grader: it tends to echo a number it sees.)"""
+    from shipit.data.scorers import Scoring, ScorerSpec
+
+    judge = GeneratorSettings(backend="hf", model=smollm2, max_new_tokens=16)
+    scoring = Scoring([ScorerSpec(name="judge", judge=judge)])
+    try:
+        got = scoring(["What is 2+2?", "What is the capital of France?"], ["4", "Paris."])
+        assert scoring.stats() == {"judge": 0}
+        assert all(r["score"] > 0 for r in got), got
+    finally:
+        scoring.close()
+
+
+@pytest.fixture(scope="module")
+def served(smollm2, vllm_python):
+    """One vLLM server on the instruct model, through the `vllm` backend, shared by the module's tests."""
+    gen = make_generator(GeneratorSettings(backend="vllm", model=smollm2, max_new_tokens=24, batch_size=4,
+                                           vllm_python=vllm_python))
+    yield gen
+    gen.close()
+    assert gen.server.proc.poll() is not None
+
+
+@pytest.fixture
+def one_server(served, monkeypatch):
+    """cai and synth build their generators by settings; here each gets the module's running server (closing it is
+    left to the fixture), so the module starts vLLM once."""
+    class Shared(type(served)):
+        def __init__(self):
+            self.__dict__.update(served.__dict__)
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr("shipit.data.generators.make_generator", lambda settings, model=None: Shared())
+    return {"backend": "vllm", "model": str(served.settings.model), "max_new_tokens": 24, "batch_size": 4}
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_cai_through_vllm_as_generator_and_critic(one_server, served, tmp_path):
+    out = run_cai(one_server, tmp_path)
+    check_cai(out, served)
+    # the instruct model stops at its end of turn: a plain question gets a short answer, not 24 tokens of text
+    assert "Paris" in served.generate(["What is the capital of France?"])[0]
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_synth_through_vllm_judges_with_the_same_server(one_server, tmp_path):
+    scores = check_judged_synth(run_synth(one_server, one_server, tmp_path))
+    assert len(scores) == 4
+
+
+def test_a_verdict_is_a_number_only_where_it_stands_alone():
+    from shipit.data.scorers import parse_score
+
+    assert parse_score("2+2 = 4\n\nThis is a very simple example") is None  # the model answering, not grading
+    assert parse_score("2 apples") is None
+    assert (parse_score("7"), parse_score("7/10"), parse_score("10.\n"), parse_score("Score: 100")) == (
+        pytest.approx(6 / 9), pytest.approx(6 / 9), 1.0, 1.0)
+
+
+def test_a_judge_set_like_the_generator_shares_it_and_gets_a_prefilled_verdict():
+    """synth passes its running generator: a self-judge must not load the model again (or start a second vLLM
+    server), must not close the generator, and on a backend that continues messages starts the verdict itself."""
+    from shipit.data.generators import Generator
+    from shipit.data.scorers import Scoring, ScorerSpec
+
+    class Scripted(Generator):
+        can_prefill, seen, closed = True, [], False
+
+        def generate(self, prompts, **kw):
+            self.seen += prompts
+            return [" 7"] * len(prompts)
+
+        def close(self):
+            self.closed = True
+
+    settings = GeneratorSettings(backend="hf", model=Path("unused"))
+    gen = Scripted()
+    scoring = Scoring([ScorerSpec(name="judge", judge=settings)], shared=(settings, gen))
+    assert [r["score"] for r in scoring(["q"], ["a"])] == [round(6 / 9, 4)]
+    assert gen.seen[0][-1] == {"role": "assistant", "content": "Score:"} and "'Score: N'" in gen.seen[0][0]["content"]
+    scoring.close()
+    assert not gen.closed
