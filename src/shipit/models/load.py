@@ -27,7 +27,8 @@ def is_quantized_dir(path: Path) -> bool:
 
 def load_for_eval(path: Path, dtype: str = "auto"):
     """(model, tokenizer, backend) for evaluation: ONNX Runtime for ONNX dirs, else transformers on the best device,
-    in the inference dtype (`shipit.device.inference_dtype`: bf16 where the hardware has it, `dtype` overrides)."""
+    in the inference dtype (`shipit.device.inference_dtype`: bf16 where the hardware has it, `dtype` overrides;
+    `dtype="checkpoint"` keeps the checkpoint's own, for comparisons against a source loaded that way)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from shipit.device import inference_dtype, torch_device
@@ -37,5 +38,5 @@ def load_for_eval(path: Path, dtype: str = "auto"):
         return OrtCausalLM(path), tokenizer, "onnxruntime"
     # A quantized checkpoint decompresses into the dtype its quantizer recorded; casting it would change what was
     # verified at quantize time, so it keeps "auto" (the checkpoint's own dtype).
-    torch_dtype = "auto" if is_quantized_dir(path) else inference_dtype(dtype)
+    torch_dtype = "auto" if dtype == "checkpoint" or is_quantized_dir(path) else inference_dtype(dtype)
     return AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(torch_device()).eval(), tokenizer, "hf"

@@ -27,7 +27,7 @@ def verify(src: Path, quantized: Path, texts: list[str]) -> dict:
 
     if Path(src).resolve() == Path(quantized).resolve():
         raise ValueError(f"verify: {src} is both the source and the quantized model; nothing would be compared")
-    q, tok, backend = load_for_eval(quantized)
+    q, tok, backend = load_for_eval(quantized, "checkpoint")  # the same dtype rule as `ref` below: like for like
     with_pad_token(tok, quantized)
     device = next(q.parameters()).device
     ref = AutoModelForCausalLM.from_pretrained(src, dtype="auto").to(device).eval()
