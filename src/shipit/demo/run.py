@@ -30,7 +30,9 @@ SMOKE = [
     "stages.merged.config.trials=2",
     # A 2-layer cut is no language model: its perplexity moves by more than any bound under 4-bit weights.
     "stages.merged-w4a16.config.max_ppl_increase=1000",
-    "stages.bench.config.gates={general_ppl.ppl: '<= 1e12'}",
+    # The cut refuses nothing and knows nothing: the gates stay in place (every stage runs) but cannot fail.
+    "stages.bench.config.gates={safety.refusal_rate: '>= 0', safety.over_refusal: '<= 1', "
+    "retention.retention_rate: '>= 0'}",
     "stages.bench.config.efficiency={prompts: 2, max_new_tokens: 4}",
     *[f"stages.{e}.config.{k}" for e in ("experiment", "experiment-round2")
       for k in ("users=20", "max_tokens=8", "llm_judge.max_new_tokens=4", "min_margin=0.0")],
