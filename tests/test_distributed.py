@@ -182,7 +182,10 @@ def test_ppo_refuses_a_multi_process_launch(tiny_base, tmp_path):
     r = run_launch(launch_cmd("ppo", write_recipe(tmp_path, "ppo", cfg)), timeout_s=120)
     assert r.returncode != 0
     errors = [line for line in r.stderr.splitlines() if line.startswith("error: train ppo:")]
-    assert len(errors) == 2 and "runs in one process, and this launch has 2" in errors[0], r.stderr[-3000:]
+    # Each rank refuses; torchrun SIGTERMs the other rank once the first exits 2, so on a loaded machine the slower
+    # rank may be stopped before it prints (CI saw one line at load ~8).
+    assert errors and len(errors) <= 2, r.stderr[-3000:]
+    assert all("runs in one process, and this launch has 2" in e for e in errors), r.stderr[-3000:]
     assert "exitcode  : 2" in r.stderr  # torchrun's summary of the failed rank
     assert not (tmp_path / "ppo").exists() and not partial_dir(tmp_path / "ppo").exists()
 
