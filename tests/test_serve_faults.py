@@ -27,8 +27,11 @@ SRC = Path(shipit.__file__).resolve().parents[1]  # the shipit under test
 def _shipit(args, tmp: Path, vllm_python: Path, wrap: list[str] | None = None):
     env = {**os.environ, "PYTHONPATH": str(SRC), "SHIPIT_STATE": str(tmp / "state"),
            "SHIPIT_VLLM_PYTHON": str(vllm_python)}
+    # A shell starts background jobs with SIGINT ignored, and a child inherits that: give shipit the default
+    # disposition a user's terminal gives it, whatever launched the tests.
     proc = subprocess.Popen([*(wrap or []), sys.executable, "-m", "shipit", *args], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True).start()
     return proc, lines
