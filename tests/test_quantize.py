@@ -289,8 +289,8 @@ def test_onnx_int8_runs_in_onnxruntime_and_is_flagged_unservable_for_vllm(tiny_b
 # 64, the size chosen for hidden 576, is quantized and served on vLLM by tests/test_real_pipeline.py's chain.
 @pytest.mark.parametrize("group", ["32"])
 def test_w4a16_at_each_group_size_that_fits_smollm2_serves_on_vllm(smol2, few_texts, vllm_python, tmp_path, group):
-    """`--group-size 64` (chosen for hidden 576) and `32` both quantize the real-shaped model and load in vLLM,
-    which answers greedily (the same answer twice); a group size vLLM could not load would fail here, not in serve."""
+    """`--group-size 32` (64 is the default for hidden 576) quantizes the real-shaped model and loads in vLLM, which
+    answers greedily (the same answer twice); a group size vLLM could not load would fail here, not in serve."""
     import httpx
     from click.testing import CliRunner
 
