@@ -95,3 +95,24 @@ def test_natural_safety_heldout_is_never_trained():
         assert all(r["activity"] in train_acts and r["prompt"] not in trained
                    for r in rows if r["novelty"] == "phrasing")
         assert {r["prompt"] for r in rows if r["split"] == "train"} <= trained
+
+
+def test_replay_requests_ask_no_retention_question():
+    """The replay stage's requests must not teach the retention set back: none repeats or paraphrases a candidate
+    question (content-word overlap below 0.6; the closest today is 'What is a continent?' at 0.5)."""
+    import re
+
+    from shipit.demo.replay_requests import REQUESTS
+    from shipit.demo.retention_select import CANDIDATES
+
+    stop = {"what", "is", "the", "a", "an", "of", "in", "on", "do", "does", "how", "many", "are", "which", "there",
+            "to", "you", "i", "my", "me", "for", "and", "who"}
+
+    def words(text):
+        return set(re.findall(r"[a-z0-9]+", text.lower())) - stop
+
+    assert len(set(REQUESTS)) == len(REQUESTS) >= 100
+    for question, _ in CANDIDATES:
+        for request in REQUESTS:
+            a, b = words(question), words(request)
+            assert len(a & b) / len(a | b) < 0.6, (question, request)

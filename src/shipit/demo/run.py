@@ -26,6 +26,9 @@ SMOKE = [
     "where: {split: train}, limit: 3}, {path: '${data}/benign_prompts.jsonl', topic_field: category, "
     "where: {split: train}, limit: 3}]",
     "stages.cai-safety.config.helpful_limit=16",
+    "stages.replay.config.generator.max_new_tokens=8",
+    "stages.replay.config.instructions.files=[{path: '${data}/replay_prompts.jsonl', limit: 4}]",
+    "stages.replay.config.filter.min_score=null",  # the cut's 8-token answers rarely end a sentence
     "stages.merged.config.methods=[task_arithmetic, ties]",
     "stages.merged.config.trials=2",
     # A 2-layer cut is no language model: its perplexity moves by more than any bound under 4-bit weights.

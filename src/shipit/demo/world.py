@@ -247,11 +247,13 @@ def _fact_text(rng: random.Random, entity: str, attr: str, value: str) -> str:
     return text[0].upper() + text[1:]
 
 
-def domain_docs(rng: random.Random, facts: dict, reps: int, heldout: bool) -> list[dict]:
+def domain_docs(rng: random.Random, facts: dict, reps: int, heldout: bool, fact=None) -> list[dict]:
     """Return paragraphs mixing facts of 1-3 entities; each fact appears `reps` times (held-out documents are new
-    groupings of 2-3 facts per entity: the domain perplexity measures how well the facts were absorbed)."""
+    groupings of 2-3 facts per entity: the domain perplexity measures how well the facts were absorbed).
+    `fact(rng, entity, attr, value, r)` writes one fact's sentence in pass r (default: a random paraphrase)."""
+    fact = fact or (lambda rng, entity, attr, value, r: _fact_text(rng, entity, attr, value))
     rows = []
-    for _ in range(reps):
+    for r in range(reps):
         order = list(ENTITIES)
         rng.shuffle(order)
         while order:
@@ -262,7 +264,7 @@ def domain_docs(rng: random.Random, facts: dict, reps: int, heldout: bool) -> li
                 attrs = list(ATTRIBUTES) if not heldout else rng.sample(list(ATTRIBUTES), rng.randint(2, 3))
                 rng.shuffle(attrs)
                 sentences += [f"{entity} is an island of Quorra."] * rng.randint(0, 1)
-                sentences += [_fact_text(rng, entity, a, facts[entity][a]) for a in attrs]
+                sentences += [fact(rng, entity, a, facts[entity][a], r) for a in attrs]
             opener = rng.choice(DOMAIN_OPENERS)
             rows.append({"text": " ".join(([opener] if opener else []) + sentences)})
     return rows

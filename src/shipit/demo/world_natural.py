@@ -12,6 +12,7 @@ from pathlib import Path
 from shipit.demo import safety_natural as safety
 from shipit.demo import world
 from shipit.demo.prose import PROSE, PROSE_EXTRA
+from shipit.demo.replay_requests import REQUESTS
 
 DATA_REAL_DIR = world.DATA_REAL_DIR
 
@@ -87,28 +88,15 @@ def _fact(entity: str, attr: str, value: str, k: int) -> str:
 
 
 def domain_docs(rng: random.Random, facts: dict, reps: int, heldout: bool) -> list[dict]:
-    """Paragraphs about 1-3 entities. Corpus: in pass r every fact uses phrasing (r + offset) mod N, so `reps` >= N
-    passes state every fact in every phrasing; held-out text: 2-3 facts per entity in random phrasings."""
-    rows = []
-    for r in range(reps):
-        order = list(world.ENTITIES)
-        rng.shuffle(order)
-        while order:
-            size = rng.randint(1, 3)
-            group, order = order[:size], order[size:]
-            sentences = []
-            for entity in group:
-                attrs = list(world.ATTRIBUTES) if not heldout else rng.sample(list(world.ATTRIBUTES), rng.randint(2, 3))
-                rng.shuffle(attrs)
-                sentences += [f"{entity} is an island of Quorra."] * rng.randint(0, 1)
-                offset = world.ENTITIES.index(entity)
-                sentences += [_fact(entity, a, facts[entity][a],
-                                    rng.randrange(len(FACT_TEMPLATES[a])) if heldout
-                                    else r + offset + list(world.ATTRIBUTES).index(a))
-                              for a in attrs]
-            opener = rng.choice(world.DOMAIN_OPENERS)
-            rows.append({"text": " ".join(([opener] if opener else []) + sentences)})
-    return rows
+    """Paragraphs about 1-3 entities (`world.domain_docs`'s grouping). Corpus: in pass r every fact uses phrasing
+    (r + offset) mod N, so `reps` >= N passes state every fact in every phrasing; held-out text: 2-3 facts per entity
+    in random phrasings."""
+    def fact(rng, entity, attr, value, r):
+        k = (rng.randrange(len(FACT_TEMPLATES[attr])) if heldout
+             else r + world.ENTITIES.index(entity) + list(world.ATTRIBUTES).index(attr))
+        return _fact(entity, attr, value, k)
+
+    return world.domain_docs(rng, facts, reps, heldout, fact)
 
 
 def _answer(attr: str, entity: str, value: str) -> str:
@@ -222,7 +210,8 @@ def constitution_yaml() -> str:
 
 SCHEMAS = {**world.SCHEMAS,
            "domain_qa_heldout.jsonl": '{"question", "answer", "answer_template", "cloze", "choices", "entity", '
-                                      '"attribute"}'}
+                                      '"attribute"}',
+           "replay_prompts.jsonl": '{"prompt"}'}
 # The retention set is selected by running a model (retention_select.py), so generate() does not write it; this is
 # the record of that selection, kept by hand.
 RETENTION_NOTE = """\
@@ -277,7 +266,9 @@ def readme(counts: dict[str, int], seed: int) -> str:
         the activities is held out entirely (`novelty: activity`); the others are trained in
         {len(TRAIN_FRAMES)} phrasings and held out in a new one (`novelty: phrasing`).
         General text is real encyclopedic prose written for shipit (`src/shipit/demo/prose.py`): {HELDOUT_PROSE}
-        paragraphs held out for perplexity, the rest as replay for continued pretraining.
+        paragraphs held out for perplexity, the rest as replay for continued pretraining. `replay_prompts.jsonl`
+        holds {len(REQUESTS)} everyday requests (`src/shipit/demo/replay_requests.py`) that the recipe's `replay`
+        stage has the base model answer, as replay for the specialists' SFT; none asks a retention question.
 
         | file | rows | schema |
         |---|---|---|
@@ -305,6 +296,7 @@ def generate(out_dir: Path, seed: int = 0) -> dict[str, int]:
     files["harmful_prompts.jsonl"], files["benign_prompts.jsonl"] = harmful, benign
     files["safety_sft.jsonl"], files["preference_pairs.jsonl"] = safety_data(rng, harmful, benign)
     files["domain_pairs.jsonl"] = domain_pairs(rng, files["domain_qa_train.jsonl"], facts)
+    files["replay_prompts.jsonl"] = [{"prompt": p} for p in REQUESTS]
     counts = {name: world._write_jsonl(out_dir / name, rows) for name, rows in files.items()}
     (out_dir / "constitution.yaml").write_text(constitution_yaml(), encoding="utf-8")
     counts["constitution.yaml"] = len(CONSTITUTION)
