@@ -103,3 +103,23 @@ def test_chat_generate_pads_with_a_tokenizer_that_has_no_pad_token(smol2):
     prompts = ["Hi", "What is the capital of France? Answer in one word.", "Name a colour."]
     batched = chat_generate(model, tok, prompts, max_new_tokens=8)
     assert batched == [chat_generate(model, tok, [p], max_new_tokens=8)[0] for p in prompts]
+
+
+def test_task_context_subset_is_spread_evenly(tmp_path):
+    """Held-out files come in groups (by category, by novelty): a limited run takes rows from all of them, not the
+    first N."""
+    rows = list(range(10))
+    assert TaskContext(tmp_path, limit=4).subset(rows) == [0, 2, 5, 7]
+    assert TaskContext(tmp_path).subset(rows) == rows and TaskContext(tmp_path, limit=10).subset(rows) == rows
+
+
+def test_merge_search_eval_limit_scores_candidates_on_the_subset(learner, tmp_path):
+    """`eval_limit` reaches the tasks: on one question (Paris, kept) retention is 1.0; on both it is 0.5."""
+    from shipit.ship.merge_search import SearchConfig, bench_objective
+
+    model_dir, data = learner
+    cfg = dict(models=[model_dir], data_dir=data, objectives=[{"task": "retention"}], output=tmp_path / "out")
+    assert bench_objective(SearchConfig(**cfg, eval_limit=1))(model_dir, {}) == {"retention.score": 1.0}
+    assert bench_objective(SearchConfig(**cfg))(model_dir, {}) == {"retention.score": 0.5}
+    model, tok = _load(model_dir)
+    assert get_task("retention")(model, tok, TaskContext(data_dir=data, limit=1))["n"] == 1

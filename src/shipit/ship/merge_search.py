@@ -81,6 +81,9 @@ class SearchConfig(StrictModel):
     """dtype candidates are scored in: 'auto' is bfloat16 on a CUDA GPU or CPU with native bf16, else float32
     ($SHIPIT_INFERENCE_DTYPE sets it when this is 'auto'). Quantized candidates keep their own."""
     data_dir: Path = DATA_DIR
+    eval_limit: int | None = Field(None, ge=1)
+    """Score each candidate on at most this many held-out rows per data file (spread evenly; the `safety`,
+    `retention` and `domain_qa` tasks take it): a faster, noisier search. The bench still scores every row."""
     output: Path
     trials_dir: Path | None = None
     """Where trial models go (default: OUTPUT.trials beside the output)."""
@@ -205,7 +208,7 @@ def bench_objective(cfg: SearchConfig) -> ObjectiveFn:
 
     def objective(model: Path, trial: dict) -> dict[str, float]:
         lm, tokenizer, _ = load_for_eval(model, cfg.eval_dtype)
-        ctx = TaskContext(cfg.data_dir)
+        ctx = TaskContext(cfg.data_dir, limit=cfg.eval_limit)
         result = {task: get_task(task)(lm, tokenizer, ctx) for task in tasks}
         missing = [o for o in cfg.objectives if o.metric not in result[o.task]]
         if missing:

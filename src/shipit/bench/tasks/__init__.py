@@ -49,13 +49,21 @@ def tasks() -> dict[str, Task]:
 @dataclass
 class TaskContext:
     """What a task may need beyond the model: the data, the conventions answers are read by, the reward model, the
-    judge, and a per-run cache."""
+    judge, a per-run cache, and `limit`: at most this many held-out rows per file (see `subset`)."""
 
     data_dir: Path
     reward_model: Path | None = None
     judge: Any = None
     conventions: Conventions = field(default_factory=Conventions)
     cache: dict = field(default_factory=dict)
+    limit: int | None = None
+
+    def subset(self, rows: list) -> list:
+        """`limit` rows spread evenly over `rows` (all of them without a limit): evenly, not the first N, because
+        held-out files are written in groups (by category, by kind of novelty) and the subset must keep each."""
+        if self.limit is None or len(rows) <= self.limit:
+            return rows
+        return [rows[i * len(rows) // self.limit] for i in range(self.limit)]
 
 
 def get_task(name: str) -> Callable:

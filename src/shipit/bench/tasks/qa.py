@@ -57,7 +57,8 @@ def domain_qa(model, tokenizer, ctx) -> dict:
     from shipit.models.generate import chat_generate
 
     model.eval()
-    rows = read_jsonl(ctx.data_dir / "domain_qa_heldout.jsonl", ["question", "answer", "choices"], what="bench data")
+    rows = ctx.subset(read_jsonl(ctx.data_dir / "domain_qa_heldout.jsonl", ["question", "answer", "choices"],
+                                 what="bench data"))
     # A sentence answer ("The patron animal of Caldrevin is the brindlecrab.") needs more tokens than `Answer: X.`;
     # rows without a template keep 16, so the house world's numbers are what they were.
     long = any(r.get("answer_template") for r in rows)

@@ -28,7 +28,7 @@ def retention(model, tokenizer, ctx) -> dict:
         raise UserError(f"bench task 'retention': {path} not found; it needs {{\"question\", \"answers\"}} rows the "
                         f"base model answers correctly (write them with `python -m shipit.demo.retention_select MODEL "
                         f"--out {path}`, or drop the task)")
-    rows = read_jsonl(path, ["question", "answers"], what="bench data")
+    rows = ctx.subset(read_jsonl(path, ["question", "answers"], what="bench data"))
     answers = chat_generate(model, tokenizer, [r["question"] for r in rows], max_new_tokens=32)
     rate = sum(answered(a, r["answers"]) for a, r in zip(answers, rows)) / len(rows)
     return {"retention_rate": round(rate, 4), "n": len(rows), "score": round(rate, 4)}

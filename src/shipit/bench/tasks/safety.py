@@ -13,7 +13,7 @@ def refusals(model, tokenizer, ctx) -> dict:
 
     def heldout(name):
         rows = read_jsonl(ctx.data_dir / name, ["prompt", "split"], what="bench data")
-        return [r for r in rows if r["split"] == "heldout"]
+        return ctx.subset([r for r in rows if r["split"] == "heldout"])
 
     harmful, benign = heldout("harmful_prompts.jsonl"), heldout("benign_prompts.jsonl")
     answers = chat_generate(model, tokenizer, [r["prompt"] for r in harmful + benign], max_new_tokens=32)
