@@ -414,3 +414,38 @@ def test_refusal_policy_scorer_keeps_refusals_of_harmful_and_answers_to_harmless
     assert [r["score"] for r in scoring(prompts, answers)] == [1.0, 0.0, 1.0, 0.0, 0.0]
     with pytest.raises(ValueError, match="needs path"):
         ScorerSpec(name="refusal_policy")
+
+
+def test_trim_to_sentence_keeps_what_was_finished():
+    from shipit.data.synth import trim_to_sentence as trim
+
+    assert trim("A rainbow forms. Light is bent by water and") == "A rainbow forms."
+    assert trim('He said "yes." Then he') == 'He said "yes."' and trim("Done!") == "Done!"
+    assert trim("Steps:\n1. Boil water.\n2. Add") == "Steps:\n1. Boil water."  # not at a list marker
+    assert trim("Ask J. Smith about it") == "Ask J. Smith about it"  # an initial ends no sentence
+    assert trim("Use 3.5 cups of") == "Use 3.5 cups of" and trim("no end") == "no end"  # none: unchanged
+
+
+def test_synth_trim_cuts_the_real_generators_answers_back_to_a_sentence(tiny_base, tmp_path):
+    """hf backend on the tiny model, answers sampled (seeded) and stopped at 24 tokens: with `trim: sentence` each
+    candidate is a prefix of the untrimmed answer that ends where a sentence ends or has no sentence end at all, and
+    at least one was cut."""
+    from shipit.data import synth
+    from shipit.data.synth import SENTENCE_END, SynthConfig
+
+    def run(trim, out):
+        cfg = SynthConfig.model_validate({
+            "generator": {"backend": "hf", "model": str(tiny_base), "max_new_tokens": 24},
+            "instructions": {"files": [{"path": str(REPO / "src/shipit/demo/data-real/replay_prompts.jsonl"),
+                                        "limit": 6}]},
+            "candidates": {"temperatures": [1.0], "trim": trim}, "output": str(tmp_path / out)})
+        return {r["prompt"]: r["completion"] for r in rows(synth.run(cfg) / "candidates.jsonl")}
+
+    full, trimmed = run("none", "full"), run("sentence", "trimmed")
+    assert full.keys() == trimmed.keys()
+    cut = [p for p in full if trimmed[p] != full[p]]
+    assert cut, "no answer was cut: the check below would pass without trimming"
+    for p, text in trimmed.items():
+        assert full[p].startswith(text)
+        ends = [m.end() for m in SENTENCE_END.finditer(text)]
+        assert not ends or ends[-1] == len(text), text

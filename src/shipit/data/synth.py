@@ -3,8 +3,10 @@ scored, filtered into SFT rows and turned into preference pairs, every row with 
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -52,6 +54,10 @@ class CandidateSettings(StrictModel):
     samples: int = Field(1, ge=1)
     max_new_tokens: int | None = Field(None, ge=1)
     """Default: the generator's max_new_tokens."""
+    trim: Literal["none", "sentence"] = "none"
+    """sentence: cut each answer back to its last complete sentence, so an answer that max_new_tokens stopped mid-
+    sentence keeps what it finished (and trains the model to stop there) instead of failing a format scorer; an
+    answer without a complete sentence stays as it is."""
 
 
 class FilterSettings(StrictModel):
@@ -123,6 +129,17 @@ def make_instructions(cfg: SynthConfig, gen, work: Path) -> tuple[list[dict], di
                   "instructions_resumed": log.resumed}
 
 
+# A sentence ends at . ! or ? (closing quotes and brackets included) before whitespace or the end, but not at a
+# numbered list's marker ("\n2.") or a lone initial ("J. Smith").
+SENTENCE_END = re.compile(r"(?<!\b\d)(?<!\b[A-Z])[.!?][\"')\]]*(?=\s|$)")
+
+
+def trim_to_sentence(text: str) -> str:
+    """`text` up to the end of its last complete sentence (unchanged when it ends one or has none)."""
+    ends = [m.end() for m in SENTENCE_END.finditer(text)]
+    return text[:ends[-1]] if ends else text
+
+
 def make_candidates(cfg: SynthConfig, gen, scoring, instructions: list[dict], work: Path) -> tuple[list[dict], int]:
     """Candidates at every temperature for each instruction, scored; appended per batch, resumable."""
     from shipit.data.progress import ProgressLog
@@ -136,6 +153,8 @@ def make_candidates(cfg: SynthConfig, gen, scoring, instructions: list[dict], wo
             for s in range(c.samples):
                 answers = gen.generate([r["prompt"] for r in batch], temperature=t, top_p=c.top_p,
                                        max_new_tokens=c.max_new_tokens, seed=cfg.seed + 1000 * s + batch[0]["id"])
+                if c.trim == "sentence":
+                    answers = [trim_to_sentence(a) for a in answers]
                 scores = scoring([r["prompt"] for r in batch], answers)
                 rows += [{"key": r["key"], "prompt": r["prompt"], "topic": r["topic"], "completion": a,
                           "score": sc["score"], "provenance": {"generator": gen.describe(), "temperature": t,
