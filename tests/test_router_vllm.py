@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import sqlite3
 
 import pytest
@@ -74,3 +76,24 @@ def test_chat_completions_and_streaming_through_the_router(ab):
     assert got[-2][2] == "/v1/completions" and got[-2][5] == 8
     last = got[-1]
     assert last[3] == 1 and 0 < last[4] <= last[6] and last[5] == len([p for p in pieces if p])
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one core: nothing to split")
+def test_each_arms_engine_runs_on_cores_of_its_own(ab):
+    """vLLM's automatic binding put both arms' engines on core 0 (one arm then took 5x longer per token in the demo's
+    experiment); shipit gives each server its own share, as each server's log reports."""
+    cfg, _, _ = ab
+    logs = sorted((cfg.events.parent / "vllm-logs").glob("vllm-*.log"))
+    cores = [re.search(r"local_rank=0, core ids=\[([\d, ]+)\]", p.read_text()).group(1) for p in logs]
+    assert len(cores) == 2 and not set(cores[0].split(", ")) & set(cores[1].split(", ")), cores
+
+
+def test_split_cores(monkeypatch):
+    from shipit.models.vllm_server import split_cores
+
+    monkeypatch.delenv("VLLM_CPU_OMP_THREADS_BIND", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4})
+    assert split_cores(2) == ["0,1", "2,3"] and split_cores(3) == ["0", "1", "2"]
+    assert split_cores(1) == [None] and split_cores(6) == [None] * 6  # one server; more servers than cores
+    monkeypatch.setenv("VLLM_CPU_OMP_THREADS_BIND", "0-4")  # the user's binding wins
+    assert split_cores(2) == [None, None]

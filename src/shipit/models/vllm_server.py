@@ -62,6 +62,22 @@ def root_cause(lines: list[str]) -> str:
     return (causes or errors or lines or ["(empty log)"])[-1].strip()
 
 
+def split_cores(n: int) -> list[str | None]:
+    """CPU core lists for `n` vLLM CPU servers on this machine, one disjoint share each (e.g. ["0", "1"] on 2 cores).
+
+    Left alone, every vLLM CPU engine binds its threads to the same cores (its automatic binding picks them per NUMA
+    node, not per server): in an A/B experiment on 2 cores both arms' engines ran on core 0, and one arm
+    took 5x longer per token, which the latency guardrail then read as the arm's fault. All None (vLLM's own
+    binding) for one server, fewer cores than servers, or VLLM_CPU_OMP_THREADS_BIND set by the user. (vLLM on a GPU
+    ignores the variable.)
+    """
+    cores = sorted(os.sched_getaffinity(0))
+    if n < 2 or len(cores) < n or "VLLM_CPU_OMP_THREADS_BIND" in os.environ:
+        return [None] * n
+    per = len(cores) // n
+    return [",".join(str(c) for c in cores[i * per:(i + 1) * per]) for i in range(n)]
+
+
 def free_port() -> int:
     """An unused TCP port on 127.0.0.1."""
     with socket.socket() as s:
@@ -84,6 +100,9 @@ class VLLMServer:
     dtype: str = "auto"
     """vLLM's --dtype. 'auto' lets vLLM choose: on CPU it serves a float32 checkpoint in bfloat16."""
     kv_cache_gib: int = 1
+    cpu_cores: str | None = None
+    """vLLM CPU's VLLM_CPU_OMP_THREADS_BIND for this server ("0", "2-3"); None leaves vLLM's own binding. An explicit
+    VLLM_CPU_OMP_THREADS_BIND in the environment wins."""
     startup_timeout_s: float = 300.0
     extra_args: list[str] = field(default_factory=list)
     proc: subprocess.Popen | None = None
@@ -128,6 +147,8 @@ class VLLMServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", str(self.kv_cache_gib)),
                "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+        if self.cpu_cores and "VLLM_CPU_OMP_THREADS_BIND" not in os.environ:
+            env["VLLM_CPU_OMP_THREADS_BIND"] = self.cpu_cores
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env,
                                          start_new_session=True)

@@ -36,14 +36,16 @@ def exit_on_sigterm(*, hangup: bool = False) -> None:
 
 
 def launch_arms(cfg: ABConfig, log_dir: Path, python: Path | None = None) -> list:
-    """Start `replicas` vLLM servers for every arm with a `model`, in parallel; add their URLs to the arm.
+    """Start `replicas` vLLM servers for every arm with a `model`, in parallel; add their URLs to the arm. On a CPU
+    machine each server gets its own share of the cores (`split_cores`), so that no arm is slowed by another's.
 
     Each arm's servers require the key in the arm's `upstream_api_key_env`, or a fresh random key known only to
     this process.
     """
-    from shipit.models.vllm_server import VLLMServer
+    from shipit.models.vllm_server import VLLMServer, split_cores
 
     servers, owners = [], []
+    cores = iter(split_cores(sum(arm.replicas for arm in cfg.arms if arm.model is not None)))
     for arm in cfg.arms:
         if arm.model is None:
             continue
@@ -54,7 +56,7 @@ def launch_arms(cfg: ABConfig, log_dir: Path, python: Path | None = None) -> lis
         for i in range(arm.replicas):
             servers.append(VLLMServer(arm.model, name=arm.upstream_model, api_key=key, python=python,
                                       log_path=log_dir / f"vllm-{arm.name}-{i}.log", dtype=arm.dtype,
-                                      max_model_len=arm.max_model_len))
+                                      max_model_len=arm.max_model_len, cpu_cores=next(cores)))
             owners.append(arm)
     log_dir.mkdir(parents=True, exist_ok=True)
     pool = ThreadPoolExecutor(max(len(servers), 1))
