@@ -16,7 +16,7 @@ from shipit.registry import lineage_lines, read_manifest
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
-STAGES = {"base": "cut", "cpt-domain": "train/cpt", "sft-domain": "train/sft", "dpo-domain": "train/dpo",
+STAGES = {"base": "cut", "replay": "data/synth", "cpt-domain": "train/cpt", "sft-domain": "train/sft", "dpo-domain": "train/dpo",
           "cai-safety": "data/cai", "sft-safety": "train/sft", "dpo-safety": "train/dpo", "merged": "merge/search",
           "merged-w4a16": "quantize/w4a16", "bench": "bench", "experiment": "serve/experiment",
           "dpo-ab": "train/dpo", "experiment-round2": "serve/experiment", "report": "report"}
@@ -53,6 +53,11 @@ def test_demo_smoke_end_to_end_then_fully_cached(vllm_python, tmp_path):
 
     search = json.loads((out / "merged" / "search.json").read_text())
     assert search["trials"] == 2 and (out / "merged" / "search.png").is_file()
+    # The base model's own answers to the replay requests go into both specialists' SFT.
+    replay = read_jsonl(out / "replay" / "sft.jsonl")
+    assert len(replay) == 4 and all(r["provenance"]["generator"]["model"] == str(out / "base") for r in replay)
+    for sft in ("sft-domain", "sft-safety"):
+        assert str(out / "replay" / "sft.jsonl") in json.dumps(read_manifest(out / sft)["config"]["datasets"])
     tree = [ln.split("  [")[0].lstrip("│├└─ ") for ln in lineage_lines(out / "merged-w4a16")]
     assert tree[:3] == ["merged-w4a16", "merged", "base"] and {"dpo-domain", "dpo-safety"} <= set(tree)
 
