@@ -121,5 +121,9 @@ def test_merge_search_eval_limit_scores_candidates_on_the_subset(learner, tmp_pa
     cfg = dict(models=[model_dir], data_dir=data, objectives=[{"task": "retention"}], output=tmp_path / "out")
     assert bench_objective(SearchConfig(**cfg, eval_limit=1))(model_dir, {}) == {"retention.score": 1.0}
     assert bench_objective(SearchConfig(**cfg))(model_dir, {}) == {"retention.score": 0.5}
+    # a reference model is scored only on what it is the reference for (this data has no safety files to run)
+    both = {**cfg, "objectives": [{"task": "retention"}, {"task": "safety", "of": model_dir}]}
+    assert bench_objective(SearchConfig(**both))(model_dir, {"objectives": ["retention.score"]}) == \
+        {"retention.score": 0.5}
     model, tok = _load(model_dir)
     assert get_task("retention")(model, tok, TaskContext(data_dir=data, limit=1))["n"] == 1

@@ -53,6 +53,10 @@ def test_demo_smoke_end_to_end_then_fully_cached(vllm_python, tmp_path):
 
     search = json.loads((out / "merged" / "search.json").read_text())
     assert search["trials"] == 2 and (out / "merged" / "search.png").is_file()
+    # each trial is scored by the worst share it keeps of a parent's behaviour (the parents benched once, first)
+    assert search["combine"] == "min" and set(search["references"]) == {"domain_qa.mc_accuracy", "safety.refusal_rate"}
+    winner = search["winner"]
+    assert winner["score"] == min([*winner["shares"].values(), winner["values"]["retention.score"]])
     # The base model's own answers to the replay requests go into both specialists' SFT.
     replay = read_jsonl(out / "replay" / "sft.jsonl")
     assert len(replay) == 4 and all(r["provenance"]["generator"]["model"] == str(out / "base") for r in replay)

@@ -95,6 +95,44 @@ def test_two_objectives_front_is_the_trade_off_segment(family, tmp_path):
     assert summary["winner"]["params"]["weight"] == pytest.approx(0.3)  # safety weighs 3x: closest to the 0.3 mix
 
 
+def test_min_of_shares_keeps_both_parents_where_the_mean_trades_one_away(family, tmp_path):
+    """Domain value w/2 (the domain parent scores 0.5), safety 1 - w: the weighted mean of raw values is best at
+    w = 0, which keeps none of the domain; the worst share kept (w, 1 - w) is best at w = 0.5."""
+    d_a, d_b = distance_to(weights(family["sft-domain"])), distance_to(weights(family["sft-safety"]))
+    span = d_a(family["sft-safety"])
+    calls = []
+
+    def objective(model, trial):
+        calls.append(trial)
+        return {"domain_qa.score": 0.5 * (1 - d_a(model) / span), "safety.score": 1 - d_b(model) / span}
+
+    objs = [{"task": "domain_qa"}, {"task": "safety"}]
+    mean = run(config(family, tmp_path / "mean", weight=[0.0, 1.0], grid_points=5, trials=5, sampler="grid",
+                      objectives=objs), objective=objective, echo=lambda _: None)
+    assert mean["winner"]["params"] == {"weight": 0.0} and mean["references"] == {} and len(calls) == 5
+    calls.clear()
+    lines = []
+    shared = [{**objs[0], "of": family["sft-domain"]}, {**objs[1], "of": family["sft-safety"]}]
+    cfg = config(family, tmp_path / "min", weight=[0.0, 1.0], grid_points=5, trials=5, sampler="grid",
+                 objectives=shared, combine="min")
+    best = run(cfg, objective=objective, echo=lines.append)
+    assert [c.get("objectives") for c in calls[:2]] == [["domain_qa.score"], ["safety.score"]]  # each parent once
+    assert calls[0]["reference"] == str(family["sft-domain"]) and len(calls) == 7
+    assert best["references"] == pytest.approx({"domain_qa.score": 0.5, "safety.score": 1.0}, abs=1e-5)
+    assert best["winner"]["params"] == {"weight": 0.5} and best["combine"] == "min"
+    rows = [json.loads(line) for line in (tmp_path / "min" / "out" / "trials.jsonl").read_text().splitlines()]
+    assert [r["shares"]["domain_qa.score"] for r in rows] == pytest.approx([0, 0.25, 0.5, 0.75, 1], abs=1e-4)
+    assert [r["score"] for r in rows] == pytest.approx([0, 0.25, 0.5, 0.25, 0], abs=1e-4)
+    assert lines[0].startswith("reference ") and "(50% kept)" in lines[4]
+    manifest = json.loads((tmp_path / "min" / "out" / "manifest.json").read_text())
+    assert manifest["winner"]["shares"] == pytest.approx({"domain_qa.score": 0.5, "safety.score": 0.5}, abs=1e-4)
+
+
+def test_share_objective_must_be_maximized():
+    with pytest.raises(ValueError, match="'of' .* needs direction: maximize"):
+        Objective(task="general_ppl", metric="ppl", direction="minimize", of="some/model")
+
+
 def test_pareto_front_respects_directions():
     objs = [Objective(task="general_ppl", metric="ppl", direction="minimize"), Objective(task="safety")]
     rows = [{"trial": i, "values": {"general_ppl.ppl": p, "safety.score": s}}

@@ -34,6 +34,16 @@ class Objective(StrictModel):
     """Which number the task reports (`score` in [0, 1] for every task; e.g. `ppl` for the perplexity tasks)."""
     direction: Literal["maximize", "minimize"] = "maximize"
     weight: float = Field(1.0, gt=0)
+    of: Path | None = None
+    """Score a candidate by the share it keeps of this model's value (candidate / model, capped at 1), e.g. the
+    domain specialist's QA score: what a merge is asked to keep of each parent. The model is scored once, before
+    the first trial."""
+
+    @model_validator(mode="after")
+    def _share_is_maximized(self):
+        if self.of is not None and self.direction != "maximize":
+            raise ValueError(f"objective {self.name}: 'of' (a share of a model's value) needs direction: maximize")
+        return self
 
     @field_validator("task")
     @classmethod
@@ -50,7 +60,8 @@ class Objective(StrictModel):
 class SearchConfig(StrictModel):
     """An eval-gated merge search: every candidate is merged, optionally quantized, benched and recorded.
 
-    The winner has the best weighted score: the weighted mean of objective values, each negated when minimized.
+    The winner has the best score: the weighted mean (or, with combine: min, the worst) of objective values, each
+    negated when minimized and taken as a share of a reference model's value when the objective names one (`of`).
     The output directory holds the winner model (usable downstream), trials.jsonl, pareto.json and search.png.
     """
 
@@ -67,6 +78,9 @@ class SearchConfig(StrictModel):
     grid_points: int = Field(5, ge=1)
     """Points per range for sampler `grid`."""
     objectives: list[Objective] = Field(min_length=1)
+    combine: Literal["mean", "min"] = "mean"
+    """How objective values make a trial's score: 'mean' is their weighted mean (one behaviour may pay for another);
+    'min' is the worst of them (weights unused), so the winner is the trial that keeps every behaviour best."""
     trials: int = Field(20, ge=1)
     """Trial budget; a grid larger than the budget is an error, not silently cut."""
     sampler: Literal["grid", "tpe"] = "grid"
@@ -193,31 +207,57 @@ def grid(cfg: SearchConfig) -> list[tuple[str, dict]]:
     return points
 
 
-def weighted_score(values: dict[str, float], objectives: list[Objective]) -> float:
-    """Weighted mean of objective values, each negated when it is minimized."""
-    total = sum(o.weight * (values[o.name] if o.direction == "maximize" else -values[o.name]) for o in objectives)
-    return round(total / sum(o.weight for o in objectives), 6)
+def shares(values: dict[str, float], objectives: list[Objective], references: dict[str, float]) -> dict[str, float]:
+    """Each `of` objective's value as the share kept of its reference model's value, capped at 1 (1 when the
+    reference scores 0: there was nothing to lose)."""
+    return {o.name: round(min(1.0, values[o.name] / references[o.name]) if references[o.name] > 0 else 1.0, 6)
+            for o in objectives if o.of is not None}
+
+
+def weighted_score(values: dict[str, float], objectives: list[Objective], combine: str = "mean",
+                   references: dict[str, float] | None = None) -> float:
+    """The weighted mean (combine 'mean') or the minimum ('min') of objective values, each negated when it is
+    minimized and replaced by its share of the reference value when the objective has one."""
+    values = {**values, **shares(values, objectives, references or {})}
+    oriented = {o.name: values[o.name] if o.direction == "maximize" else -values[o.name] for o in objectives}
+    if combine == "min":
+        return round(min(oriented.values()), 6)
+    return round(sum(o.weight * oriented[o.name] for o in objectives) / sum(o.weight for o in objectives), 6)
 
 
 def bench_objective(cfg: SearchConfig) -> ObjectiveFn:
-    """The default objective: run each objective's bench task on the candidate and read its metric."""
+    """The default objective: run each objective's bench task on the candidate and read its metric. A trial dict
+    with `objectives` (names) limits the run to those (a reference model is scored only on what it is a reference
+    for)."""
     from shipit.bench.tasks import TaskContext, get_task
     from shipit.models.load import load_for_eval
 
-    tasks = list(dict.fromkeys(o.task for o in cfg.objectives))
-
     def objective(model: Path, trial: dict) -> dict[str, float]:
+        wanted = [o for o in cfg.objectives if o.name in trial.get("objectives", [o.name])]
         lm, tokenizer, _ = load_for_eval(model, cfg.eval_dtype)
         ctx = TaskContext(cfg.data_dir, limit=cfg.eval_limit)
-        result = {task: get_task(task)(lm, tokenizer, ctx) for task in tasks}
-        missing = [o for o in cfg.objectives if o.metric not in result[o.task]]
+        result = {task: get_task(task)(lm, tokenizer, ctx) for task in dict.fromkeys(o.task for o in wanted)}
+        missing = [o for o in wanted if o.metric not in result[o.task]]
         if missing:
             o = missing[0]
             raise UserError(f"objective {o.name}: task '{o.task}' reports no metric '{o.metric}'; it reports: "
                             f"{', '.join(result[o.task])}")
-        return {o.name: float(result[o.task][o.metric]) for o in cfg.objectives}
+        return {o.name: float(result[o.task][o.metric]) for o in wanted}
 
     return objective
+
+
+def reference_values(cfg: SearchConfig, objective: ObjectiveFn, echo: Callable[[str], None] = print) -> dict:
+    """The value of every `of` objective on its reference model, each model scored once."""
+    references = {}
+    for model in dict.fromkeys(o.of for o in cfg.objectives if o.of is not None):
+        names = [o.name for o in cfg.objectives if o.of == model]
+        t0 = time.perf_counter()
+        values = objective(model, {"reference": str(model), "objectives": names})
+        references.update({name: float(values[name]) for name in names})
+        echo(f"reference {model}: " + " ".join(f"{n}={references[n]:.4g}" for n in names)
+             + f" {time.perf_counter() - t0:.1f}s")
+    return references
 
 
 def _check_before_work(cfg: SearchConfig, source: str) -> None:
@@ -285,8 +325,11 @@ def run(cfg: SearchConfig, source: str = "search config", objective: ObjectiveFn
     inputs = {f"model{i}": p for i, p in enumerate(cfg.models)}
     if cfg.base_model:
         inputs["base_model"] = cfg.base_model
+    inputs.update({f"reference{i}": p for i, p in enumerate(dict.fromkeys(o.of for o in cfg.objectives if o.of))
+                   if p not in inputs.values()})
     proposer, rows, seen, best = _Proposer(cfg), [], {}, None
     with stage_output(cfg.output, "merge/search", cfg, inputs) as out:
+        references = reference_values(cfg, objective, echo)
         log = (out.dir / "trials.jsonl").open("w")
         for i in range(proposer.budget):
             method, params = proposer.ask(i)
@@ -294,11 +337,13 @@ def run(cfg: SearchConfig, source: str = "search config", objective: ObjectiveFn
             t0 = time.perf_counter()
             row = {"trial": i + 1, "method": method, "params": params}
             if key in seen:  # TPE may propose a point twice; a merge is deterministic for a seed, so reuse it
-                row.update({k: rows[seen[key]][k] for k in ("values", "score", "model")},
-                           duplicate_of=seen[key] + 1)
+                row.update({k: rows[seen[key]][k] for k in ("values", "model")}, duplicate_of=seen[key] + 1)
             else:
                 row.update(_trial(cfg, root / f"trial-{i + 1:03d}", method, params, objective))
                 seen[key] = i
+            if references:
+                row["shares"] = shares(row["values"], cfg.objectives, references)
+            row["score"] = weighted_score(row["values"], cfg.objectives, cfg.combine, references)
             row["seconds"] = round(time.perf_counter() - t0, 3)
             proposer.tell(row["score"])
             rows.append(row)
@@ -312,8 +357,10 @@ def run(cfg: SearchConfig, source: str = "search config", objective: ObjectiveFn
             if not cfg.keep_trial_models and best != i and "duplicate_of" not in row:
                 _drop_weights(root / f"trial-{i + 1:03d}")
             shown = " ".join(f"{k}={v:g}" for k, v in params.items())
+            kept = row.get("shares", {})
             echo(f"trial {i + 1}/{proposer.budget} {method} {shown} -> "
-                 + " ".join(f"{k}={v:.4g}" for k, v in row["values"].items())
+                 + " ".join(f"{k}={v:.4g}" + (f" ({kept[k]:.0%} kept)" if k in kept else "")
+                            for k, v in row["values"].items())
                  + f" score={row['score']:.4f} (best {rows[best]['score']:.4f}: trial {best + 1}) {row['seconds']:.1f}s")
         log.close()
         winner = rows[best]
@@ -322,7 +369,8 @@ def run(cfg: SearchConfig, source: str = "search config", objective: ObjectiveFn
         (out.dir / "pareto.json").write_text(json.dumps(front, indent=2) + "\n")
         plot_search(rows, front, winner, cfg.objectives, out.dir / "search.png")
         summary = {"winner": winner, "pareto_front": [r["trial"] for r in front], "trials": len(rows),
-                   "objectives": [o.model_dump() for o in cfg.objectives], "trials_dir": str(root)}
+                   "objectives": [o.model_dump(mode="json") for o in cfg.objectives], "combine": cfg.combine,
+                   "references": references, "trials_dir": str(root)}
         (out.dir / "search.json").write_text(json.dumps(summary, indent=2) + "\n")
         out.metrics.update({"winner_score": winner["score"], **winner["values"], "trials": len(rows)})
         out.extra.update(merge_method=winner["method"], winner=winner, pareto_front=summary["pareto_front"])
@@ -344,7 +392,7 @@ def _trial(cfg: SearchConfig, tdir: Path, method: str, params: dict, objective: 
 
         model = quantize(cfg.quantize, model, tdir / cfg.quantize)
     values = objective(Path(model), {"method": method, "params": params})
-    return {"values": values, "score": weighted_score(values, cfg.objectives), "model": str(model)}
+    return {"values": values, "model": str(model)}
 
 
 def _drop_weights(trial_dir: Path) -> None:
