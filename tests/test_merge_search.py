@@ -155,6 +155,22 @@ def test_tpe_searches_methods_and_gets_near_the_optimum(family, tmp_path):
     assert best["score"] == max(r["score"] for r in rows)
 
 
+def test_tpe_models_the_scores_after_its_startup_trials(family, tmp_path):
+    """The first startup_trials proposals are the seeded random ones; after them TPE proposes from the scores
+    (with 3 of them it still explores: where it goes is not asserted, only that the setting reaches Optuna)."""
+    dist = distance_to(mix(family, 0.7))
+
+    def proposals(startup):
+        cfg = config(family, tmp_path / str(startup), weight=[0.0, 1.0], sampler="tpe", trials=8, seed=0,
+                     startup_trials=startup)
+        run(cfg, objective=lambda model, trial: {"format.score": -dist(model)}, echo=lambda _: None)
+        rows = (tmp_path / str(startup) / "out" / "trials.jsonl").read_text().splitlines()
+        return [json.loads(line)["params"]["weight"] for line in rows]
+
+    random_only, modelled = proposals(8), proposals(3)
+    assert modelled[:3] == random_only[:3] and modelled[3:] != random_only[3:]
+
+
 @pytest.mark.parametrize("change, pattern", [
     ({"methods": ["slerp"], "models": "three"}, r"\(method 'slerp'\): field 'models': method 'slerp' merges exactly 2"),
     ({"methods": ["ties"], "base_model": None}, r"\(method 'ties'\): field 'base_model': method 'ties' needs a base"),

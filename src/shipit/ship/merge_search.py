@@ -84,6 +84,9 @@ class SearchConfig(StrictModel):
     trials: int = Field(20, ge=1)
     """Trial budget; a grid larger than the budget is an error, not silently cut."""
     sampler: Literal["grid", "tpe"] = "grid"
+    startup_trials: int = Field(10, ge=1)
+    """With sampler tpe, how many first trials are drawn at random before TPE models the scores (Optuna's default
+    is 10: a budget of 10 trials or fewer is a random search)."""
     seed: int = 0
     """Seed of the TPE sampler and of mergekit's random drops (DARE, DELLA)."""
     quantize: str | None = None
@@ -289,7 +292,8 @@ class _Proposer:
 
             optuna.logging.set_verbosity(optuna.logging.WARNING)
             self.study = optuna.create_study(direction="maximize",
-                                             sampler=optuna.samplers.TPESampler(seed=cfg.seed))
+                                             sampler=optuna.samplers.TPESampler(
+                                                 seed=cfg.seed, n_startup_trials=cfg.startup_trials))
             self.budget = cfg.trials
 
     def ask(self, i: int) -> tuple[str, dict]:
