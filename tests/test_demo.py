@@ -84,6 +84,7 @@ def test_demo_smoke_end_to_end_then_fully_cached(vllm_python, tmp_path):
                     "## A/B experiment `demo-round2`", "## Lineage of the winner"):
         assert section in report
     assert "Baseline (base, before any training)" in report and "Next round (dpo-ab" in report
+    assert "| stage | kind | seconds | finished (UTC) |" in report and "| base | base/import |" in report
     assert f"Bench decision: {summary['winner']}" in report and f"**Decision: {e['decision']['kind']}**" in report
 
     again = demo(out)  # unchanged recipe and inputs: every stage is skipped

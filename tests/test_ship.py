@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -50,12 +51,17 @@ def test_ship_runs_caches_and_reruns_only_what_changed(tmp_path):
         "[5/5] bench (bench)"]
     assert statuses(ship(path, echo=lambda m: None)) == {n: "cached" for n in first}
 
+    done = lambda: json.loads((tmp_path / "out" / ".ship" / "state.json").read_text())["done"]  # noqa: E731
+    before = done()
     path = recipe(tmp_path, sft_steps=5)  # one stage's config changes: it and what depends on it rerun
     plan = ship(path, dry_run=True, echo=lambda m: None)
     assert statuses(plan) == {"base": "cached", "sft": "planned", "other": "cached", "q": "planned",
                               "bench": "planned"}
     again = ship(path, echo=lambda m: None)
     assert statuses(again) == {"base": "cached", "sft": "ran", "other": "cached", "q": "ran", "bench": "ran"}
+    after = done()  # a cached stage keeps the time and finish time of the run that made it (the report shows both)
+    assert after["base"] == before["base"] and after["other"] == before["other"]
+    assert after["sft"]["finished"] > before["sft"]["finished"] and after["sft"]["key"] != before["sft"]["key"]
     assert statuses(ship(path, until="q", echo=lambda m: None)) == {"base": "cached", "sft": "cached",
                                                                      "q": "cached"}
 

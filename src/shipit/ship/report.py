@@ -265,10 +265,12 @@ def write_report(cfg: ReportConfig) -> Path:
         md = ["# shipit report\n", f"Artifacts are under `{cfg.output.parent}`; every number below is read from a "
               "stage's manifest.json or the bench's results.json.\n", "## What happened\n"]
         md += [f"- {line}" for line in story(cfg, summary)]
-        md += ["", "## Time per stage\n", "| stage | kind | seconds |", "|---|---|---|"]
-        md += [f"| {n} | {d.get('kind', '')} | {d['seconds']} |" for n, d in times.items()]
+        md += ["", "## Time per stage\n", "A cached stage keeps the time of the run that made it (its finish time says "
+               "which run).\n", "| stage | kind | seconds | finished (UTC) |", "|---|---|---|---|"]
+        md += [f"| {n} | {d.get('kind', '')} | {d['seconds']} | {d.get('finished', '-').replace('+00:00', '')} |"
+               for n, d in times.items()]
         total = sum(d["seconds"] for d in times.values())
-        md += [f"| **total** | | {total:.1f} |", ""]
+        md += [f"| **total** | | {total:.1f} | |", ""]
         goals = targets(cfg, summary, total if times else None)
         if goals:
             md += ["## Targets\n", "Held-out data only; a missed target is reported with its number, never redefined.\n",

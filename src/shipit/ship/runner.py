@@ -17,6 +17,7 @@ import sys
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -273,7 +274,8 @@ def ship(recipe_path: Path, overrides=(), dry_run: bool = False, until: str | No
         with (fds_to(log_path(root, name)) if spec.kind in QUIET_KINDS else nullcontext()):
             kind.runner(validated, p.out(name), resume)
         seconds = round(time.perf_counter() - t0, 1)
-        state.data["done"][name] = {"key": keys[name], "seconds": seconds, "kind": spec.kind}
+        state.data["done"][name] = {"key": keys[name], "seconds": seconds, "kind": spec.kind,
+                                    "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         state.data["running"].pop(name, None)
         state.save()
         echo(f"      done in {seconds}s")
