@@ -92,6 +92,20 @@ def test_recipe_errors_fail_before_any_work(tmp_path):
     assert not (tmp_path / "out" / "base").exists()
 
 
+def test_a_missing_serving_env_fails_before_training(tmp_path, monkeypatch):
+    """An A/B stage at the end of a recipe needs vLLM: without it the recipe stops before the first stage, not after
+    the training stages (a fully cached experiment does not need it)."""
+    path = recipe(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    data["stages"]["ab"] = {"kind": "serve/experiment", "config": {"arms": {"a": "${sft}", "b": "${other}"}}}
+    path.write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("SHIPIT_VLLM_PYTHON", str(tmp_path / "no-such-python"))
+    with pytest.raises(UserError, match=r"stage 'ab' serves with vLLM: SHIPIT_VLLM_PYTHON: serving Python not found"):
+        ship(path, echo=lambda m: None)
+    assert not (tmp_path / "out" / "base").exists()
+    assert statuses(ship(path, dry_run=True, echo=lambda m: None))["ab"] == "planned"  # a plan needs no vLLM
+
+
 @pytest.mark.slow
 def test_a_stage_killed_mid_run_resumes(tmp_path):
     path = recipe(tmp_path, sft_steps=40, sft_save=5)

@@ -159,6 +159,26 @@ def validate_all(p: Plan) -> None:
         KINDS[spec.kind].validate(cfg, p.out(name), f"{p.source}: stage '{name}'")
 
 
+def check_serving_env(p: Plan, names: list[str]) -> None:
+    """A stage that will serve with vLLM (an A/B experiment, a vLLM generator) fails before any work when there is
+    no serving environment, not after the training stages before it."""
+    from shipit.models.vllm_server import find_vllm_python
+
+    for name in names:
+        spec = p.recipe.stages[name]
+        generator = spec.config.get("generator") or {}
+        if spec.kind == "serve/experiment":
+            explicit = spec.config.get("vllm_python")
+        elif isinstance(generator, dict) and generator.get("backend") == "vllm":
+            explicit = generator.get("vllm_python")
+        else:
+            continue
+        try:
+            find_vllm_python(explicit)
+        except UserError as e:
+            raise UserError(f"{p.source}: stage '{name}' serves with vLLM: {e}") from None
+
+
 def _file_fingerprint(value) -> list[str]:
     """Content hashes of the existing files a config names (datasets, constitutions): edits rerun the stage."""
     from shipit.registry import hash_path
@@ -250,11 +270,15 @@ def ship(recipe_path: Path, overrides=(), dry_run: bool = False, until: str | No
     state = State(root)
     keys: dict[str, str] = {}
     report: dict[str, dict] = {}
+    for name in order:
+        keys[name] = cache_key(p, name, keys)
+    whys = {name: status(p, name, keys[name], state) for name in order}
+    if not dry_run:
+        check_serving_env(p, [name for name in order if whys[name] != "cached"])
     started = time.perf_counter()
     for i, name in enumerate(order, 1):
         spec = recipe.stages[name]
-        keys[name] = cache_key(p, name, keys)
-        why = status(p, name, keys[name], state)
+        why = whys[name]
         head = f"[{i}/{len(order)}] {name} ({spec.kind})"
         if dry_run or why == "cached":
             took = state.data["done"].get(name, {}).get("seconds")
