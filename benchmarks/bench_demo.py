@@ -53,12 +53,69 @@ def section(report: str, title: str) -> str:
     return m.group(1).strip() if m else "(missing)"
 
 
+def numbers(out: Path) -> dict[str, float | str]:
+    """One seed's headline numbers, read from its bench results, merge search and experiments."""
+    res = json.loads((out / "bench" / "results.json").read_text())
+    r = res["results"]
+    dom, safe, merged, quant = r["dpo-domain"], r["dpo-safety"], r["merged"], r["merged-w4a16"]
+    search = json.loads((out / "merged" / "search.json").read_text())["winner"]
+    ab, r2 = (json.loads((out / e / "experiment.json").read_text()) for e in ("experiment", "experiment-round2"))
+    other = next(a for a in r2["arms"] if a != r2["control"])
+    state = json.loads((out / ".ship" / "state.json").read_text())["done"]
+    worst = min((quant[t]["score"] - merged[t]["score"]) / abs(merged[t]["score"])
+                for t in merged if isinstance(merged[t], dict) and merged[t].get("score"))
+    return {
+        "domain QA multiple choice": dom["domain_qa"]["mc_accuracy"],
+        "domain QA answer contains the fact": dom["domain_qa"]["contains"],
+        "domain specialist retention": dom["retention"]["retention_rate"],
+        "safety: never-seen harmful refused": safe["safety"].get("refusal_activity", safe["safety"]["refusal_rate"]),
+        "safety: look-alikes over-refused": safe["safety"]["over_refusal"],
+        "safety specialist retention": safe["retention"]["retention_rate"],
+        "merge (search winner)": f"{search['method']} " + " ".join(f"{v:g}" for v in search["params"].values()),
+        "merge keeps of the domain QA": round(merged["domain_qa"]["mc_accuracy"] / dom["domain_qa"]["mc_accuracy"], 3),
+        "merge keeps of the refusals": round(merged["safety"]["refusal_rate"] / safe["safety"]["refusal_rate"], 3),
+        "merge score minus the better parent's": merged["score"] - max(dom["score"], safe["score"]),
+        "w4a16 worst task change": worst,
+        "bench winner": res["winner"] or "none",
+        "A/B preference pairs": ab["pairs"],
+        "A/B decision": ab["decision"]["kind"],
+        "DPO round minus winner, judged score": r2["arms"][other]["feedback_score"]
+        - r2["arms"][r2["control"]]["feedback_score"],
+        "stage time, min": sum(d["seconds"] for d in state.values()) / 60,
+    }
+
+
+def table(dirs: list[Path]) -> str:
+    """A markdown table: one column per output directory, then the mean and spread of each numeric row."""
+    import statistics
+
+    def fmt(key: str, v) -> str:
+        if not isinstance(v, float):
+            return str(v)
+        return f"{v:.1%}" if "keeps" in key else f"{v:+.1%}" if "change" in key else f"{v:.3f}"
+
+    cols = [numbers(d) for d in dirs]
+    lines = ["| | " + " | ".join(d.name for d in dirs) + " | mean (sd) |", "|---" * (len(dirs) + 2) + "|"]
+    for key in cols[0]:
+        vals = [c[key] for c in cols]
+        shown = [fmt(key, v) for v in vals]
+        numeric = all(isinstance(v, (int, float)) for v in vals) and len(vals) > 1
+        spread = f"{fmt(key, float(statistics.mean(vals)))} ({fmt(key, statistics.stdev(vals))})" if numeric else ""
+        lines.append(f"| {key} | " + " | ".join(shown) + f" | {spread} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--out", type=Path, default=Path("bench-demo"))
     ap.add_argument("--preset", default="default", help="default, or smoke to check the script itself")
+    ap.add_argument("--table", type=Path, nargs="+", metavar="DIR",
+                    help="run nothing: print the seed table of these finished demo output directories")
     args = ap.parse_args()
+    if args.table:
+        print(table(args.table))
+        return
     summary = {}
     for seed in args.seeds:
         out = args.out / f"seed-{seed}"
@@ -79,6 +136,7 @@ def main() -> None:
     cached = sum(line.split(": ")[1].startswith("cached") for line in stdout.splitlines() if line.startswith("["))
     print(f"\nsecond run of seed {first}: {wall:.1f} s wall, {cached} stages cached")
     print(json.dumps(summary, indent=2))
+    print(table([args.out / f"seed-{seed}" for seed in args.seeds]))
 
 
 if __name__ == "__main__":
