@@ -270,15 +270,18 @@ def ship(recipe_path: Path, overrides=(), dry_run: bool = False, until: str | No
     state = State(root)
     keys: dict[str, str] = {}
     report: dict[str, dict] = {}
-    for name in order:
-        keys[name] = cache_key(p, name, keys)
-    whys = {name: status(p, name, keys[name], state) for name in order}
     if not dry_run:
-        check_serving_env(p, [name for name in order if whys[name] != "cached"])
+        # Provisional keys: a file an upstream stage has yet to write is missing from them, so a stage they call
+        # cached is cached; the keys a stage is run and recorded with are computed when its inputs exist.
+        early: dict[str, str] = {}
+        for name in order:
+            early[name] = cache_key(p, name, early)
+        check_serving_env(p, [n for n in order if status(p, n, early[n], state) != "cached"])
     started = time.perf_counter()
     for i, name in enumerate(order, 1):
         spec = recipe.stages[name]
-        why = whys[name]
+        keys[name] = cache_key(p, name, keys)
+        why = status(p, name, keys[name], state)
         head = f"[{i}/{len(order)}] {name} ({spec.kind})"
         if dry_run or why == "cached":
             took = state.data["done"].get(name, {}).get("seconds")
