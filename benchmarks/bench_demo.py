@@ -100,7 +100,7 @@ def table(dirs: list[Path]) -> str:
         vals = [c[key] for c in cols]
         shown = [fmt(key, v) for v in vals]
         numeric = all(isinstance(v, (int, float)) for v in vals) and len(vals) > 1
-        spread = f"{fmt(key, float(statistics.mean(vals)))} ({fmt(key, statistics.stdev(vals))})" if numeric else ""
+        spread = f"{fmt(key, float(statistics.mean(vals)))} ({fmt(key, statistics.stdev(vals)).lstrip('+')})" if numeric else ""
         lines.append(f"| {key} | " + " | ".join(shown) + f" | {spread} |")
     return "\n".join(lines)
 
