@@ -217,11 +217,9 @@ def shares(values: dict[str, float], objectives: list[Objective], references: di
             for o in objectives if o.of is not None}
 
 
-def weighted_score(values: dict[str, float], objectives: list[Objective], combine: str = "mean",
-                   references: dict[str, float] | None = None) -> float:
+def weighted_score(values: dict[str, float], objectives: list[Objective], combine: str = "mean") -> float:
     """The weighted mean (combine 'mean') or the minimum ('min') of objective values, each negated when it is
-    minimized and replaced by its share of the reference value when the objective has one."""
-    values = {**values, **shares(values, objectives, references or {})}
+    minimized (an `of` objective's share stands in for its value)."""
     oriented = {o.name: values[o.name] if o.direction == "maximize" else -values[o.name] for o in objectives}
     if combine == "min":
         return round(min(oriented.values()), 6)
@@ -345,9 +343,10 @@ def run(cfg: SearchConfig, source: str = "search config", objective: ObjectiveFn
             else:
                 row.update(_trial(cfg, root / f"trial-{i + 1:03d}", method, params, objective))
                 seen[key] = i
-            if references:
-                row["shares"] = shares(row["values"], cfg.objectives, references)
-            row["score"] = weighted_score(row["values"], cfg.objectives, cfg.combine, references)
+            kept = shares(row["values"], cfg.objectives, references)
+            if kept:
+                row["shares"] = kept
+            row["score"] = weighted_score({**row["values"], **kept}, cfg.objectives, cfg.combine)
             row["seconds"] = round(time.perf_counter() - t0, 3)
             proposer.tell(row["score"])
             rows.append(row)
@@ -361,7 +360,6 @@ def run(cfg: SearchConfig, source: str = "search config", objective: ObjectiveFn
             if not cfg.keep_trial_models and best != i and "duplicate_of" not in row:
                 _drop_weights(root / f"trial-{i + 1:03d}")
             shown = " ".join(f"{k}={v:g}" for k, v in params.items())
-            kept = row.get("shares", {})
             echo(f"trial {i + 1}/{proposer.budget} {method} {shown} -> "
                  + " ".join(f"{k}={v:.4g}" + (f" ({kept[k]:.0%} kept)" if k in kept else "")
                             for k, v in row["values"].items())
