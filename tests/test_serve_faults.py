@@ -1,5 +1,6 @@
-"""`shipit serve` faults with the real vLLM CPU server: a signal to shipit stops its server (which runs in a session
-of its own), nothing is written beside the model, and a model vLLM cannot load is reported by its real cause."""
+"""`shipit serve` faults with the real vLLM CPU server: a signal to shipit (SIGKILL too) stops its server (which runs
+in a session of its own), nothing is written beside the model, and a model vLLM cannot load is reported by its real
+cause."""
 
 from __future__ import annotations
 
@@ -73,7 +74,8 @@ def _read_only(path: Path) -> list[str]:
             'exec "$@"', "sh"]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name)
+# SIGKILL gives shipit no chance to stop anything: the guard stops the server when shipit is gone.
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGKILL], ids=lambda s: s.name)
 def test_serve_model_stops_its_server_on_signal(sig, tiny_base, vllm_python, tmp_path):
     model = tmp_path / "model"
     shutil.copytree(tiny_base, model)
@@ -84,7 +86,8 @@ def test_serve_model_stops_its_server_on_signal(sig, tiny_base, vllm_python, tmp
     try:
         _wait_for(lambda: any(ln.startswith("serving ") for ln in lines), lines, proc)
         line = next(ln for ln in lines if ln.startswith("serving "))
-        pid = _processes_naming(f"--model\0{model}\0")[0]  # vLLM's API server; it leads its process group
+        # The server's guard leads the process group of vLLM's API server and engine (shipit.models.guard)
+        pid = next(p for p in _processes_naming(f"--model\0{model}\0") if os.getpgid(p) == p)
         assert _group_alive(pid)
         proc.send_signal(sig)
         proc.wait(60)

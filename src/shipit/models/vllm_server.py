@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shipit.errors import UserError
+from shipit.models.guard import guarded_popen
 
 ENV_VAR = "SHIPIT_VLLM_PYTHON"
 SETUP_HINT = "run `make serve-env` to create .venv-serve, or set SHIPIT_VLLM_PYTHON to a Python that has vLLM"
@@ -150,8 +151,9 @@ class VLLMServer:
         if self.cpu_cores and "VLLM_CPU_OMP_THREADS_BIND" not in os.environ:
             env["VLLM_CPU_OMP_THREADS_BIND"] = self.cpu_cores
         with open(self.log_path, "w") as log:
-            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env,
-                                         start_new_session=True)
+            # Under a guard, in a session of its own: stopped with shipit even when shipit is SIGKILLed.
+            self.proc = guarded_popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env,
+                                      stdin=subprocess.DEVNULL)
         try:
             self._wait_healthy(httpx)
         except BaseException:
@@ -187,12 +189,12 @@ class VLLMServer:
         return root_cause(lines)[:300]
 
     def stop(self, grace_s: float = 15.0) -> None:
-        """SIGTERM the server's process group, then SIGKILL after `grace_s`."""
+        """SIGTERM the server (through its guard), then SIGKILL its process group after `grace_s`."""
         if self.proc is None or self.proc.poll() is not None:
             return
-        pgid = self.proc.pid  # start_new_session: the server leads its own process group
+        pgid = self.proc.pid  # the server's guard leads the process group of the server and its engine
         try:
-            os.killpg(pgid, signal.SIGTERM)
+            os.kill(pgid, signal.SIGTERM)  # the guard passes one SIGTERM on to every process of the group
             self.proc.wait(grace_s)
         except subprocess.TimeoutExpired:
             os.killpg(pgid, signal.SIGKILL)

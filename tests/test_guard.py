@@ -1,0 +1,78 @@
+"""A guarded child does not outlive its parent: SIGKILL the parent and the guard stops the child's whole group."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import shipit
+from shipit.models.guard import guarded_popen
+
+SRC = Path(shipit.__file__).resolve().parents[1]
+
+
+def _group(pgid: int) -> list[int]:
+    """Live (not zombie) processes of process group `pgid`."""
+    found = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                stat = (p / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                found.append(int(p.name))
+    return found
+
+
+def _wait_gone(pgid: int, timeout_s: float) -> bool:
+    deadline = time.time() + timeout_s
+    while _group(pgid) and time.time() < deadline:
+        time.sleep(0.1)
+    return not _group(pgid)
+
+
+def test_guarded_command_dies_with_a_sigkilled_parent():
+    # The parent starts a command (which starts a grandchild, as vLLM starts its engine) and is then SIGKILLed: no
+    # handler of its own runs, and only the guard can stop them.
+    code = ("import sys, time; from shipit.models.guard import guarded_popen; "
+            "p = guarded_popen(['sh', '-c', 'sleep 600 & sleep 600'], poll_s=0.2); print(p.pid, flush=True); "
+            "time.sleep(600)")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(SRC)})
+    pgid = int(parent.stdout.readline())
+    try:
+        deadline = time.time() + 10
+        while len(_group(pgid)) < 4 and time.time() < deadline:  # guard, sh, two sleeps
+            time.sleep(0.05)
+        assert len(_group(pgid)) == 4, _group(pgid)
+        parent.kill()
+        parent.wait()
+        assert _wait_gone(pgid, 10), f"processes {_group(pgid)} outlived their SIGKILLed parent"
+    finally:
+        parent.kill()
+        if _group(pgid):
+            os.killpg(pgid, signal.SIGKILL)
+
+
+def test_guard_passes_the_exit_code_and_stops_on_sigterm_to_its_group():
+    assert guarded_popen([sys.executable, "-c", "raise SystemExit(3)"]).wait(30) == 3
+    proc = guarded_popen(["sleep", "600"], poll_s=0.2)
+    try:
+        deadline = time.time() + 10
+        while len(_group(proc.pid)) < 2 and time.time() < deadline:
+            time.sleep(0.05)
+        assert len(_group(proc.pid)) == 2
+        t0 = time.time()
+        os.kill(proc.pid, signal.SIGTERM)  # what VLLMServer.stop sends
+        assert proc.wait(10) == 128 + signal.SIGTERM
+        assert time.time() - t0 < 5
+        assert _wait_gone(proc.pid, 5)
+    finally:
+        if _group(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
