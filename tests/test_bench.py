@@ -86,6 +86,43 @@ def test_no_winner_writes_the_report_then_fails(tiny_base, tmp_path):
     assert "**No winner**" in (tmp_path / "bench" / "report.md").read_text()
 
 
+def test_bench_reuses_the_results_of_unchanged_candidates_only(tiny_base, tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(DATA_DIR, data)
+    other = tmp_path / "other"  # a user's model: no manifest, so its files are hashed
+    shutil.copytree(tiny_base, other)
+    (other / "manifest.json").unlink()
+    w = load_file(other / "model.safetensors")
+
+    def scale(by: float):
+        save_file({k: v * by for k, v in w.items()}, other / "model.safetensors", metadata={"format": "pt"})
+
+    scale(1.5)
+    out = tmp_path / "bench"
+
+    def bench(tasks=("general_ppl",), **kw):
+        cfg = BenchConfig(data_dir=data, models={"a": tiny_base, "b": other}, tasks=list(tasks), output=out,
+                          efficiency={"prompts": 1, "max_new_tokens": 2}, **kw)
+        res = run(cfg)["results"]
+        return res, {n for n, r in res.items() if r.get("reused")}
+
+    first, reused = bench()
+    assert reused == set()
+    again, reused = bench()
+    assert reused == {"a", "b"} and again == {n: {**r, "reused": again[n]["reused"]} for n, r in first.items()}
+    assert first["a"]["general_ppl"] != first["b"]["general_ppl"]
+    assert "unchanged (model, data and settings), results of" in capsys.readouterr().out
+    assert "results of the bench of" in (out / "report.md").read_text()
+    scale(2.0)  # b's weights change: b alone is benched again
+    changed, reused = bench()
+    assert reused == {"a"} and changed["b"]["general_ppl"] != first["b"]["general_ppl"]
+    assert bench(tasks=("general_ppl", "format"))[1] == set()  # a task more: every number may change
+    with (data / "general_heldout.jsonl").open("a") as f:  # the data changes
+        f.write(json.dumps({"text": "One more held-out line of general text."}) + "\n")
+    assert bench(tasks=("general_ppl", "format"))[1] == set()
+    assert bench(tasks=("general_ppl", "format"), reuse=False)[1] == set()
+
+
 def test_pareto_front():
     from shipit.bench.plots import pareto_front
 

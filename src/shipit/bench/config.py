@@ -71,6 +71,10 @@ class BenchConfig(StrictModel):
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     """dtype the candidates run in: 'auto' is bfloat16 on a CUDA GPU or CPU with native bf16, else float32
     ($SHIPIT_INFERENCE_DTYPE sets it when this is 'auto'). Quantized and ONNX candidates keep their own."""
+    reuse: bool = True
+    """Reuse a candidate's results from the bench last written to `output` when its model, the data and every setting
+    that changes a number are unchanged (a rerun after one candidate changed benches that one only); false benches
+    every candidate again."""
     on_no_winner: Literal["fail", "report"] = "fail"
     """When no candidate passes the gates: exit with an error (after writing the report), or only report it."""
 

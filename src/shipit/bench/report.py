@@ -77,6 +77,9 @@ def _details(summary: dict) -> list[str]:
         if r.get("judge_winrate", {}).get("is_baseline"):
             out.append(f"{name}: the judge's reference (the others' win rates are against it); its weighted score "
                        f"leaves judge_winrate out")
+        if r.get("reused"):
+            out.append(f"{name}: results of the bench of {r['reused']} (model, data and settings unchanged; "
+                       "efficiency measured then)")
         for reason in summary.get("failed", {}).get(name, []):
             out.append(f"{name}: gate failed: {reason}")
     return out

@@ -40,6 +40,40 @@ def bench_model(path: Path, cfg: BenchConfig, ctx) -> dict:
     return result
 
 
+def candidate_key(path: Path, cfg: BenchConfig) -> str:
+    """What a candidate's numbers depend on: its weights, the bench data, the dtype it runs in and every setting that
+    changes a task's or an efficiency measure's result (not weights or gates, which only read the numbers)."""
+    import hashlib
+
+    import shipit
+    from shipit.device import inference_dtype
+    from shipit.registry import hash_path
+
+    settings = cfg.model_dump(mode="json", include={"tasks", "efficiency", "lm_eval", "lm_eval_limit", "conventions",
+                                                    "judge"})
+    blob = {**settings, "model": hash_path(path), "data": hash_path(cfg.data_dir),
+            "dtype": str(inference_dtype(cfg.dtype)),
+            "reward_model": hash_path(cfg.reward_model) if cfg.reward_model else None,
+            "baseline": hash_path(cfg.models[cfg.judge.baseline]) if cfg.judge else None,
+            "shipit": shipit.__version__}
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def previous_results(out: Path) -> dict[str, dict]:
+    """The results of the bench last written to `out` (a finished shipit output), by candidate key."""
+    from shipit.registry import MANIFEST
+
+    try:
+        if not (out / MANIFEST).is_file():
+            return {}
+        summary = json.loads((out / "results.json").read_text())
+        created = json.loads((out / MANIFEST).read_text()).get("created")
+        return {r["key"]: {**r, "reused": r.get("reused") or created} for r in summary["results"].values()
+                if isinstance(r, dict) and r.get("key")}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}  # an unreadable earlier output is benched again, not trusted
+
+
 def weighted_score(result: dict, weights: dict[str, float], tasks: list[str]) -> float | None:
     """Mean of task scores weighted by `weights` (default 1 each); a task with score None (the judge's reference,
     the baseline) is left out. None when no task has a score."""
@@ -78,11 +112,18 @@ def run(cfg: BenchConfig) -> dict:
     ctx = TaskContext(cfg.data_dir, cfg.reward_model, cfg.judge, cfg.conventions)
     order = sorted(cfg.models, key=lambda n: n != (cfg.judge.baseline if cfg.judge else None))  # baseline first
     inputs = dict(cfg.models) | ({"reward_model": cfg.reward_model} if cfg.reward_model else {})
+    earlier = previous_results(cfg.output) if cfg.reuse else {}
     with stage_output(cfg.output, "bench", cfg, inputs) as out:
         results = {}
         for i, name in enumerate(order, 1):
-            print(f"  bench {i}/{len(order)}: {name}", flush=True)
-            results[name] = bench_model(cfg.models[name], cfg, ctx)
+            key = candidate_key(cfg.models[name], cfg)
+            if key in earlier:
+                print(f"  bench {i}/{len(order)}: {name}: unchanged (model, data and settings), results of "
+                      f"{earlier[key]['reused']} reused", flush=True)
+                results[name] = {k: v for k, v in earlier[key].items() if k != "score"}
+            else:
+                print(f"  bench {i}/{len(order)}: {name}", flush=True)
+                results[name] = {**bench_model(cfg.models[name], cfg, ctx), "key": key}
             results[name]["score"] = weighted_score(results[name], cfg.weights, cfg.tasks)
         results = {n: results[n] for n in cfg.models}
         decision = decide(results, cfg)
@@ -94,6 +135,7 @@ def run(cfg: BenchConfig) -> dict:
         (out.dir / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
         write_reports(summary, out.dir)
         out.metrics.update({"candidates": len(results), "passed": len(decision["passed"]),
+                            "reused": sum(bool(r.get("reused")) for r in results.values()),
                             "winner_score": results[decision["winner"]]["score"] if decision["winner"] else None})
         out.extra["decision"] = decision
     if decision["winner"] is None and cfg.on_no_winner == "fail":
