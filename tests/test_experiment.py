@@ -100,6 +100,21 @@ def test_pairs_across_answers_compare_any_two_answers_to_a_prompt(events, tmp_pa
     assert m["pairs"] == 3 and m["below_margin"] == 1 and m["across"] == "answers"  # the colours: gap 0.2
     arm_pairs, _ = make_pairs(rows, 0.5)
     assert "Tell me a joke." not in {p["prompt"][0]["content"] for p in arm_pairs}
+    # Disjoint: best vs worst, then next best vs next worst while the gap holds; no answer is used twice.
+    store = EventStore(events)
+    plant(store, "r14", "b", "Tell me a joke.", "Knock knock.", [0.8])
+    plant(store, "r15", "b", "Tell me a joke.", "Jokes are bad.", [0.2])
+    plant(store, "r16", "b", "Tell me a joke.", "Ha.", [0.6])
+    store.close()
+    rows = read_rated(events)
+    one = make_pairs(rows, 0.5, across="answers")[0]
+    assert len([p for p in one if p["prompt"][0]["content"] == "Tell me a joke."]) == 1
+    pairs, m = make_pairs(rows, 0.5, across="answers", per_prompt="disjoint")
+    joke = [(p["chosen"][0]["content"], p["rejected"][0]["content"]) for p in pairs
+            if p["prompt"][0]["content"] == "Tell me a joke."]
+    # 0.9 vs 0.1, 0.8 vs 0.2; then 0.6 vs 0.5 is below the margin
+    assert joke == [("Why did the chicken cross the road?", "No."), ("Knock knock.", "Jokes are bad.")]
+    assert m["pairs"] == 4 and m["below_margin"] == 1 and m["per_prompt"] == "disjoint"
 
 
 def test_from_ab_errors_are_one_line(tmp_path):

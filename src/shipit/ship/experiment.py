@@ -79,6 +79,9 @@ class ExperimentConfig(StrictModel):
     """Smallest feedback-score gap between two answers (or arms) that makes a preference pair."""
     pairs_across: Literal["arms", "answers"] = "arms"
     """Pairs from arms' mean scores per prompt, or from any two rated answers to a prompt (sampled decoding)."""
+    pairs_per_prompt: Literal["one", "disjoint"] = "one"
+    """With pairs_across: answers, one pair per prompt (its best and worst answer), or as many as its answers make
+    without using an answer twice (best vs worst, next best vs next worst, while the gap is at least min_margin)."""
     policy: Policy = Policy(primary_metric="feedback", min_samples=20)
     vllm_python: Path | None = None
     output: Path
@@ -106,6 +109,8 @@ class ExperimentConfig(StrictModel):
         for name in [self.control, *self.weights] if self.control else list(self.weights):
             if name not in names:
                 raise ValueError(f"'{name}' is not an arm; arms: {', '.join(names)}")
+        if self.pairs_per_prompt == "disjoint" and self.pairs_across != "answers":
+            raise ValueError("pairs_per_prompt: disjoint pairs answers; set pairs_across: answers")
         return self
 
     def ab_config(self, port: int, key_hash: str) -> dict:
@@ -272,7 +277,8 @@ def run_experiment(cfg: ExperimentConfig) -> tuple[Path, dict]:
             conn.close()
         decision = d or {"kind": "keep", "weights": s["weights"], "reason": keep_reason(cfg.ab_config(0, ""), s)}
         (run.dir / "status.txt").write_text(control.status(ab_path) + "\n")
-        pairs, pair_metrics = make_pairs(read_rated(ab.events), cfg.min_margin, cfg.pairs_across)
+        pairs, pair_metrics = make_pairs(read_rated(ab.events), cfg.min_margin, cfg.pairs_across,
+                                         cfg.pairs_per_prompt)
         write_pairs(pairs, run.dir / "pairs.jsonl")
         summary = summarize(s, records, decision, pair_metrics, time.time() - t0)
         # numpy scalars as their Python values: float() would record a numpy bool (a guardrail) as 1.0, not true.

@@ -64,12 +64,14 @@ def read_rated(path: Path) -> list[dict]:
     return [{"id": i, "arm": arm, "prompt": json.loads(p), "answer": a, "score": s} for i, arm, p, a, s in rows]
 
 
-def make_pairs(rows: list[dict], min_margin: float, across: str = "arms") -> tuple[list[dict], dict]:
+def make_pairs(rows: list[dict], min_margin: float, across: str = "arms",
+               per_prompt: str = "one") -> tuple[list[dict], dict]:
     """Preference pairs over each prompt's rated answers; a pair needs a score gap >= min_margin (and > 0).
 
     `across="arms"` compares arms' mean scores per prompt (one pair per arm pair: the arms' answers disagree);
     `across="answers"` compares every rated answer to the prompt, whichever arm gave it (with sampled decoding one
-    arm's answers differ too): the best against the worst, one pair per prompt."""
+    arm's answers differ too): the best against the worst, one pair per prompt; with `per_prompt="disjoint"`, then
+    the next best against the next worst, and so on while the gap holds, so no answer is in two pairs."""
     groups: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     prompts: dict[str, list[dict]] = {}
     for r in rows:
@@ -99,11 +101,13 @@ def make_pairs(rows: list[dict], min_margin: float, across: str = "arms") -> tup
             answers = sorted((r for rs in by_arm.values() for r in rs), key=lambda x: -x["score"])
             if len(answers) < 2:
                 continue
-            best, worst = answers[0], answers[-1]
-            if best["score"] - worst["score"] < min_margin or best["score"] == worst["score"]:
-                below += 1
-            elif not add(key, best["arm"], best["score"], [best], worst["arm"], worst["score"], [worst]):
-                same += 1
+            for i in range(len(answers) // 2 if per_prompt == "disjoint" else 1):
+                best, worst = answers[i], answers[-1 - i]
+                if best["score"] - worst["score"] < min_margin or best["score"] == worst["score"]:
+                    below += i == 0  # a prompt none of whose answers differ enough
+                    break
+                if not add(key, best["arm"], best["score"], [best], worst["arm"], worst["score"], [worst]):
+                    same += 1
             continue
         if len(by_arm) < 2:
             continue
@@ -118,7 +122,7 @@ def make_pairs(rows: list[dict], min_margin: float, across: str = "arms") -> tup
                 same += 1
     metrics = {"requests": len(rows), "rated": sum(r["score"] is not None for r in rows), "prompts": len(groups),
                "prompts_both_arms": both, "pairs": len(pairs), "below_margin": below, "same_answer": same,
-               "across": across}
+               "across": across, **({"per_prompt": per_prompt} if across == "answers" else {})}
     return pairs, metrics
 
 
