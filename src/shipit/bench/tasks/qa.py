@@ -3,6 +3,7 @@ answer, exact or containing the fact (can the model answer with it?), each besid
 
 from __future__ import annotations
 
+import inspect
 import re
 
 from shipit.config import read_jsonl
@@ -28,11 +29,17 @@ def choice_logprobs(model, tokenizer, head: str, continuations: list[str]) -> li
         ids[i, :len(head_ids) + len(t)] = torch.tensor(head_ids + t)
         mask[i, :len(head_ids) + len(t)] = 1
     device = next(model.parameters()).device
+    # Only the positions that predict a continuation token need the vocabulary projection (on a 49k-token vocabulary
+    # it costs as much as the rest of the model): the last `keep` positions, where the model takes `logits_to_keep`.
+    keep = max(map(len, tails)) + 1
+    kwargs = {"logits_to_keep": keep} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
     with torch.no_grad():
-        logp = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float().log_softmax(-1)
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs).logits
+    logp = logits.float().log_softmax(-1)
+    first = logp.shape[1] - width + len(head_ids) - 1  # the position predicting each continuation's first token
     out = []
     for i, t in enumerate(tails):
-        pos = torch.arange(len(head_ids) - 1, len(head_ids) - 1 + len(t))
+        pos = torch.arange(first, first + len(t))
         out.append(logp[i, pos, torch.tensor(t)].sum().item())
     return out
 
