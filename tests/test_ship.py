@@ -18,7 +18,7 @@ TINY = {"vocab_size": 512, "hidden_size": 64, "intermediate_size": 128, "num_lay
 SFT = {"learning_rate": 1e-3, "max_steps": 4, "warmup_steps": 0, "logging_steps": 2}
 
 
-def recipe(tmp_path, sft_steps=4, sft_save=50):
+def recipe(tmp_path, sft_steps=4, sft_save=50, out="out", data=None):
     stages = {
         "base": {"kind": "base", "config": TINY},
         "sft": {"kind": "train/sft", "config": {
@@ -32,7 +32,8 @@ def recipe(tmp_path, sft_steps=4, sft_save=50):
                                               "efficiency": {"prompts": 1, "max_new_tokens": 2}}},
     }
     path = tmp_path / "recipe.yaml"
-    path.write_text(yaml.safe_dump({"name": "t", "out": str(tmp_path / "out"), "stages": stages}, sort_keys=False))
+    top = {"name": "t", "out": str(tmp_path / out), **({"data": str(data)} if data else {})}
+    path.write_text(yaml.safe_dump({**top, "stages": stages}, sort_keys=False))
     return path
 
 
@@ -64,6 +65,26 @@ def test_ship_runs_caches_and_reruns_only_what_changed(tmp_path):
     assert after["sft"]["finished"] > before["sft"]["finished"] and after["sft"]["key"] != before["sft"]["key"]
     assert statuses(ship(path, until="q", echo=lambda m: None)) == {"base": "cached", "sft": "cached",
                                                                      "q": "cached"}
+
+
+@pytest.mark.slow
+def test_a_moved_output_keeps_its_cache_and_an_edited_data_dir_reruns_what_reads_it(tmp_path):
+    import shutil
+
+    from shipit.demo.world import DATA_DIR
+
+    data = tmp_path / "data"
+    shutil.copytree(DATA_DIR, data)
+    first = ship(recipe(tmp_path, data=data), echo=lambda m: None)
+    assert set(statuses(first).values()) == {"ran"}
+    (tmp_path / "out").rename(tmp_path / "moved")  # the whole output directory, and the data, move
+    data.rename(tmp_path / "data2")
+    path = recipe(tmp_path, out="moved", data=tmp_path / "data2")
+    assert statuses(ship(path, dry_run=True, echo=lambda m: None)) == {n: "cached" for n in first}
+    with (tmp_path / "data2" / "general_heldout.jsonl").open("a") as f:  # read by the bench (its data_dir) only
+        f.write(json.dumps({"text": "One more held-out line."}) + "\n")
+    assert statuses(ship(path, echo=lambda m: None)) == {"base": "cached", "sft": "cached", "other": "cached",
+                                                         "q": "cached", "bench": "ran"}
 
 
 def test_recipe_errors_fail_before_any_work(tmp_path):
@@ -159,3 +180,20 @@ def test_report_targets_read_each_number_against_its_bar(tmp_path):
     summary["results"]["dom"]["domain_qa"]["mc_accuracy"] = 0.4167  # 20/48 as results.json stores it; 18/48 kept
     rows = {t: (v, ok) for t, v, ok in targets(cfg, summary, None)}
     assert rows["merge keeps >= 90% of the domain specialist's QA"] == ("90.0%", "met")
+
+
+def test_bench_winner_resolves_where_the_output_is_now(tmp_path):
+    """${bench:winner} names the winning candidate's path as the recipe resolves it today, not the path the bench
+    recorded: after the output directory moved, the recorded one is gone."""
+    from shipit.ship.runner import Recipe, _lookup, plan
+
+    out = tmp_path / "moved"
+    r = Recipe(out=out, stages={"a": {"kind": "base", "config": {}}, "b": {"kind": "base", "config": {}},
+                                "bench": {"kind": "bench", "config": {"models": {"first": "${a}", "second": "${b}"}}}})
+    (out / "bench").mkdir(parents=True)
+    (out / "bench" / "results.json").write_text(json.dumps(
+        {"passed": ["first", "second"], "results": {"first": {"score": 0.2}, "second": {"score": 0.7}}}))
+    (out / "bench" / "manifest.json").write_text(json.dumps(
+        {"config": {"models": {"first": "/old/place/a", "second": "/old/place/b"}}}))
+    lookup = _lookup(plan(r, "recipe.yaml"), validating=False)
+    assert lookup("bench", "winner") == out.resolve() / "b" and lookup("bench", "runner_up") == out.resolve() / "a"

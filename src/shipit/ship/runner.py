@@ -144,8 +144,12 @@ def _lookup(p: Plan, validating: bool):
         idx = 0 if pick == "winner" else 1
         if len(ranked) <= idx:
             raise UserError(f"${{{ref}:{pick}}}: the bench has only {len(ranked)} candidate(s) that passed its gates")
-        models = json.loads((p.out(ref) / "manifest.json").read_text())["config"]["models"]
-        return Path(models[ranked[idx]])
+        # The candidate's path as the recipe names it now, not as the bench recorded it: an output directory that
+        # was moved (or a checkout of the data) resolves to where it is.
+        named = p.recipe.stages[ref].config.get("models", {}).get(ranked[idx])
+        if isinstance(named, str):
+            return Path(_substitute(named, lookup))
+        return Path(json.loads((p.out(ref) / "manifest.json").read_text())["config"]["models"][ranked[idx]])
     return lookup
 
 
@@ -179,24 +183,29 @@ def check_serving_env(p: Plan, names: list[str]) -> None:
             raise UserError(f"{p.source}: stage '{name}' serves with vLLM: {e}") from None
 
 
-def _file_fingerprint(value) -> list[str]:
-    """Content hashes of the existing files a config names (datasets, constitutions): edits rerun the stage."""
+def _file_fingerprint(value, data: Path) -> list[str]:
+    """Content hashes of the existing files a config names (datasets, constitutions) and of the recipe's data
+    directory when a config names it (a bench's `data_dir`): edits rerun the stage."""
     from shipit.registry import hash_path
 
     out = []
     for v in (value.values() if isinstance(value, dict) else value if isinstance(value, list) else [value]):
         if isinstance(v, (dict, list)):
-            out += _file_fingerprint(v)
-        elif isinstance(v, str) and len(v) < 4096 and "\n" not in v and Path(v).is_file():
-            out.append(f"{v}:{hash_path(Path(v))}")
+            out += _file_fingerprint(v, data)
+        elif isinstance(v, str) and len(v) < 4096 and "\n" not in v and (
+                Path(v).is_file() or Path(v).is_dir() and Path(v).resolve() == data.resolve()):
+            out.append(hash_path(Path(v)))
     return out
 
 
 def cache_key(p: Plan, name: str, keys: dict[str, str]) -> str:
-    """Hash of the stage's kind, its config with references resolved, the files it names and its inputs' keys."""
+    """Hash of the stage's kind, its config, the content of the files it names and its inputs' keys.
+
+    References (${stage}, ${data}) enter as written, not as the paths they resolve to: the inputs' keys and the
+    files' hashes stand for what they hold, so a moved output directory or checkout keeps its cache."""
     spec = p.recipe.stages[name]
     resolved = _substitute(spec.config, _lookup(p, validating=True))
-    blob = json.dumps({"kind": spec.kind, "config": resolved, "files": _file_fingerprint(resolved),
+    blob = json.dumps({"kind": spec.kind, "config": spec.config, "files": _file_fingerprint(resolved, p.data),
                        "deps": {d: keys[d] for d in p.deps[name]}}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
