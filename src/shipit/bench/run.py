@@ -40,9 +40,10 @@ def bench_model(path: Path, cfg: BenchConfig, ctx) -> dict:
     return result
 
 
-def candidate_key(path: Path, cfg: BenchConfig) -> str:
-    """What a candidate's numbers depend on: its weights, the bench data, the dtype it runs in and every setting that
-    changes a task's or an efficiency measure's result (not weights or gates, which only read the numbers)."""
+def candidate_keys(cfg: BenchConfig) -> dict[str, str]:
+    """Per candidate, what its numbers depend on: its weights, plus what all candidates share (the bench data, the
+    dtype they run in and every setting that changes a task's or an efficiency measure's result; not weights or
+    gates, which only read the numbers)."""
     import hashlib
 
     import shipit
@@ -51,12 +52,12 @@ def candidate_key(path: Path, cfg: BenchConfig) -> str:
 
     settings = cfg.model_dump(mode="json", include={"tasks", "efficiency", "lm_eval", "lm_eval_limit", "conventions",
                                                     "judge"})
-    blob = {**settings, "model": hash_path(path), "data": hash_path(cfg.data_dir),
-            "dtype": str(inference_dtype(cfg.dtype)),
-            "reward_model": hash_path(cfg.reward_model) if cfg.reward_model else None,
-            "baseline": hash_path(cfg.models[cfg.judge.baseline]) if cfg.judge else None,
-            "shipit": shipit.__version__}
-    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
+    shared = {**settings, "data": hash_path(cfg.data_dir), "dtype": str(inference_dtype(cfg.dtype)),
+              "reward_model": hash_path(cfg.reward_model) if cfg.reward_model else None,
+              "baseline": hash_path(cfg.models[cfg.judge.baseline]) if cfg.judge else None,
+              "shipit": shipit.__version__}
+    return {name: hashlib.sha256(json.dumps({**shared, "model": hash_path(path)}, sort_keys=True).encode())
+            .hexdigest()[:16] for name, path in cfg.models.items()}
 
 
 def previous_results(out: Path) -> dict[str, dict]:
@@ -113,10 +114,11 @@ def run(cfg: BenchConfig) -> dict:
     order = sorted(cfg.models, key=lambda n: n != (cfg.judge.baseline if cfg.judge else None))  # baseline first
     inputs = dict(cfg.models) | ({"reward_model": cfg.reward_model} if cfg.reward_model else {})
     earlier = previous_results(cfg.output) if cfg.reuse else {}
+    keys = candidate_keys(cfg)
     with stage_output(cfg.output, "bench", cfg, inputs) as out:
         results = {}
         for i, name in enumerate(order, 1):
-            key = candidate_key(cfg.models[name], cfg)
+            key = keys[name]
             if key in earlier:
                 print(f"  bench {i}/{len(order)}: {name}: unchanged (model, data and settings), results of "
                       f"{earlier[key]['reused']} reused", flush=True)
