@@ -15,3 +15,8 @@ def letter_e_flaky(prompts, completions):
     if CALLS["n"] == CALLS["fail_at"]:
         raise RuntimeError("simulated crash")
     return letter_e(prompts, completions)
+
+
+def constant(prompts, completions):
+    """The same reward for every completion: no signal for GRPO."""
+    return [0.0] * len(completions)

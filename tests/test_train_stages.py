@@ -256,7 +256,34 @@ def test_grpo_raises_a_toy_reward(tiny_base, tmp_path):
     out = stage.run(cfg)
     m = manifest(out)["metrics"]
     assert m["reward_last"] > m["reward_first"] * 1.15
+    assert m["frac_reward_zero_std"] < 0.5
     assert changed_fraction(tiny_base, out) > 0.9
+
+
+def test_grpo_says_when_its_rewards_give_no_signal(tiny_base, tmp_path, capsys):
+    """Equal rewards within every group leave every advantage 0: the run says so, where TRL logs only a loss of 0
+    (the stock SmolLM2 with `answer_format` on a GPU, benchmarks/RESULTS.md)."""
+    stage = get_stage("grpo")
+    cfg = stage.Config(model=tiny_base, output=tmp_path / "grpo", prompts=[DATA_DIR / "instructions.jsonl"],
+                       reward_functions=["tests.rl_rewards:constant"], num_generations=2, max_completion_length=4,
+                       trainer={**FAST, "max_steps": 2, "per_device_train_batch_size": 2, "warmup_steps": 0})
+    m = manifest(stage.run(cfg))["metrics"]
+    assert m["frac_reward_zero_std"] == 1.0
+    assert "GRPO had no signal and the model did not learn" in capsys.readouterr().err
+
+
+def test_grpo_batch_that_splits_a_prompts_completions_is_one_line_naming_the_fields(tmp_path):
+    from shipit.train.grpo import grpo_args
+
+    cfg = get_stage("grpo").Config(model="m", output="o", prompts=["p"], reward_functions=["brevity"],
+                                   num_generations=8, trainer={"per_device_train_batch_size": 2,
+                                                               "gradient_accumulation_steps": 2})
+    with pytest.raises(UserError, match=r"^trainer.per_device_train_batch_size \(2\) x "
+                       r"trainer.gradient_accumulation_steps \(2\) x processes must be a multiple of "
+                       r"num_generations \(8\).*--set trainer.per_device_train_batch_size=8$"):
+        grpo_args(cfg, tmp_path)
+    cfg.trainer.gradient_accumulation_steps = 4
+    assert grpo_args(cfg, tmp_path).generation_batch_size == 8
 
 
 def test_rl_configs_need_a_reward():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from pydantic import Field, model_validator
@@ -56,10 +57,32 @@ def load_prompts(paths: list[Path]) -> list[str]:
     return out
 
 
+def grpo_args(cfg: Config, output_dir: Path):
+    """TRL's GRPOConfig for `cfg`; its batch-shape error becomes one line naming shipit's fields."""
+    from trl import GRPOConfig
+
+    from shipit.errors import UserError
+
+    try:
+        return GRPOConfig(**trl_kwargs(cfg.trainer, output_dir), num_generations=cfg.num_generations,
+                          max_completion_length=cfg.max_completion_length, temperature=cfg.temperature,
+                          beta=cfg.beta, reward_weights=cfg.reward_weights, use_vllm=cfg.use_vllm,
+                          vllm_mode="colocate")
+    except ValueError as exc:
+        if "divisible by num_generations" not in str(exc):
+            raise
+        t = cfg.trainer
+        raise UserError(f"trainer.per_device_train_batch_size ({t.per_device_train_batch_size}) x "
+                        f"trainer.gradient_accumulation_steps ({t.gradient_accumulation_steps}) x processes must be "
+                        f"a multiple of num_generations ({cfg.num_generations}), so that a step holds every "
+                        f"completion of its prompts; e.g. --set trainer.per_device_train_batch_size="
+                        f"{cfg.num_generations}") from None
+
+
 def run(cfg: Config, resume: bool = False) -> Path:
     """GRPO-train `cfg.model`; the manifest holds the mean reward of the first and last steps."""
     from datasets import Dataset
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOTrainer
 
     from shipit.config import require_path
     from shipit.models.check import require_model
@@ -77,10 +100,7 @@ def run(cfg: Config, resume: bool = False) -> Path:
         inputs["reward_model"] = cfg.reward_model
     with stage_output(cfg.output, "train/grpo", cfg, inputs, resume=resume, keep_on_error=True) as out:
         tokenizer = training_tokenizer(cfg.model)
-        args = GRPOConfig(**trl_kwargs(cfg.trainer, out.dir / "checkpoints"), num_generations=cfg.num_generations,
-                          max_completion_length=cfg.max_completion_length, temperature=cfg.temperature,
-                          beta=cfg.beta, reward_weights=cfg.reward_weights, use_vllm=cfg.use_vllm,
-                          vllm_mode="colocate")
+        args = grpo_args(cfg, out.dir / "checkpoints")
         trainer = GRPOTrainer(model=load_model(cfg.model, cfg.peft), reward_funcs=rewards, args=args,
                               train_dataset=Dataset.from_list(prompts), processing_class=tokenizer,
                               peft_config=lora_config(cfg.peft),
@@ -89,5 +109,13 @@ def run(cfg: Config, resume: bool = False) -> Path:
         logged = [r["reward"] for r in trainer.state.log_history if "reward" in r]
         k = max(1, len(logged) // 4)
         out.metrics.update({"reward_first": round(sum(logged[:k]) / k, 4), "reward_last": round(sum(logged[-k:]) / k, 4)})
+        no_signal = [r["frac_reward_zero_std"] for r in trainer.state.log_history if "frac_reward_zero_std" in r]
+        if no_signal:
+            out.metrics["frac_reward_zero_std"] = round(sum(no_signal) / len(no_signal), 4)
+            if min(no_signal) == 1.0:
+                print(f"warning: at every logged step each prompt's {cfg.num_generations} completions got equal rewards "
+                      f"(mean {out.metrics['reward_last']}), so GRPO had no signal and the model did not learn; use "
+                      f"rewards that tell this model's answers apart (e.g. SFT it into the answer form first)",
+                      file=sys.stderr, flush=True)
         save_trained(trainer.model, tokenizer, out.dir, cfg.peft, trainer)
     return cfg.output
