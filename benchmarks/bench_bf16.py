@@ -87,7 +87,8 @@ def child(kind: str, mode: str, bf16: bool, model: str, warmup: int, steps: int,
     from shipit.formats.mix import DatasetSpec, load_mix
     from shipit.train.common import LoraSettings, TrainerSettings, trl_kwargs
 
-    s = TrainerSettings(learning_rate=1e-4, max_steps=warmup + steps, per_device_train_batch_size=batch, max_length=length,
+    s = TrainerSettings(learning_rate=1e-4, max_steps=warmup + steps, per_device_train_batch_size=batch,
+                        max_length=length,
                         warmup_steps=0, logging_steps=1, save_steps=10_000, bf16=bf16)
     rows = load_mix([DatasetSpec(path=DATA / f) for f in FILES], seed=0)
     peft = LoraSettings(**LORA) if mode == "lora" else None
@@ -135,7 +136,8 @@ SHAPE = {"batch": 8, "length": 128}  # sequences a step x tokens a sequence (--b
 def measure(kind: str, mode: str, bf16: bool, model: Path, warmup: int, steps: int) -> dict:
     with tempfile.TemporaryDirectory() as work:
         r = subprocess.run([sys.executable, __file__, "--child", kind, mode, str(int(bf16)), str(model), str(warmup),
-                            str(steps), work, str(SHAPE["batch"]), str(SHAPE["length"])], capture_output=True, text=True)
+                            str(steps), work, str(SHAPE["batch"]), str(SHAPE["length"])],
+                       capture_output=True, text=True)
     if r.returncode:
         sys.exit(f"{kind} {mode} bf16={bf16} failed:\n{r.stderr[-3000:]}")
     out = json.loads(r.stdout.strip().splitlines()[-1])
@@ -152,7 +154,8 @@ def gpu_mb(r: dict) -> str:
 
 def part_speed(model: Path, warmup: int, steps: int) -> None:
     peak = {d: gemm_peak(d) for d in ("float32", "bfloat16")}
-    print(f"GEMM peak (2048^3 on a CPU, 8192^3 on CUDA): float32 {peak['float32']:.0f} GFLOP/s, bfloat16 {peak['bfloat16']:.0f} GFLOP/s "
+    print(f"GEMM peak (2048^3 on a CPU, 8192^3 on CUDA): float32 {peak['float32']:.0f} GFLOP/s, "
+          f"bfloat16 {peak['bfloat16']:.0f} GFLOP/s "
           f"({peak['bfloat16'] / peak['float32']:.2f}x)  [{load()}]", flush=True)
     for mode, flops_per_token in (("lora", 4), ("full", 6)):
         res = {}
@@ -173,7 +176,8 @@ def part_trl(model: Path, warmup: int, steps: int, repeats: int) -> None:
         for kind in (("shipit", "trl") if i % 2 == 0 else ("trl", "shipit")):
             r = measure(kind, "lora", True, model, warmup, steps)
             runs[kind].append(r)
-            print(f"  {kind:6s} LoRA bf16: {r['tokens_per_s']:7.1f} tokens/s, peak RSS {r['peak_rss_mb']:.0f} MB{gpu_mb(r)}"
+            print(f"  {kind:6s} LoRA bf16: {r['tokens_per_s']:7.1f} tokens/s, "
+                  f"peak RSS {r['peak_rss_mb']:.0f} MB{gpu_mb(r)}"
                   f"  [{r['load']}]", flush=True)
     med = {k: {m: statistics.median(r[m] for r in v) for m in ("tokens_per_s", "peak_rss_mb")} for k, v in runs.items()}
     for k, v in med.items():

@@ -113,9 +113,10 @@ def run(cfg: Config, resume: bool = False) -> Path:
         if no_signal:
             out.metrics["frac_reward_zero_std"] = round(sum(no_signal) / len(no_signal), 4)
             if min(no_signal) == 1.0:
-                print(f"warning: at every logged step each prompt's {cfg.num_generations} completions got equal rewards "
-                      f"(mean {out.metrics['reward_last']}), so GRPO had no signal and the model did not learn; use "
-                      f"rewards that tell this model's answers apart (e.g. SFT it into the answer form first)",
+                print(f"warning: at every logged step each prompt's {cfg.num_generations} completions got equal "
+                      f"rewards (mean {out.metrics['reward_last']}), so GRPO had no signal and the model did not "
+                      f"learn; use rewards that tell this model's answers apart (e.g. SFT it into the answer form "
+                      f"first)",
                       file=sys.stderr, flush=True)
         save_trained(trainer.model, tokenizer, out.dir, cfg.peft, trainer)
     return cfg.output
