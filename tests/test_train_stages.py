@@ -272,7 +272,7 @@ def test_grpo_says_when_its_rewards_give_no_signal(tiny_base, tmp_path, capsys):
     assert "GRPO had no signal and the model did not learn" in capsys.readouterr().err
 
 
-def test_grpo_batch_that_splits_a_prompts_completions_is_one_line_naming_the_fields(tmp_path):
+def test_grpo_batch_that_splits_a_prompts_completions_is_one_line_naming_the_fields():
     from shipit.train.grpo import grpo_args
 
     cfg = get_stage("grpo").Config(model="m", output="o", prompts=["p"], reward_functions=["brevity"],
@@ -281,9 +281,9 @@ def test_grpo_batch_that_splits_a_prompts_completions_is_one_line_naming_the_fie
     with pytest.raises(UserError, match=r"^trainer.per_device_train_batch_size \(2\) x "
                        r"trainer.gradient_accumulation_steps \(2\) x processes must be a multiple of "
                        r"num_generations \(8\).*--set trainer.per_device_train_batch_size=8$"):
-        grpo_args(cfg, tmp_path)
+        grpo_args(cfg)
     cfg.trainer.gradient_accumulation_steps = 4
-    assert grpo_args(cfg, tmp_path).generation_batch_size == 8
+    assert grpo_args(cfg).generation_batch_size == 8
 
 
 def test_rl_configs_need_a_reward():

@@ -57,14 +57,15 @@ def load_prompts(paths: list[Path]) -> list[str]:
     return out
 
 
-def grpo_args(cfg: Config, output_dir: Path):
-    """TRL's GRPOConfig for `cfg`; its batch-shape error becomes one line naming shipit's fields."""
+def grpo_args(cfg: Config):
+    """TRL's GRPOConfig for `cfg`, built before the stage's output exists (the caller sets `output_dir`), so its
+    batch-shape error becomes one line naming shipit's fields and leaves nothing behind."""
     from trl import GRPOConfig
 
     from shipit.errors import UserError
 
     try:
-        return GRPOConfig(**trl_kwargs(cfg.trainer, output_dir), num_generations=cfg.num_generations,
+        return GRPOConfig(**trl_kwargs(cfg.trainer, Path("checkpoints")), num_generations=cfg.num_generations,
                           max_completion_length=cfg.max_completion_length, temperature=cfg.temperature,
                           beta=cfg.beta, reward_weights=cfg.reward_weights, use_vllm=cfg.use_vllm,
                           vllm_mode="colocate")
@@ -98,9 +99,10 @@ def run(cfg: Config, resume: bool = False) -> Path:
     inputs = {"model": cfg.model, **{f"prompts{i}": p for i, p in enumerate(cfg.prompts)}}
     if cfg.reward_model is not None:
         inputs["reward_model"] = cfg.reward_model
+    args = grpo_args(cfg)
     with stage_output(cfg.output, "train/grpo", cfg, inputs, resume=resume, keep_on_error=True) as out:
+        args.output_dir = str(out.dir / "checkpoints")
         tokenizer = training_tokenizer(cfg.model)
-        args = grpo_args(cfg, out.dir / "checkpoints")
         trainer = GRPOTrainer(model=load_model(cfg.model, cfg.peft), reward_funcs=rewards, args=args,
                               train_dataset=Dataset.from_list(prompts), processing_class=tokenizer,
                               peft_config=lora_config(cfg.peft),
