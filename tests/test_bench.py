@@ -146,18 +146,19 @@ def test_bench_config_errors(tmp_path):
 def test_choice_logprobs_match_one_sequence_at_a_time(tiny_base):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from shipit.bench.tasks.qa import choice_logprobs
+    from shipit.bench.tasks.qa import _each_whole, choice_logprobs
 
     model, tok = AutoModelForCausalLM.from_pretrained(tiny_base).eval(), AutoTokenizer.from_pretrained(tiny_base)
     head, tails = "The capital of Vellmora is", [" Kelvadon.", " Ombrisk.", " a very long answer of many words."]
-    batched = choice_logprobs(model, tok, head, tails)  # padded to the longest, in one forward pass
     h = tok(head, add_special_tokens=False)["input_ids"]
-    for tail, got in zip(tails, batched):
-        t = tok(tail, add_special_tokens=False)["input_ids"]
+    ts = [tok(tail, add_special_tokens=False)["input_ids"] for tail in tails]
+    shared = choice_logprobs(model, tok, head, tails)  # the head once, its KV cache copied to each continuation
+    whole = _each_whole(model, h, ts, tok.pad_token_id)  # the path for models without a cache: padded, one pass
+    for t, got, got_whole in zip(ts, shared, whole):
         with torch.no_grad():
             logp = model(torch.tensor([h + t])).logits[0].log_softmax(-1)
         want = sum(logp[len(h) - 1 + i, tid].item() for i, tid in enumerate(t))
-        assert got == pytest.approx(want, abs=1e-4)
+        assert got == pytest.approx(want, abs=1e-4) and got_whole == pytest.approx(want, abs=1e-4)
 
 
 def fine_tuned(src, dst, texts: list[str], steps: int, lr: float = 3e-3, head=None, targets=None):

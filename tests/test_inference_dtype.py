@@ -84,6 +84,25 @@ def test_every_inference_path_loads_in_the_chosen_dtype(cpu_with, tiny_base):
     assert all(f.default == "auto" for f in fields)
 
 
+def test_a_quantized_checkpoint_is_evaluated_in_the_inference_dtype(cpu_with, tiny_base, tmp_path):
+    """A w4a16 checkpoint loads in the inference dtype like any candidate (the bench compares it with its source like
+    for like); "checkpoint" (the quantize stage's own check) keeps the dtype its quantizer recorded, float32 here.
+    In bf16 it computes what it does in float32: the int4 weights decompress into bf16, not into noise."""
+    from shipit.models.load import load_for_eval
+    from shipit.quantize.run import run
+
+    q4 = run("w4a16", tiny_base, tmp_path / "q4")
+    cpu_with("avx512_bf16")
+    b16, f32 = load_for_eval(q4)[0], load_for_eval(q4, "checkpoint")[0]
+    assert (b16.dtype, f32.dtype) == (torch.bfloat16, torch.float32)
+    cpu_with("avx2")
+    assert load_for_eval(q4)[0].dtype is torch.float32
+    ids = torch.arange(5, 37).reshape(2, 16)
+    with torch.no_grad():
+        lb, lf = b16(ids).logits.float(), f32(ids).logits
+    assert (lb - lf).abs().max() < 0.05 * lf.abs().max() and (lb.argmax(-1) == lf.argmax(-1)).float().mean() > 0.9
+
+
 def test_bf16_bench_numbers_agree_with_float32(tiny_base, tmp_path):
     """The same candidate benched in float32 and in bfloat16: perplexities within 1% relative and multiple-choice
     accuracies within 0.05 absolute. Why those bounds: bf16 keeps 8 bits of mantissa, so each logit is off by up to
