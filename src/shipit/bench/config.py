@@ -70,7 +70,8 @@ class BenchConfig(StrictModel):
     output: Path
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     """dtype the candidates run in: 'auto' is bfloat16 on a CUDA GPU or CPU with native bf16, else float32
-    ($SHIPIT_INFERENCE_DTYPE sets it when this is 'auto'). Quantized and ONNX candidates keep their own."""
+    ($SHIPIT_INFERENCE_DTYPE sets it when this is 'auto'). Quantized candidates run in it too (as vLLM serves them);
+    ONNX ones run in ONNX Runtime in their own."""
     reuse: bool = True
     """Reuse a candidate's results from the bench last written to `output` when its model, the data and every setting
     that changes a number are unchanged (a rerun after one candidate changed benches that one only); false benches
