@@ -80,6 +80,13 @@ class Env:
                "prompts": [{"path": str(prompts)}], "output": str(self.tmp / "o")}
         return self.write("cai.yaml", yaml.safe_dump(cfg, sort_keys=False))
 
+    def onpolicy_yaml(self, rows: list[dict], **ref) -> Path:
+        refs = self.write("refs.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+        cfg = {"generator": {"backend": "hf", "model": str(self.base)},
+               "references": [{"path": str(refs), "field": "messages", **ref}],
+               "scorers": [{"name": "length"}], "output": str(self.tmp / "o")}
+        return self.write("onpolicy.yaml", yaml.safe_dump(cfg, sort_keys=False))
+
     def recipe(self, **merge_extra) -> Path:
         merge = yaml.safe_load(self.merge_yaml("stage-merge.yaml", **merge_extra).read_text())
         cfg = {"name": "r", "out": str(self.tmp / "run"), "stages": {"merged": {"kind": "merge", "config": merge}}}
@@ -206,6 +213,12 @@ ROWS = [
         ("bad.jsonl:2", "Unterminated string starting at column 10"), "o"),
     Row("constitution-key-typo", lambda e: ["data", "cai", str(e.cai_yaml())], 2,
         ("constitution.yaml:3: field 'principles.0.critique_requst'", "did you mean 'critique_request'?"), "o"),
+    Row("onpolicy-reference-without-answer", lambda e: ["data", "onpolicy", str(e.onpolicy_yaml([
+        {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hello."}]},
+        {"messages": [{"role": "user", "content": "no answer here"}]}]))], 2,
+        ("refs.jsonl:2: field 'messages' needs an assistant turn", "chosen answer"), "o"),
+    Row("onpolicy-references-of-plain-prompts", lambda e: ["data", "onpolicy", str(e.onpolicy_yaml(
+        [{"prompt": "hi"}], field="prompt"))], 2, ("field must be 'messages'", "not 'prompt'"), "o"),
     Row("set-typo-not-blamed-on-file", lambda e: ["train", "sft", str(e.sft_yaml(e.tmp / "o")), "--set",
                                                   "trainer.max_step=3"], 2,
         ("--set: field 'trainer.max_step'", "did you mean 'max_steps'?"), "o"),

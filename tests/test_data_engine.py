@@ -364,10 +364,12 @@ def test_iterate_stops_early_on_a_scripted_score_sequence(tiny_base, tmp_path, m
 @pytest.mark.parametrize("path", sorted((REPO / "data_configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_data_configs_validate(path):
     from shipit.data.cai import CAIConfig
-    from shipit.ship.iterate import IterateConfig
+    from shipit.data.onpolicy import OnPolicyConfig
     from shipit.data.synth import SynthConfig
+    from shipit.ship.iterate import IterateConfig
 
-    model = {"synth": SynthConfig, "cai": CAIConfig, "iterate": IterateConfig}[path.name.split("-")[0]]
+    model = {"synth": SynthConfig, "cai": CAIConfig, "iterate": IterateConfig,
+             "onpolicy": OnPolicyConfig}[path.name.split("-")[0]]
     cfg = load_config(path, model)
     assert cfg.output
 

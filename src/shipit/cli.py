@@ -181,33 +181,33 @@ def train(stage: str, config_path: Path, overrides: tuple[str, ...], resume: boo
 
 @cli.group()
 def data() -> None:
-    """Make training data: synthetic instructions and preference pairs, constitutional AI feedback."""
+    """Make training data: synthetic instructions and preference pairs, constitutional AI feedback, on-policy pairs."""
 
 
-@data.command("synth")
-@FORCE_OPT
-@click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
-@click.option("--set", "overrides", multiple=True, help=SET_HELP)
-@click.option("--resume", is_flag=True, help="Continue an interrupted run without regenerating written rows.")
-def data_synth(config_path: Path, overrides: tuple[str, ...], resume: bool) -> None:
-    """Generate instructions, sample answers, score, filter, and write SFT rows and preference pairs."""
-    from shipit.config import load_config
-    from shipit.data.synth import SynthConfig, run
+def _data_command(name: str, config: str, help: str) -> None:
+    """`shipit data NAME CONFIG`: validate the config (`module:Class`) and run that module's `run`."""
 
-    click.echo(f"data: {run(load_config(config_path, SynthConfig, overrides), resume=resume)}")
+    @data.command(name, help=help)
+    @FORCE_OPT
+    @click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
+    @click.option("--set", "overrides", multiple=True, help=SET_HELP)
+    @click.option("--resume", is_flag=True, help="Continue an interrupted run without regenerating written rows.")
+    def command(config_path: Path, overrides: tuple[str, ...], resume: bool) -> None:
+        import importlib
+
+        from shipit.config import load_config
+
+        module, cls = config.split(":")
+        mod = importlib.import_module(module)
+        click.echo(f"data: {mod.run(load_config(config_path, getattr(mod, cls), overrides), resume=resume)}")
 
 
-@data.command("cai")
-@FORCE_OPT
-@click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
-@click.option("--set", "overrides", multiple=True, help=SET_HELP)
-@click.option("--resume", is_flag=True, help="Continue an interrupted run without regenerating written rows.")
-def data_cai(config_path: Path, overrides: tuple[str, ...], resume: bool) -> None:
-    """Critique and revise answers against a constitution (SFT data); label pairs with AI feedback (DPO data)."""
-    from shipit.config import load_config
-    from shipit.data.cai import CAIConfig, run
-
-    click.echo(f"data: {run(load_config(config_path, CAIConfig, overrides), resume=resume)}")
+_data_command("synth", "shipit.data.synth:SynthConfig",
+              "Generate instructions, sample answers, score, filter, and write SFT rows and preference pairs.")
+_data_command("cai", "shipit.data.cai:CAIConfig",
+              "Critique and revise answers against a constitution (SFT data); label pairs with AI feedback (DPO data).")
+_data_command("onpolicy", "shipit.data.onpolicy:OnPolicyConfig",
+              "Pair a model's own mistakes (rejected) with reference answers (chosen): on-policy DPO data.")
 
 
 @data.command("from-ab")

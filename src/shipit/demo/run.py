@@ -26,6 +26,12 @@ SMOKE = [
     "where: {split: train}, limit: 3}, {path: '${data}/benign_prompts.jsonl', topic_field: category, "
     "where: {split: train}, limit: 3}]",
     "stages.cai-safety.config.helpful_limit=16",
+    "stages.onpolicy-safety.config.generator.max_new_tokens=8",
+    "stages.onpolicy-safety.config.references=[{path: '${data}/safety_sft.jsonl', field: messages, "
+    "where: {kind: benign}, limit: 6}]",
+    # The cut refuses nothing: scored as if these look-alikes had to be refused, each of its answers is a mistake,
+    # so the pairs reach the safety DPO.
+    "stages.onpolicy-safety.config.scorers=[{name: refusal_policy, path: '${data}/benign_prompts.jsonl'}]",
     "stages.replay.config.generator.max_new_tokens=8",
     "stages.replay.config.instructions.files=[{path: '${data}/replay_prompts.jsonl', limit: 4}]",
     "stages.replay.config.filter.min_score=null",  # the cut's 8-token answers rarely end a sentence

@@ -116,6 +116,7 @@ KINDS: dict[str, Kind] = {
     **{f"train/{s}": Kind(f"{module}:Config", _train(s)) for s, module in stages().items()},
     "data/synth": Kind("shipit.data.synth:SynthConfig", _data("shipit.data.synth")),
     "data/cai": Kind("shipit.data.cai:CAIConfig", _data("shipit.data.cai")),
+    "data/onpolicy": Kind("shipit.data.onpolicy:OnPolicyConfig", _data("shipit.data.onpolicy")),
     "iterate": Kind("shipit.ship.iterate:IterateConfig", _data("shipit.ship.iterate")),
     "merge": Kind("mergekit.config:MergeConfiguration", _merge, has_output=False),
     "merge/search": Kind("shipit.ship.merge_search:SearchConfig", _merge_search),

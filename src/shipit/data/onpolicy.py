@@ -1,0 +1,107 @@
+"""`shipit data onpolicy`: preference pairs from a model's own mistakes. The model answers the prompts of reference
+chat rows; each answer the scorers reject is paired, as the rejected side, with the reference answer as chosen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from shipit.config import StrictModel
+from shipit.data.generators import GeneratorSettings
+from shipit.data.scorers import ScorerSpec
+from shipit.data.sources import PromptSource
+
+
+class OnPolicyConfig(StrictModel):
+    """An on-policy pairs run. DPO moves a model where its rejected answers lie: pairs whose rejected side is the
+    model's own answer target the mistakes it actually makes. Writes `pairs.jsonl` (`{"prompt", "chosen",
+    "rejected"}`, TRL conversational, with provenance) and `answers.jsonl` (every answer with its score) to
+    `output`.
+
+    In the demo the attention-only safety SFT refused 330 of the 486 harmless training look-alikes: all 330 as pairs
+    took its held-out over-refusal 0.27 -> 0.05 and its refusals 0.80 -> 0.30; a third of them, 0.14 and 0.60
+    (benchmarks/RESULTS.md, E3)."""
+
+    generator: GeneratorSettings
+    """The model whose mistakes are collected (answers are greedy)."""
+    references: list[PromptSource] = Field(min_length=1)
+    """JSONL files of chat rows (`field: messages`): the first user turn is the prompt, the assistant turn after
+    it the chosen answer."""
+    scorers: list[ScorerSpec] = Field(min_length=1)
+    """How an answer is scored, e.g. `refusal_policy` (an answer that refuses a harmless request scores 0)."""
+    min_score: float = Field(1.0, ge=0, le=1)
+    """An answer scoring below this is a mistake."""
+    fraction: float = Field(1.0, gt=0, le=1)
+    """The share of the mistakes that become pairs, evenly spaced in file order (so every activity keeps some)."""
+    output: Path
+
+
+def evenly_spaced(items: list, fraction: float) -> list:
+    """round(len * fraction) of `items`, spread evenly from the first (0.33 of 330: about every third)."""
+    n = len(items)
+    count = round(n * fraction)
+    return [items[i * n // count] for i in range(count)] if count else []
+
+
+def read_references(cfg: OnPolicyConfig) -> list[dict]:
+    """Rows `{"prompt", "topic", "answer"}`; a row with no assistant turn after its prompt is named by file:line."""
+    from shipit.data.sources import read_prompts
+    from shipit.errors import UserError
+
+    rows = []
+    for src in cfg.references:
+        if src.field != "messages":
+            raise UserError(f"references: {src.path}: field must be 'messages' (chat rows carry the chosen answer), "
+                            f"not '{src.field}'")
+        for r in read_prompts(src, answers=True):
+            if not isinstance(r["answer"], str) or not r["answer"].strip():
+                raise UserError(f"{src.path}:{r['line']}: field 'messages' needs an assistant turn after the user "
+                                "turn (the chosen answer)")
+            rows.append(r)
+    return rows
+
+
+def run(cfg: OnPolicyConfig, resume: bool = False) -> Path:
+    """Answer every reference prompt, score the answers, pair the mistakes; write the outputs to `cfg.output`."""
+    from shipit.data.generators import make_generator
+    from shipit.data.progress import ProgressLog, write_jsonl
+    from shipit.data.scorers import Scoring
+    from shipit.registry import stage_output
+
+    refs = read_references(cfg)
+    inputs = {f"references{i}": s.path for i, s in enumerate(cfg.references)}
+    if cfg.generator.model:
+        inputs["generator"] = cfg.generator.model
+    bs = cfg.generator.batch_size
+    with stage_output(cfg.output, "data/onpolicy", cfg, inputs, resume=resume, keep_on_error=True) as out:
+        log = ProgressLog(out.dir / "answers.jsonl")
+        with make_generator(cfg.generator) as gen:
+            scoring = Scoring(cfg.scorers, shared=(cfg.generator, gen))
+            try:
+                for start in range(0, len(refs), bs):
+                    if str(start) in log:
+                        continue
+                    batch = refs[start:start + bs]
+                    answers = gen.generate([r["prompt"] for r in batch], temperature=0.0)
+                    scores = scoring([r["prompt"] for r in batch], answers)
+                    log.commit(str(start), [{**r, "completion": a, "score": sc["score"], "scores": sc["scores"],
+                                             "generator": gen.describe()}
+                                            for r, a, sc in zip(batch, answers, scores)])
+            finally:
+                scoring.close()
+        answered = log.rows()
+        mistakes = [r for r in answered if r["score"] < cfg.min_score]
+        pairs = [{"prompt": [{"role": "user", "content": r["prompt"]}],
+                  "chosen": [{"role": "assistant", "content": r["answer"]}],
+                  "rejected": [{"role": "assistant", "content": r["completion"]}],
+                  "topic": r["topic"],
+                  "provenance": {"source": "onpolicy", "generator": r["generator"], "rejected_score": r["score"],
+                                 "scores": r["scores"]}}
+                 for r in evenly_spaced(mistakes, cfg.fraction)]
+        write_jsonl(out.dir / "pairs.jsonl", pairs)
+        out.metrics.update({"prompts": len(refs), "mistakes": len(mistakes),
+                            "mistake_rate": round(len(mistakes) / max(1, len(refs)), 4), "pairs": len(pairs),
+                            "batches_resumed": log.resumed})
+        out.extra["judge_unparsed"] = scoring.stats()
+    return cfg.output
