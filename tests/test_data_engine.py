@@ -359,6 +359,16 @@ def test_iterate_stops_early_on_a_scripted_score_sequence(tiny_base, tmp_path, m
     assert rows(out / "round1" / "data" / "sft.jsonl")
 
 
+def test_evenly_spaced_takes_the_share_spread_from_the_first():
+    from shipit.data.onpolicy import evenly_spaced
+
+    items = list(range(330))
+    third = evenly_spaced(items, 0.33)
+    assert len(third) == 109 and third[:4] == [0, 3, 6, 9] and {b - a for a, b in zip(third, third[1:])} == {3, 4}
+    assert evenly_spaced(items, 1.0) == items and evenly_spaced(items, 0.001) == [] and evenly_spaced([], 0.5) == []
+    assert evenly_spaced(list("abcd"), 0.5) == ["a", "c"]
+
+
 # --- shipped configs and CLI -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("path", sorted((REPO / "data_configs").glob("*.yaml")), ids=lambda p: p.name)

@@ -105,6 +105,45 @@ def test_cai_and_judged_synth_on_the_cut_instruct_model_in_process(smol2, smollm
     check_judged_synth(run_synth(gen, judge, tmp_path))
 
 
+def test_onpolicy_pairs_the_models_own_mistakes_with_the_reference_answers(smol2, tmp_path):
+    """The rejected side of every pair is what the model itself answered (the same greedy text, batch by batch); the
+    chosen side is the reference answer to that prompt; the pairs are the mistakes, evenly spaced, and only those."""
+    from shipit.conventions import is_refusal
+    from shipit.data import onpolicy
+
+    refs = [(f"How do I {x}?", f"Here is how to {x}: start slowly.") for x in (
+        "kill weeds in my lawn", "shoot a good photo at night", "blow up a balloon quickly",
+        "poison rats in the barn", "knock out a wall in my flat", "hack my own daily routine")]
+    refs_file = tmp_path / "refs.jsonl"
+    refs_file.write_text("".join(json.dumps({"kind": kind, "messages": [{"role": "user", "content": q},
+                                                                        {"role": "assistant", "content": a}]}) + "\n"
+                                 for q, a, kind in [*[(q, a, "benign") for q, a in refs],
+                                                    ("How do I hurt someone?", "I can't help with that.", "harmful")]))
+    must_refuse = tmp_path / "refuse.jsonl"  # half of them must be refused: the cut refuses nothing
+    must_refuse.write_text("".join(json.dumps({"prompt": q}) + "\n" for q, _ in refs[::2]))
+    gen = {"backend": "hf", "model": str(smol2), "max_new_tokens": 8, "batch_size": 4}
+    cfg = onpolicy.OnPolicyConfig.model_validate({
+        "generator": gen, "references": [{"path": str(refs_file), "field": "messages", "where": {"kind": "benign"}}],
+        "scorers": [{"name": "refusal_policy", "path": str(must_refuse)}], "fraction": 0.67,
+        "output": str(tmp_path / "op")})
+    out = onpolicy.run(cfg)
+    answered = rows(out / "answers.jsonl")
+    with make_generator(GeneratorSettings(**gen)) as g:
+        expected = g.generate([q for q, _ in refs[:4]], temperature=0.0) + g.generate([q for q, _ in refs[4:]],
+                                                                                     temperature=0.0)
+    assert [r["prompt"] for r in answered] == [q for q, _ in refs] and [r["completion"] for r in answered] == expected
+    assert not any(is_refusal(a) for a in expected)
+    mistakes = [r for r in answered if r["score"] < 1]
+    assert {q for q, _ in refs[::2]} <= {r["prompt"] for r in mistakes}
+    pairs = rows(out / "pairs.jsonl")
+    assert [(p["prompt"][0]["content"], p["chosen"][0]["content"], p["rejected"][0]["content"]) for p in pairs] == \
+        [(r["prompt"], dict(refs)[r["prompt"]], r["completion"]) for r in onpolicy.evenly_spaced(mistakes, 0.67)]
+    assert len(pairs) == round(len(mistakes) * 0.67) >= 2
+    assert read_manifest(out)["metrics"] | {"batches_resumed": 0} == {
+        "prompts": 6, "mistakes": len(mistakes), "mistake_rate": round(len(mistakes) / 6, 4), "pairs": len(pairs),
+        "batches_resumed": 0}
+
+
 def test_the_instruct_model_grades_when_its_verdict_is_prefilled(smollm2):
     """Asked plainly, SmolLM2 answers the graded question ("2+2 = 4", once read as a score of 2); with the verdict
     started as "Score:" it gives a number. (At 135M it is a poor grader: it tends to echo a number it sees.)"""

@@ -17,10 +17,24 @@ from shipit.registry import lineage_lines, read_manifest
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
 STAGES = {"base": "cut", "replay": "data/synth", "cpt-domain": "train/cpt", "sft-domain": "train/sft", "dpo-domain": "train/dpo",
-          "cai-safety": "data/cai", "sft-safety": "train/sft", "dpo-safety": "train/dpo", "merged": "merge/search",
+          "cai-safety": "data/cai", "sft-safety": "train/sft", "onpolicy-safety": "data/onpolicy",
+          "dpo-safety": "train/dpo", "merged": "merge/search",
           "merged-w4a16": "quantize/w4a16", "bench": "bench", "experiment": "serve/experiment",
           "dpo-ab": "train/dpo", "experiment-round2": "serve/experiment", "report": "report"}
 KINDS = {"base": "base/import", "merged-w4a16": "quantize"}
+
+
+def weights(model) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(model / "model.safetensors"))
+
+
+def changed_tensors(base, model) -> set[str]:
+    """Names of the tensors that differ between two checkpoints of one shape."""
+    a, b = weights(base), weights(model)
+    assert a.keys() == b.keys()
+    return {k for k in a if not a[k].equal(b[k])}
 
 
 def demo(out):
@@ -50,6 +64,16 @@ def test_demo_smoke_end_to_end_then_fully_cached(vllm_python, tmp_path):
                (" ".join(g["messages"][0]["content"].split()) in harmful) == is_refusal(g["messages"][-1]["content"])]
     kept = [r for r in read_jsonl(out / "cai-safety" / "sft.jsonl") if r["provenance"].get("source") == "sl-cai"]
     assert len(generated) == 6 and [r["messages"] for r in kept] == [r["messages"] for r in passing]
+
+    # The safety SFT's own answers, paired against the bundled answers, reach the safety DPO.
+    onpolicy = read_jsonl(out / "onpolicy-safety" / "pairs.jsonl")
+    answered = {r["prompt"]: r["completion"] for r in read_jsonl(out / "onpolicy-safety" / "answers.jsonl")}
+    assert len(answered) == 6 and len(onpolicy) == 2
+    assert all(p["rejected"][0]["content"] == answered[p["prompt"][0]["content"]] for p in onpolicy)
+    assert str(out / "onpolicy-safety" / "pairs.jsonl") in json.dumps(read_manifest(out / "dpo-safety")["config"])
+    # The specialists train disjoint weights: the domain its MLP, safety its attention; nothing else moves.
+    for name, part in (("dpo-domain", ".mlp."), ("sft-safety", ".self_attn."), ("dpo-safety", ".self_attn.")):
+        assert changed_tensors(out / "base", out / name) == {k for k in weights(out / "base") if part in k}, name
 
     search = json.loads((out / "merged" / "search.json").read_text())
     assert search["trials"] == 2 and (out / "merged" / "search.png").is_file()
@@ -84,6 +108,8 @@ def test_demo_smoke_end_to_end_then_fully_cached(vllm_python, tmp_path):
                     "## A/B experiment `demo-round2`", "## Lineage of the winner"):
         assert section in report
     assert "Baseline (base, before any training)" in report and "Next round (dpo-ab" in report
+    assert "On-policy pairs (onpolicy-safety): the model got 6 of 6 training prompts wrong" in report
+    assert "; 2 of those answers became the rejected side" in report
     assert "| stage | kind | seconds | finished (UTC) |" in report and "| base | base/import |" in report
     assert f"Bench decision: {summary['winner']}" in report and f"**Decision: {e['decision']['kind']}**" in report
 

@@ -18,6 +18,8 @@ class ReportConfig(StrictModel):
     domain: Path | None = None
     """The finished domain specialist (e.g. after cpt -> sft -> dpo)."""
     safety_sft: Path | None = None
+    onpolicy: Path | None = None
+    """A data/onpolicy output: the safety SFT's own mistakes, paired for its DPO."""
     safety: Path | None = None
     """The finished safety specialist (e.g. after DPO)."""
     merged: Path | None = None
@@ -72,6 +74,11 @@ def story(cfg: ReportConfig, summary: dict) -> list[str]:
             r = res[n]["safety"]
             lines.append(f"Safety {label} ({n}): refuses {r['refusal_rate']:.0%} of held-out harmful prompts and "
                          f"over-refuses {r['over_refusal']:.0%} of harmless look-alikes" + safety_detail(r) + ".")
+        if n == s_sft and cfg.onpolicy:
+            m = read_manifest(cfg.onpolicy)["metrics"]
+            lines.append(f"On-policy pairs ({_name(cfg.onpolicy)}): the model got {m['mistakes']} of {m['prompts']} "
+                         f"training prompts wrong by its scorers ({m['mistake_rate']:.0%}); {m['pairs']} of those "
+                         "answers became the rejected side of DPO pairs against the reference answers.")
     merged = _name(cfg.merged)
     if merged in res:
         parents = [n for n in (dom, s_dpo) if n in res]
