@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from shipit.config import StrictModel
 from shipit.data.generators import GeneratorSettings
@@ -36,6 +36,15 @@ class OnPolicyConfig(StrictModel):
     """The share of the mistakes that become pairs, evenly spaced in file order (so every activity keeps some)."""
     output: Path
 
+    @field_validator("references")
+    @classmethod
+    def _chat_rows(cls, refs):
+        bad = [r for r in refs if r.field != "messages"]
+        if bad:
+            raise ValueError(f"{bad[0].path}: field must be 'messages' (chat rows carry the chosen answer), "
+                             f"not '{bad[0].field}'")
+        return refs
+
 
 def evenly_spaced(items: list, fraction: float) -> list:
     """round(len * fraction) of `items`, spread evenly from the first (0.33 of 330: about every third)."""
@@ -51,9 +60,6 @@ def read_references(cfg: OnPolicyConfig) -> list[dict]:
 
     rows = []
     for src in cfg.references:
-        if src.field != "messages":
-            raise UserError(f"references: {src.path}: field must be 'messages' (chat rows carry the chosen answer), "
-                            f"not '{src.field}'")
         for r in read_prompts(src, answers=True):
             if not isinstance(r["answer"], str) or not r["answer"].strip():
                 raise UserError(f"{src.path}:{r['line']}: field 'messages' needs an assistant turn after the user "
