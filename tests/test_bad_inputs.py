@@ -219,6 +219,10 @@ ROWS = [
         ("refs.jsonl:2: field 'messages' needs an assistant turn", "chosen answer"), "o"),
     Row("onpolicy-references-of-plain-prompts", lambda e: ["data", "onpolicy", str(e.onpolicy_yaml(
         [{"prompt": "hi"}], field="prompt"))], 2, ("field must be 'messages'", "not 'prompt'"), "o"),
+    Row("experiment-pmi-verdict-on-an-endpoint", lambda e: ["ab", "simulate", str(e.write("exp.yaml", yaml.safe_dump({
+        "experiment": "x", "arms": {"a": str(e.a), "b": str(e.b)}, "output": str(e.tmp / "o"),
+        "llm_judge": {"backend": "openai", "base_url": "http://127.0.0.1:9/v1", "model_name": "m"},
+        "llm_verdict": "pmi"})))], 2, ("exp.yaml:", "field 'llm_verdict'", "needs judge backend 'hf'"), "o"),
     Row("set-typo-not-blamed-on-file", lambda e: ["train", "sft", str(e.sft_yaml(e.tmp / "o")), "--set",
                                                   "trainer.max_step=3"], 2,
         ("--set: field 'trainer.max_step'", "did you mean 'max_steps'?"), "o"),

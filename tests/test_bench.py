@@ -146,7 +146,7 @@ def test_bench_config_errors(tmp_path):
 def test_choice_logprobs_match_one_sequence_at_a_time(tiny_base):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from shipit.bench.tasks.qa import _each_whole, choice_logprobs
+    from shipit.models.likelihood import _each_whole, choice_logprobs
 
     model, tok = AutoModelForCausalLM.from_pretrained(tiny_base).eval(), AutoTokenizer.from_pretrained(tiny_base)
     head, tails = "The capital of Vellmora is", [" Kelvadon.", " Ombrisk.", " a very long answer of many words."]

@@ -44,6 +44,9 @@ def _answer(body: dict) -> str:
 
 
 def _logprobs(text: str, body: dict) -> dict | None:
+    if body.get("logprobs") and text == "Score: 7":  # a judge's verdict: "7" half the time, " 9" or "3" a quarter
+        top = [{"token": t, "logprob": math.log(p), "bytes": None} for t, p in (("7", .5), (" 9", .25), ("3", .25))]
+        return {"content": [{"token": "7", "logprob": math.log(0.5), "bytes": None, "top_logprobs": top}]}
     if not body.get("logprobs") or text not in ("A", "B"):
         return None
     other = "B" if text == "A" else "A"
@@ -195,6 +198,20 @@ def test_judge_scorer_parses_the_endpoint_verdict(api):
     scoring = Scoring([ScorerSpec(name="judge", judge=GeneratorSettings(**openai_gen(url)))])
     assert [r["score"] for r in scoring(["q1", "q2"], ["a1", "a2"])] == [round(6 / 9, 4)] * 2
     assert (parse_score("Score: 10"), parse_score("no idea"), parse_score("3/10")) == (1.0, None, pytest.approx(2 / 9))
+
+
+def test_expected_verdict_is_the_mean_score_under_the_judges_digit_probabilities(api):
+    from shipit.data.scorers import Scoring, ScorerSpec
+
+    url, state = api
+    scoring = Scoring([ScorerSpec(name="judge", judge=GeneratorSettings(**openai_gen(url)), verdict="expected")])
+    # 7 x .5 + 9 x .25 + 3 x .25 = 6.5 on the 1-9 scale
+    assert [r["score"] for r in scoring(["q1", "q2"], ["a1", "a2"])] == [round(5.5 / 8, 4)] * 2
+    assert all(c["logprobs"] and c["max_tokens"] == 1 for c in state["calls"])
+    assert all("from 1 to 9." in c["messages"][-1]["content"] for c in state["calls"])
+    state.update(calls=[], logprobs=False)  # an endpoint without log-probabilities: the written verdict, on 1-9
+    assert [r["score"] for r in scoring(["q1"], ["a1"])] == [round(6 / 8, 4)]
+    assert scoring.stats() == {"judge": 0}
 
 
 def test_unreachable_endpoint_names_the_url():

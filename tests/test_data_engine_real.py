@@ -159,6 +159,29 @@ def test_the_instruct_model_grades_when_its_verdict_is_prefilled(smollm2):
         scoring.close()
 
 
+def test_the_pmi_verdict_prefers_the_answer_to_this_request(smollm2):
+    """The instruct model's written verdict cannot tell these apart (benchmarks/bench_judge.py: at chance); the
+    answer's PMI with the request can: the right fact over a wrong one, a helpful answer over a refusal, an answer
+    to this request over one to another."""
+    from shipit.data.scorers import Scoring, ScorerSpec
+
+    egg = "How do I boil an egg so that the yolk stays soft?"
+    france = "What is the capital of France?"
+    prompts = [france, france, egg, egg, egg]
+    answers = ["The capital of France is Paris.", "The capital of France is Tokyo.",
+               "Put the egg in boiling water for six minutes, then cool it in cold water.",
+               "Sorry, but I can't help with this request.", "The capital of France is Paris."]
+    judge = GeneratorSettings(backend="hf", model=smollm2, batch_size=2)  # 3 rows per prompt: two chunks
+    scoring = Scoring([ScorerSpec(name="judge", judge=judge, verdict="pmi")])
+    try:
+        got = [r["score"] for r in scoring(prompts, answers)]
+        one_by_one = [r["score"] for p, a in zip(prompts, answers) for r in scoring([p], [a])]
+    finally:
+        scoring.close()
+    assert got[0] > got[1] and got[2] > got[3] and got[2] > got[4], got
+    assert got == pytest.approx(one_by_one, abs=2e-4)  # prompts grouped and chunked: the same scores
+
+
 @pytest.fixture(scope="module")
 def served(smollm2, vllm_python):
     """One vLLM server on the instruct model, through the `vllm` backend, shared by the module's tests."""

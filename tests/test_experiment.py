@@ -307,3 +307,12 @@ def test_llm_judge_blends_with_the_rules_on_a_real_chat_model(smol2, tmp_path):
     scores = judge_answers(cfg, items, answers)
     assert 0.75 <= scores[0] <= 1.0 and 0.0 <= scores[1] <= 0.25
     assert judge_answers(cfg.model_copy(update={"llm_judge": None}), items, answers) == [1.0, 0.0]
+    # The pmi verdict: the same blend over the model's PMI of each answer with its request.
+    from shipit.data.generators import make_generator
+    from shipit.data.scorers import pmi_scores
+
+    pmi = judge_answers(cfg.model_copy(update={"llm_verdict": "pmi"}), items, answers)
+    with make_generator(cfg.llm_judge) as gen:
+        direct = pmi_scores(gen, [i["messages"][0]["content"] for i in items], answers)
+    assert pmi == pytest.approx([0.75 * r + 0.25 * d for r, d in zip([1.0, 0.0], direct)], abs=1e-5)
+    assert direct[0] != direct[1]  # the same refusal means more after one request than after the other

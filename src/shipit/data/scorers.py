@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -38,6 +38,15 @@ class ScorerSpec(StrictModel):
     judge: GeneratorSettings | None = None
     """judge: the generator that judges (may differ from the one that answers)."""
     rubric: str = DEFAULT_RUBRIC
+    verdict: Literal["text", "expected", "pmi"] = "text"
+    """judge: 'text' parses the judge's written 'Score: N' (1-10); 'expected' asks for 1-9 and takes the mean score
+    under the judge's probabilities of the nine digits as the verdict's first token (G-Eval: a graded score with
+    less noise than one sampled digit), for backends that give log-probabilities (hf, vllm; else 'text'); 'pmi'
+    asks nothing and ignores the rubric: the response's pointwise mutual information with the request under the
+    judge model (log p(response | request) - log p(response | an empty request), per token), squashed by
+    sigmoid(4 x), so an answer to this request scores high and a generic or off-topic one low (hf backend). On
+    labelled answers SmolLM2-135M-Instruct's written verdict was at chance and its PMI right 92% of the time
+    (benchmarks/bench_judge.py); PMI cannot tell a harmful answer from a refusal, which is the rules' job."""
 
     @field_validator("name")
     @classmethod
@@ -63,7 +72,16 @@ class ScorerSpec(StrictModel):
             raise ValueError("scorer 'refusal_policy' needs path (a JSONL file of prompts that must be refused)")
         if self.name == "judge" and self.judge is None:
             raise ValueError("scorer 'judge' needs a judge block (a generator)")
+        if problem := verdict_problem(self.verdict, self.judge):
+            raise ValueError(problem)
         return self
+
+
+def verdict_problem(verdict: str, judge: GeneratorSettings | None) -> str | None:
+    """Why `judge` cannot give `verdict`, or None."""
+    if verdict == "pmi" and judge is not None and judge.backend != "hf":
+        return f"verdict 'pmi' scores text in process: it needs judge backend 'hf', not '{judge.backend}'"
+    return None
 
 
 def _words(text: str) -> list[str]:
@@ -136,35 +154,71 @@ def parse_score(text: str, low: float = 1, high: float = 10) -> float | None:
     return min(1.0, max(0.0, (float(m.group(1)) - low) / (high - low)))
 
 
-def judge_prompt(rubric: str, prompt: str, completion: str) -> str:
-    """The LLM-as-judge request for one response."""
+def judge_prompt(rubric: str, prompt: str, completion: str, top: int = 10) -> str:
+    """The LLM-as-judge request for one response, scored 1 to `top`."""
     return (f"You are grading an assistant's response.\nRubric: {rubric}\n\nUser request:\n{prompt}\n\n"
             f"Response:\n{completion}\n\nReply with one line of the form 'Score: N' where N is a whole number "
-            "from 1 to 10.")
+            f"from 1 to {top}.")
 
 
 JUDGE_PREFILL = "Score:"
+DIGITS = tuple(str(d) for d in range(1, 10))
+
+
+def expected_score(logprobs: dict[str, float]) -> float:
+    """The mean of the scores 1-9 under the judge's renormalised probabilities of the digits, onto [0, 1]."""
+    top = max(logprobs.values())
+    weights = {d: math.exp(lp - top) for d, lp in logprobs.items()}
+    mean = sum(int(d) * w for d, w in weights.items()) / sum(weights.values())
+    return (mean - 1) / 8
+
+
+PMI_SLOPE = 4.0
+"""The pmi verdict's sigmoid slope: +0.25 nats per token of mutual information scores 0.73, -0.25 scores 0.27."""
+
+
+def pmi_scores(judge, prompts: list[str], completions: list[str]) -> list[float]:
+    """Each completion's per-token pointwise mutual information with its prompt under the judge, onto (0, 1)."""
+    cond = judge.completion_logprobs(prompts, completions)
+    alone = judge.completion_logprobs([""] * len(completions), completions)
+    out = []
+    for (lp, n), (lp0, _) in zip(cond, alone):
+        pmi = (lp - lp0) / max(n, 1)
+        out.append(1 / (1 + math.exp(-PMI_SLOPE * pmi)))
+    return out
 
 
 def judge_score(spec: ScorerSpec, judge=None) -> ScoreFn:
-    """An LLM judge's parsed 1-10 score on the rubric, in [0, 1]; an unparsable verdict scores 0. `judge`, when
-    given, is an already running generator for `spec.judge` (shared, so not closed here)."""
+    """An LLM judge's score in [0, 1]: its written 1-10 verdict on the rubric parsed (an unparsable one scores 0), the
+    probability-weighted mean of 1-9 (`verdict: expected`) or the response's PMI with the request (`pmi`). `judge`, when given, is an already running
+    generator for `spec.judge` (shared, so not closed here)."""
     from shipit.data.generators import make_generator
 
     own = judge is None
     judge = make_generator(spec.judge) if own else judge
+    expected = spec.verdict == "expected"
 
     def score(prompts, completions):
-        asks = [judge_prompt(spec.rubric, p, c) for p, c in zip(prompts, completions)]
+        if spec.verdict == "pmi":
+            return pmi_scores(judge, prompts, completions)
+        top = 9 if expected else 10
+        asks = [judge_prompt(spec.rubric, p, c, top) for p, c in zip(prompts, completions)]
         if judge.can_prefill:
             # The verdict starts as "Score:": SmolLM2-135M-Instruct asked plainly answers the graded question
             # instead ("2+2 = 4"); prefilled, it gives a number (" 4", " 10 is very helpful."), and "a whole
             # number" keeps it from copying the letter N.
             asks = [[{"role": "user", "content": a}, {"role": "assistant", "content": JUDGE_PREFILL}] for a in asks]
+        if expected:
+            # "Score: " ends in the space, so the next token is the digit itself (SmolLM2 spells " 7" as " ", "7").
+            ready = [a[:-1] + [{"role": "assistant", "content": JUDGE_PREFILL + " "}] for a in asks] \
+                if judge.can_prefill else asks
+            logprobs = judge.choice_logprobs(ready, DIGITS)
+            if logprobs is not None:
+                return [expected_score(lp) for lp in logprobs]
         verdicts = judge.generate(asks, temperature=0.0, max_new_tokens=16)
         if judge.can_prefill:
             verdicts = [f"{JUDGE_PREFILL} {v}" for v in verdicts]
-        parsed = [parse_score(v) for v in verdicts]
+        parsed = [parse_score(v, high=top) for v in verdicts]
         score.unparsed += sum(p is None for p in parsed)
         return [0.0 if p is None else p for p in parsed]
 

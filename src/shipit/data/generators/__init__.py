@@ -1,7 +1,8 @@
 """Text generators behind one interface, one module per backend, looked up by name in `GENERATORS`.
 
 A generator answers chat conversations (`generate`) and, where the backend can, gives the log-probabilities of
-single-token choices such as "A"/"B" for AI feedback (`choice_logprobs`, None when the backend cannot).
+single-token choices such as "A"/"B" for AI feedback (`choice_logprobs`) and of whole answers
+(`completion_logprobs`), None when the backend cannot.
 """
 
 from __future__ import annotations
@@ -77,6 +78,11 @@ class Generator:
     def choice_logprobs(self, prompts: list[Conversation], choices: tuple[str, ...] = ("A", "B")
                         ) -> list[dict[str, float]] | None:
         """Log-probabilities of each choice as the answer's first token, per prompt; None when unavailable."""
+        return None
+
+    def completion_logprobs(self, prompts: list[Conversation], completions: list[str]
+                            ) -> list[tuple[float, int]] | None:
+        """(summed log-probability, tokens) of each completion as the answer to its prompt; None when unavailable."""
         return None
 
     def describe(self) -> dict:

@@ -27,13 +27,15 @@ class HFGenerator(Generator):
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
 
+    def _render(self, prompt: Conversation) -> str:
+        """The chat-templated text the answer follows."""
+        msgs = as_messages(prompt)
+        prefill = ends_with_prefill(msgs)  # continue the assistant's message instead of opening a new one
+        return self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=not prefill,
+                                                  continue_final_message=prefill)
+
     def _encode(self, prompts: list[Conversation]):
-        texts = []
-        for p in prompts:
-            msgs = as_messages(p)
-            prefill = ends_with_prefill(msgs)  # continue the assistant's message instead of opening a new one
-            texts.append(self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=not prefill,
-                                                            continue_final_message=prefill))
+        texts = [self._render(p) for p in prompts]
         return self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
 
     def generate(self, prompts, *, temperature=0.0, top_p=1.0, max_new_tokens=None, seed=0):
@@ -80,6 +82,24 @@ class HFGenerator(Generator):
             logp = torch.log_softmax(logits, dim=-1)
             for row in logp:
                 out.append({c: float(torch.logsumexp(row[ids[c]], dim=0)) for c in choices})
+        return out
+
+    def completion_logprobs(self, prompts, completions):
+        """Summed log-probability and token count of each completion as the answer to its prompt; the prompt is
+        run once for all of its completions."""
+        from shipit.models.likelihood import choice_logprobs
+
+        by_head: dict[str, list[int]] = {}
+        for i, p in enumerate(prompts):
+            by_head.setdefault(self._render(p), []).append(i)
+        out: list = [None] * len(prompts)
+        bs = self.settings.batch_size
+        for head, rows in by_head.items():
+            for j in range(0, len(rows), bs):
+                chunk = rows[j:j + bs]
+                sums = choice_logprobs(self.model, self.tokenizer, head, [completions[i] for i in chunk])
+                for i, lp in zip(chunk, sums):
+                    out[i] = (lp, len(self.tokenizer(completions[i], add_special_tokens=False)["input_ids"]))
         return out
 
     def describe(self):

@@ -38,15 +38,19 @@ class OpenAIGenerator(Generator):
         with ThreadPoolExecutor(max_workers=self.settings.batch_size) as pool:
             return list(pool.map(fn, items))
 
+    def _prefill(self, msgs) -> dict:
+        """Request fields that make the endpoint continue a final assistant message (vLLM's; a hosted API would
+        refuse them, so only when `can_prefill`)."""
+        if self.can_prefill and ends_with_prefill(msgs):
+            return {"extra_body": {"continue_final_message": True, "add_generation_prompt": False}}
+        return {}
+
     def generate(self, prompts, *, temperature=0.0, top_p=1.0, max_new_tokens=None, seed=0):
         """One chat completion per prompt."""
         def one(prompt):
             msgs = as_messages(prompt)
-            extra = {}
-            if self.can_prefill and ends_with_prefill(msgs):  # vLLM's fields; a hosted API would refuse them
-                extra["extra_body"] = {"continue_final_message": True, "add_generation_prompt": False}
             r = self._call(messages=msgs, temperature=temperature, top_p=top_p, seed=seed,
-                           max_tokens=max_new_tokens or self.settings.max_new_tokens, **extra)
+                           max_tokens=max_new_tokens or self.settings.max_new_tokens, **self._prefill(msgs))
             return (r.choices[0].message.content or "").strip()
 
         return self._map(one, prompts)
@@ -54,8 +58,9 @@ class OpenAIGenerator(Generator):
     def choice_logprobs(self, prompts, choices=("A", "B")):
         """Top log-probabilities of the first answer token; None when the endpoint returns none."""
         def one(prompt):
-            r = self._call(messages=as_messages(prompt), temperature=0.0, max_tokens=1, logprobs=True,
-                           top_logprobs=10)
+            msgs = as_messages(prompt)
+            r = self._call(messages=msgs, temperature=0.0, max_tokens=1, logprobs=True, top_logprobs=20,
+                           **self._prefill(msgs))
             lp = r.choices[0].logprobs
             if lp is None or not lp.content:
                 return None
