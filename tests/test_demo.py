@@ -102,11 +102,13 @@ def test_demo_smoke_end_to_end_then_fully_cached(vllm_python, tmp_path):
     assert dpo_ab["config"]["model"] == read_manifest(out / "bench")["config"]["models"][summary["winner"]]
     e2 = json.loads((out / "experiment-round2" / "experiment.json").read_text())
     assert set(e2["arms"]) == {"winner", "dpo-ab"} and e2["answered"] == 40
+    assert e["judge"] == e2["judge"] == "0.5 x rules judge + 0.5 x base's pmi verdict"
 
     report = (out / "report" / "report.md").read_text()
     for section in ("## What happened", "## Time per stage", "## Targets", "## Bench", "## A/B experiment `demo-ab`",
                     "## A/B experiment `demo-round2`", "## Lineage of the winner"):
         assert section in report
+    assert "rated by the judge: 0.5 x rules judge + 0.5 x base's pmi verdict) through the router" in report
     assert "Baseline (base, before any training)" in report and "Next round (dpo-ab" in report
     assert "On-policy pairs (onpolicy-safety): the model got 6 of 6 training prompts wrong" in report
     assert "; 2 of those answers became the rejected side" in report
