@@ -209,6 +209,7 @@ def test_an_output_outside_the_quality_bound_fails_with_its_numbers(tiny_base, b
     out = run(broken, tiny_base, tmp_path / "q", max_ppl_increase=delta + 1)
     m = json.loads((out / "manifest.json").read_text())
     assert m["config"]["max_ppl_increase_pct"] == delta + 1 and m["metrics"]["ppl_delta_pct"] == pytest.approx(delta, abs=0.01)
+    assert m["metrics"]["over_bound"] is False
 
 
 def test_recipe_stage_takes_group_size_and_bound(tiny_base, broken, tmp_path):
@@ -228,6 +229,12 @@ def test_recipe_stage_takes_group_size_and_bound(tiny_base, broken, tmp_path):
     with pytest.raises(UserError, match="fails the quality bound"):
         kind.runner(QuantizeStage(method=broken, model=tiny_base, max_ppl_increase=5), tmp_path / "q", False)
     assert not (tmp_path / "q").exists()
+    # over_bound: keep writes the same output, marked over the bound, so a recipe's bench can measure it
+    out = kind.runner(QuantizeStage(method=broken, model=tiny_base, max_ppl_increase=5, over_bound="keep"),
+                      tmp_path / "q", False)
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["metrics"]["over_bound"] is True and m["metrics"]["ppl_delta_pct"] > 20
+    assert m["config"]["over_bound"] == "keep" and (out / "model.safetensors").exists()
 
 
 @pytest.mark.slow

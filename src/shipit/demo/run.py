@@ -37,8 +37,6 @@ SMOKE = [
     "stages.replay.config.filter.min_score=null",  # the cut's 8-token answers rarely end a sentence
     "stages.merged.config.methods=[task_arithmetic, ties]",
     "stages.merged.config.trials=2",
-    # A 2-layer cut is no language model: its perplexity moves by more than any bound under 4-bit weights.
-    "stages.merged-w4a16.config.max_ppl_increase=1000",
     # The cut refuses nothing and knows nothing: the gates stay in place (every stage runs) but cannot fail.
     "stages.bench.config.gates={safety.refusal_rate: '>= 0', safety.over_refusal: '<= 1', "
     "retention.retention_rate: '>= 0'}",

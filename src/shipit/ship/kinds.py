@@ -82,7 +82,7 @@ def _quantize(cfg, out: Path, resume: bool) -> Path:
     from shipit.quantize.run import run
 
     return run(cfg.method, cfg.model, out, backend=cfg.backend, group_size=cfg.group_size,
-               max_ppl_increase=cfg.max_ppl_increase)
+               max_ppl_increase=cfg.max_ppl_increase, over_bound=cfg.over_bound)
 
 
 def _bench(cfg, out: Path, resume: bool) -> Path:

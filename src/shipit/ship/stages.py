@@ -21,6 +21,9 @@ class QuantizeStage(StrictModel):
     """w4a16 only: input channels per int4 scale; unset picks the largest that divides the model's layer inputs."""
     max_ppl_increase: float = Field(5.0, ge=0)
     """The stage fails unless held-out perplexity rises by at most this many percent over the source's."""
+    over_bound: Literal["fail", "keep"] = "fail"
+    """keep: a candidate over the bound is still written, with `over_bound: true` in its manifest and a warning, so
+    that a recipe's bench measures it and its gates decide (a demo that shows what 4 bits cost a small model)."""
 
     @field_validator("method")
     @classmethod
