@@ -189,9 +189,9 @@ def pmi_scores(judge, prompts: list[str], completions: list[str]) -> list[float]
 
 
 def judge_score(spec: ScorerSpec, judge=None) -> ScoreFn:
-    """An LLM judge's score in [0, 1]: its written 1-10 verdict on the rubric parsed (an unparsable one scores 0), the
-    probability-weighted mean of 1-9 (`verdict: expected`) or the response's PMI with the request (`pmi`). `judge`, when given, is an already running
-    generator for `spec.judge` (shared, so not closed here)."""
+    """A model judge's score in [0, 1]: its written 1-10 verdict on the rubric parsed (an unparsable one scores 0),
+    the probability-weighted mean of 1-9 (`verdict: expected`) or the response's PMI with the request (`pmi`).
+    `judge`, when given, is an already running generator for `spec.judge` (shared, so not closed here)."""
     from shipit.data.generators import make_generator
 
     own = judge is None

@@ -243,9 +243,11 @@ def served_examples(events: Path, per_arm: int = 3) -> list[str]:
 
 def experiment_section(e: dict, where: Path) -> list[str]:
     """The A/B experiment as Markdown: per-arm numbers, sample-ratio check, tests, the decision, the pairs yielded."""
-    md = [f"## A/B experiment `{e['experiment']}`\n", f"{e['requests_sent']} simulated requests ({e['answered']} answered, "
-          f"{e['feedback_posted']} rated by the judge{': ' + e['judge'] if e.get('judge') else ''}) through the router, "
-          f"control `{e['control']}`, primary metric {e['primary_metric']}.\n", "| arm | n | success | feedback | latency p50 ms | p95 ms |", "|---|---|---|---|---|---|"]
+    judge = f": {e['judge']}" if e.get("judge") else ""
+    md = [f"## A/B experiment `{e['experiment']}`\n",
+          f"{e['requests_sent']} simulated requests ({e['answered']} answered, {e['feedback_posted']} rated by the "
+          f"judge{judge}) through the router, control `{e['control']}`, primary metric {e['primary_metric']}.\n",
+          "| arm | n | success | feedback | latency p50 ms | p95 ms |", "|---|---|---|---|---|---|"]
     for arm, a in e["arms"].items():
         md.append(f"| {arm} | {a['n']} | {a['success_rate']:.2f} | {a['feedback_score']:.3f} | "
                   f"{a['latency_p50_ms']:.0f} | {a['latency_p95_ms']:.0f} |")
