@@ -64,7 +64,7 @@ class ExperimentConfig(StrictModel):
     """Demo world data directory; default: the bundled one."""
     judge: str = "rules"
     llm_judge: GeneratorSettings | None = None
-    """A model that also judges every answer (1-10 on `rubric`, as the data engine's `judge` scorer): the feedback
+    """A model that also judges every answer (as the data engine's `judge` scorer, by `llm_verdict`): the feedback
     is then `(1 - llm_weight) * rules + llm_weight * llm`, a graded score instead of a thumbs up or down."""
     llm_verdict: Literal["text", "expected", "pmi"] = "text"
     """How the model judges: its written score on `rubric`, the probability-weighted score, or the answer's
