@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -43,6 +44,17 @@ def model_copy(tiny_base, tmp_path) -> Path:
     dst = tmp_path / "model"
     shutil.copytree(tiny_base, dst)
     return dst
+
+
+@pytest.fixture
+def labelled_4bit(model_copy) -> Path:
+    """The tiny model's copy whose config.json says it has 4-bit weights and 16-bit activations (compressed-tensors
+    W4A16, as `shipit quantize w4a16` writes it): enough for what reads the config, not for loading."""
+    config = json.loads((model_copy / "config.json").read_text())
+    config["quantization_config"] = {"quant_method": "compressed-tensors", "config_groups": {"group_0": {
+        "targets": ["Linear"], "weights": {"num_bits": 4, "group_size": 32}, "input_activations": None}}}
+    (model_copy / "config.json").write_text(json.dumps(config))
+    return model_copy
 
 
 @pytest.fixture(scope="session")

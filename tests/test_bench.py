@@ -391,7 +391,7 @@ def test_efficiency_under_vllm(tiny_base, vllm_python, tmp_path):
     assert e["vllm_latency_p95_ms"] >= e["vllm_latency_p50_ms"] > 0
 
 
-def test_the_judge_reference_gets_no_made_up_score():
+def test_the_judge_reference_gets_no_made_up_score(tmp_path):
     from shipit.bench.config import gate_failures
     from shipit.bench.report import bench_table
     from shipit.bench.run import decide, weighted_score
@@ -407,6 +407,31 @@ def test_the_judge_reference_gets_no_made_up_score():
     gates = {"judge_winrate.win_rate": ">= 0.5"}
     assert gate_failures(base, gates) == [] and gate_failures(cand, gates) == []
     results = {"base": base, "cand": cand}
-    summary = {"tasks": tasks, "results": results, **decide(results, BenchConfig.model_construct(gates=gates))}
+    cfg = BenchConfig.model_construct(gates=gates, models={n: tmp_path / n for n in results})
+    summary = {"tasks": tasks, "results": results, **decide(results, cfg)}
     assert summary["winner"] == "base"
     assert "| base (winner) | 0.900 | pass | 0.9 | reference |" in bench_table(summary)
+
+
+def test_a_candidate_this_machine_cannot_serve_cannot_win(tiny_base, labelled_4bit, tmp_path, monkeypatch):
+    """The winner is what gets served: a 4-bit candidate cannot win where vLLM-CPU has no 4-bit kernel (x86 without
+    AVX-512), and says why; with AVX-512, or served on a GPU, the same numbers make it the winner."""
+    from shipit import device
+    from shipit.bench.run import decide
+
+    q4 = labelled_4bit
+    cfg = BenchConfig(data_dir=DATA_DIR, models={"q4": q4, "a": tiny_base}, tasks=["general_ppl"],
+                      output=tmp_path / "bench")
+    results = {"q4": {"score": 0.9}, "a": {"score": 0.5}}
+    monkeypatch.setattr("platform.machine", lambda: "x86_64")
+    monkeypatch.setenv("SHIPIT_SERVE_BACKEND", "vllm-cpu")
+    monkeypatch.setattr(device, "cpu_flags", lambda *a: {"avx", "avx2"})
+    d = decide(results, cfg)
+    assert d["winner"] == "a" and d["passed"] == ["a"]
+    assert d["failed"] == {"q4": [d["failed"]["q4"][0]]} and "cannot be served on this machine" in d["failed"]["q4"][0]
+    assert "AVX-512" in d["failed"]["q4"][0]
+    monkeypatch.setattr(device, "cpu_flags", lambda *a: {"avx2", "avx512f"})
+    assert decide(results, cfg)["winner"] == "q4"
+    monkeypatch.setattr(device, "cpu_flags", lambda *a: {"avx", "avx2"})
+    monkeypatch.setenv("SHIPIT_SERVE_BACKEND", "vllm")
+    assert decide(results, cfg)["winner"] == "q4"

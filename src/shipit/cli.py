@@ -9,7 +9,7 @@ import click
 
 from shipit import __version__
 from shipit.errors import UserError
-from shipit.quantize import BACKENDS as SERVE_BACKENDS
+from shipit.models.serving import BACKENDS as SERVE_BACKENDS
 from shipit.quantize import BUILTIN as QUANTIZERS
 from shipit.train import BUILTIN as TRAIN_STAGES
 

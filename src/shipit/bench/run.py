@@ -17,6 +17,7 @@ def bench_model(path: Path, cfg: BenchConfig, ctx) -> dict:
     from shipit.bench.tasks import get_task
     from shipit.bench.tasks.alignment import eval_prompts
     from shipit.models.load import dir_size_mb, is_onnx_dir, load_for_eval
+    from shipit.models.serving import serve_problem
 
     t0 = time.perf_counter()
     model, tokenizer, backend = load_for_eval(path, cfg.dtype)
@@ -33,7 +34,9 @@ def bench_model(path: Path, cfg: BenchConfig, ctx) -> dict:
                 "size_mb": round(size_mb, 3), "load_s": round(load_s, 3),
                 "peak_mem_mb": round(weights_mb + mem["mb"], 1)})
     if cfg.efficiency.vllm and not is_onnx_dir(path):
-        eff.update(under_vllm(path, prompts, cfg.efficiency.max_new_tokens, cfg.output.parent))
+        problem = serve_problem(path)  # such a candidate cannot win either (see `decide`)
+        eff.update({"vllm_skipped": problem} if problem else
+                   under_vllm(path, prompts, cfg.efficiency.max_new_tokens, cfg.output.parent))
     result["efficiency"] = eff
     if cfg.lm_eval and not is_onnx_dir(path):
         result["lm_eval"] = run_lm_eval(path, cfg.lm_eval, cfg.data_dir, limit=cfg.lm_eval_limit, dtype=cfg.dtype)
@@ -85,8 +88,14 @@ def weighted_score(result: dict, weights: dict[str, float], tasks: list[str]) ->
 
 
 def decide(results: dict, cfg: BenchConfig) -> dict:
-    """Gates first, then the best weighted score among the candidates that pass; every reason is kept."""
+    """Gates first, then the best weighted score among the candidates that pass; every reason is kept. A candidate
+    the serving backend cannot serve on this machine (`serve_problem`) cannot win: the winner is what gets served."""
+    from shipit.models.serving import serve_problem
+
     failures = {name: gate_failures(r, cfg.gates) for name, r in results.items()}
+    for name in results:
+        if problem := serve_problem(cfg.models[name]):
+            failures[name].append(f"cannot be served on this machine: {problem}")
     passed = [n for n in results if not failures[n]]
     if not passed:
         return {"winner": None, "passed": [], "failed": failures,

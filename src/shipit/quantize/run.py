@@ -74,7 +74,8 @@ def run(method: str, model: Path, out: Path, calibration: Path | None = None, ev
     """Quantize `model` with `method` into `out`; done only when it is within `max_ppl_increase` percent of the
     source's perplexity on held-out text (or, `over_bound="keep"`, done either way with `over_bound` in its
     metrics). The manifest holds the chosen settings, the numbers and servability."""
-    from shipit.quantize import get_method, methods, serving_backend
+    from shipit.models.serving import serve_problem, serving_backend
+    from shipit.quantize import get_method, methods
     from shipit.quantize.tokens import padded_tokenizer
     from shipit.registry import stage_output
 
@@ -117,6 +118,9 @@ def run(method: str, model: Path, out: Path, calibration: Path | None = None, ev
                     " or a smaller --group-size" if "group_size" in settings else "", over_bound)
         run_.metrics["size_mb"] = round(dir_size_mb(run_.dir), 3)
         run_.metrics["size_ratio"] = round(run_.metrics["size_mb"] / dir_size_mb(model), 4)
-        run_.extra.update({"servable_by": sorted(impl.SERVABLE_BY), "servable": servable,
-                           "description": impl.DESCRIPTION})
+        problem = serve_problem(run_.dir, target) if servable else None
+        if problem:
+            print(f"warning: {method} output cannot be served on this machine: {problem}", file=sys.stderr, flush=True)
+        run_.extra.update({"servable_by": sorted(impl.SERVABLE_BY), "servable": servable and not problem,
+                           **({"serve_problem": problem} if problem else {}), "description": impl.DESCRIPTION})
     return Path(out)
