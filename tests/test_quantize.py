@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from shipit.config import read_jsonl
 from shipit.errors import UserError
 from shipit.quantize.run import DATA_DIR, run
 from shipit.registry import partial_dir
@@ -218,7 +219,7 @@ def test_an_output_outside_the_quality_bound_fails_with_its_numbers(tiny_base, b
     assert m["metrics"]["over_bound"] is False
 
 
-def test_recipe_stage_takes_group_size_and_bound(tiny_base, broken, tmp_path):
+def test_recipe_stage_takes_group_size_and_bound(tiny_base, broken, few_texts, tmp_path):
     from pydantic import ValidationError
 
     from shipit.ship.kinds import KINDS
@@ -241,6 +242,13 @@ def test_recipe_stage_takes_group_size_and_bound(tiny_base, broken, tmp_path):
     m = json.loads((out / "manifest.json").read_text())
     assert m["metrics"]["over_bound"] is True and m["metrics"]["ppl_delta_pct"] > 20
     assert m["config"]["over_bound"] == "keep" and (out / "model.safetensors").exists()
+    # the recipe's own calibration and held-out text reach the run: the bound is measured on the texts it names
+    calibration, eval_data = few_texts
+    out = kind.runner(QuantizeStage(method=broken, model=tiny_base, max_ppl_increase=5, over_bound="keep",
+                                    calibration=calibration, eval_data=eval_data), tmp_path / "q2", False)
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["metrics"]["heldout_texts"] == len(read_jsonl(eval_data)) != len(read_jsonl(DATA_DIR / "heldout.jsonl"))
+    assert m["config"]["num_calibration"] == len(read_jsonl(calibration))
 
 
 @pytest.mark.slow

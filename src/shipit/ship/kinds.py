@@ -81,8 +81,8 @@ def _merge_search(cfg, out: Path, resume: bool) -> Path:
 def _quantize(cfg, out: Path, resume: bool) -> Path:
     from shipit.quantize.run import run
 
-    return run(cfg.method, cfg.model, out, backend=cfg.backend, group_size=cfg.group_size,
-               max_ppl_increase=cfg.max_ppl_increase, over_bound=cfg.over_bound)
+    return run(cfg.method, cfg.model, out, calibration=cfg.calibration, eval_data=cfg.eval_data, backend=cfg.backend,
+               group_size=cfg.group_size, max_ppl_increase=cfg.max_ppl_increase, over_bound=cfg.over_bound)
 
 
 def _bench(cfg, out: Path, resume: bool) -> Path:

@@ -24,6 +24,11 @@ class QuantizeStage(StrictModel):
     over_bound: Literal["fail", "keep"] = "fail"
     """keep: a candidate over the bound is still written, with `over_bound: true` in its manifest and a warning, so
     that a recipe's bench measures it and its gates decide (a demo that shows what 4 bits cost a small model)."""
+    calibration: Path | None = None
+    """JSONL with a `text` field to calibrate on (the first 64 rows); unset: the bundled set (quantize/data)."""
+    eval_data: Path | None = None
+    """JSONL with a `text` field the perplexity bound is measured on (the first 64 rows); unset: the bundled
+    held-out set, which is the tiny world's sentences: a recipe on a real model should name real held-out text."""
 
     @field_validator("method")
     @classmethod
