@@ -111,6 +111,7 @@ def test_demo_smoke_end_to_end_then_fully_cached(vllm_python, tmp_path):
     q = read_manifest(out / "merged-w4a16")  # kept over its bound (the recipe's over_bound: keep), and said so
     assert q["metrics"]["over_bound"] == (q["metrics"]["ppl_delta_pct"] > 5)
     assert ("over its 5% bound (kept for the bench to measure)" in report) == q["metrics"]["over_bound"]
+    assert ("not served on this machine: it has 4-bit weights" in report) == (not q["servable"])  # no AVX-512
     assert "rated by the judge: 0.5 x rules judge + 0.5 x base's pmi verdict) through the router" in report
     assert "Baseline (base, before any training)" in report and "Next round (dpo-ab" in report
     assert "On-policy pairs (onpolicy-safety): the model got 6 of 6 training prompts wrong" in report

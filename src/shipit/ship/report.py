@@ -92,8 +92,9 @@ def story(cfg: ReportConfig, summary: dict) -> list[str]:
         m = q["metrics"]
         over = (f", over its {q['config']['max_ppl_increase_pct']:g}% bound (kept for the bench to measure)"
                 if m.get("over_bound") else "")
+        here = f"; not served on this machine: {q['serve_problem'].split(';')[0]}" if q.get("serve_problem") else ""
         lines.append(f"Quantization ({q['stage']}): {m['size_ratio']:.2f}x the size, perplexity "
-                     f"{m['ppl_delta_pct']:+.2f}%{over}, largest logit change {m['max_logit_diff']:.3g}.")
+                     f"{m['ppl_delta_pct']:+.2f}%{over}, largest logit change {m['max_logit_diff']:.3g}{here}.")
     lines.append(f"Bench decision: {summary['winner'] or 'none'} - {summary['reason']}.")
     if cfg.experiment and (cfg.experiment / "experiment.json").exists():
         e = json.loads((cfg.experiment / "experiment.json").read_text())
