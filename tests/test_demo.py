@@ -103,6 +103,10 @@ def test_demo_smoke_end_to_end_then_fully_cached(vllm_python, tmp_path):
     e2 = json.loads((out / "experiment-round2" / "experiment.json").read_text())
     assert set(e2["arms"]) == {"winner", "dpo-ab"} and e2["answered"] == 40
     assert e["judge"] == e2["judge"] == "0.5 x rules judge + 0.5 x base's pmi verdict"
+    # Pairs by the judges' own verdicts (the recipe's llm_margin), each judge's verdict kept per answer.
+    pm, judged = e["pair_metrics"], read_jsonl(out / "experiment" / "judged.jsonl")
+    assert pm["by_rules"] + pm["by_llm"] == e["pairs"] and pm["llm_margin"] == 0.0
+    assert len(judged) == 40 and all(j["rules"] in (0.0, 1.0) and isinstance(j["llm"], float) for j in judged)
 
     report = (out / "report" / "report.md").read_text()
     for section in ("## What happened", "## Time per stage", "## Targets", "## Bench", "## A/B experiment `demo-ab`",
@@ -113,6 +117,7 @@ def test_demo_smoke_end_to_end_then_fully_cached(vllm_python, tmp_path):
     assert ("over its 5% bound (kept for the bench to measure)" in report) == q["metrics"]["over_bound"]
     assert ("not served on this machine: it has 4-bit weights" in report) == (not q["servable"])  # no AVX-512
     assert "rated by the judge: 0.5 x rules judge + 0.5 x base's pmi verdict) through the router" in report
+    assert f"{pm['by_rules']} where the rules judge accepted one answer and rejected the other" in report
     assert "Baseline (base, before any training)" in report and "Next round (dpo-ab" in report
     assert "On-policy pairs (onpolicy-safety): the model got 6 of 6 training prompts wrong" in report
     assert "; 2 of those answers became the rejected side" in report

@@ -177,15 +177,17 @@ PMI_SLOPE = 4.0
 """The pmi verdict's sigmoid slope: +0.25 nats per token of mutual information scores 0.73, -0.25 scores 0.27."""
 
 
-def pmi_scores(judge, prompts: list[str], completions: list[str]) -> list[float]:
-    """Each completion's per-token pointwise mutual information with its prompt under the judge, onto (0, 1)."""
+def pmi_values(judge, prompts: list[str], completions: list[str]) -> list[float]:
+    """Each completion's per-token pointwise mutual information with its prompt under the judge, in nats per token:
+    log p(completion | prompt) - log p(completion), over its tokens."""
     cond = judge.completion_logprobs(prompts, completions)
     alone = judge.completion_logprobs([""] * len(completions), completions)
-    out = []
-    for (lp, n), (lp0, _) in zip(cond, alone):
-        pmi = (lp - lp0) / max(n, 1)
-        out.append(1 / (1 + math.exp(-PMI_SLOPE * pmi)))
-    return out
+    return [(lp - lp0) / max(n, 1) for (lp, n), (lp0, _) in zip(cond, alone)]
+
+
+def pmi_scores(judge, prompts: list[str], completions: list[str]) -> list[float]:
+    """`pmi_values` onto (0, 1) by a sigmoid of slope PMI_SLOPE."""
+    return [1 / (1 + math.exp(-PMI_SLOPE * v)) for v in pmi_values(judge, prompts, completions)]
 
 
 def judge_score(spec: ScorerSpec, judge=None) -> ScoreFn:
@@ -200,7 +202,8 @@ def judge_score(spec: ScorerSpec, judge=None) -> ScoreFn:
 
     def score(prompts, completions):
         if spec.verdict == "pmi":
-            return pmi_scores(judge, prompts, completions)
+            score.raw = pmi_values(judge, prompts, completions)
+            return [1 / (1 + math.exp(-PMI_SLOPE * v)) for v in score.raw]
         top = 9 if expected else 10
         asks = [judge_prompt(spec.rubric, p, c, top) for p, c in zip(prompts, completions)]
         if judge.can_prefill:
@@ -214,15 +217,18 @@ def judge_score(spec: ScorerSpec, judge=None) -> ScoreFn:
                 if judge.can_prefill else asks
             logprobs = judge.choice_logprobs(ready, DIGITS)
             if logprobs is not None:
-                return [expected_score(lp) for lp in logprobs]
+                score.raw = [expected_score(lp) for lp in logprobs]
+                return score.raw
         verdicts = judge.generate(asks, temperature=0.0, max_new_tokens=16)
         if judge.can_prefill:
             verdicts = [f"{JUDGE_PREFILL} {v}" for v in verdicts]
         parsed = [parse_score(v, high=top) for v in verdicts]
         score.unparsed += sum(p is None for p in parsed)
-        return [0.0 if p is None else p for p in parsed]
+        score.raw = [0.0 if p is None else p for p in parsed]
+        return score.raw
 
     score.unparsed = 0
+    score.raw = []  # the last call's verdicts on the judge's own scale: PMI in nats per token, else the score
     score.close = judge.close if own else (lambda: None)
     return score
 

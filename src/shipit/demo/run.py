@@ -42,7 +42,7 @@ SMOKE = [
     "retention.retention_rate: '>= 0'}",
     "stages.bench.config.efficiency={prompts: 2, max_new_tokens: 4}",
     *[f"stages.{e}.config.{k}" for e in ("experiment", "experiment-round2")
-      for k in ("users=20", "max_tokens=8", "llm_judge.max_new_tokens=4", "min_margin=0.0")],
+      for k in ("users=20", "max_tokens=8", "llm_judge.max_new_tokens=4", "llm_margin=0.0")],
     # The cut's sampled answers may all rate alike (no pairs): the bundled pairs keep the DPO round's plumbing tested.
     "stages.dpo-ab.config.datasets=['${experiment}/pairs.jsonl', {path: '${data}/preference_pairs.jsonl', "
     "weight: 0.05}]",

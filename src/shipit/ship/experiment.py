@@ -83,6 +83,13 @@ class ExperimentConfig(StrictModel):
     """Smallest feedback-score gap between two answers (or arms) that makes a preference pair."""
     pairs_across: Literal["arms", "answers"] = "arms"
     """Pairs from arms' mean scores per prompt, or from any two rated answers to a prompt (sampled decoding)."""
+    llm_margin: float | None = Field(None, ge=0)
+    """Pair answers by the judges' own verdicts instead of the blended feedback (needs `llm_judge` and
+    `pairs_across: answers`): an answer the rules accept beats one they reject at any gap; two the rules accept are
+    ordered by the model judge when its verdicts differ by at least this much, on its own scale (for `pmi`, nats
+    per token; benchmarks/bench_judge.py prints how often its order is right at each gap); two answers the rules
+    reject make no pair. `min_margin` is then not used for pairs. In the blend, a refusal's low PMI eats into the
+    rules' 0.5 and a saturated PMI half hides real differences (benchmarks/RESULTS.md, run 6)."""
     pairs_per_prompt: Literal["one", "disjoint"] = "one"
     """With pairs_across: answers, one pair per prompt (its best and worst answer), or as many as its answers make
     without using an answer twice (best vs worst, next best vs next worst, while the gap is at least min_margin)."""
@@ -115,6 +122,9 @@ class ExperimentConfig(StrictModel):
                 raise ValueError(f"'{name}' is not an arm; arms: {', '.join(names)}")
         if self.pairs_per_prompt == "disjoint" and self.pairs_across != "answers":
             raise ValueError("pairs_per_prompt: disjoint pairs answers; set pairs_across: answers")
+        if self.llm_margin is not None and (self.llm_judge is None or self.pairs_across != "answers"):
+            raise ValueError("llm_margin pairs answers by the rules and the model judge: set llm_judge and "
+                             "pairs_across: answers, or remove llm_margin")
         return self
 
     @field_validator("llm_verdict")
@@ -191,11 +201,12 @@ def judge_label(cfg: ExperimentConfig) -> str:
     return f"{1 - w:g} x {cfg.judge} judge + {w:g} x {model}'s {cfg.llm_verdict} verdict"
 
 
-def judge_answers(cfg: ExperimentConfig, items: list[dict], answers: list[str]) -> list[float]:
-    """Every answer's feedback score in [0, 1]: the rules judge, blended with the LLM judge when one is set."""
+def judge_answers(cfg: ExperimentConfig, items: list[dict], answers: list[str]) -> list[dict]:
+    """Every answer's judgement: `score`, the feedback in [0, 1] (the rules judge, blended with the LLM judge when
+    one is set), `rules`, the rules judge's own, and with a model judge `llm`, its verdict on its own scale."""
     rules = [JUDGES[cfg.judge](item, answer, cfg.conventions) for item, answer in zip(items, answers)]
     if cfg.llm_judge is None or not answers:
-        return rules
+        return [{"score": r, "rules": r} for r in rules]
     from shipit.data.scorers import judge_score
 
     llm = judge_score(cfg.judge_spec())
@@ -205,7 +216,8 @@ def judge_answers(cfg: ExperimentConfig, items: list[dict], answers: list[str]) 
     finally:
         llm.close()
     w = cfg.llm_weight
-    return [round((1 - w) * r + w * g, 6) for r, g in zip(rules, graded)]
+    return [{"score": round((1 - w) * r + w * g, 6), "rules": r, "llm": round(raw, 6)}
+            for r, g, raw in zip(rules, graded, llm.raw)]
 
 
 def simulate(cfg: ExperimentConfig, url: str, key: str, items: list[dict]) -> list[dict]:
@@ -234,10 +246,10 @@ def simulate(cfg: ExperimentConfig, url: str, key: str, items: list[dict]) -> li
         with ThreadPoolExecutor(cfg.concurrency) as pool:
             records = list(pool.map(lambda t: ask(*t), schedule))
         answered = [r for r in records if "arm" in r]
-        scores = judge_answers(cfg, [r.pop("item") for r in answered], [r.pop("answer") for r in answered])
-        for r, score in zip(answered, scores):
-            r["score"] = score
-            r["feedback"] = http.post("/v1/feedback", json={"request_id": r["request_id"], "score": score}
+        judged = judge_answers(cfg, [r.pop("item") for r in answered], [r.pop("answer") for r in answered])
+        for r, j in zip(answered, judged):
+            r |= j
+            r["feedback"] = http.post("/v1/feedback", json={"request_id": r["request_id"], "score": j["score"]}
                                       ).status_code == 200
         return records
     finally:
@@ -305,8 +317,14 @@ def run_experiment(cfg: ExperimentConfig) -> tuple[Path, dict]:
             conn.close()
         decision = d or {"kind": "keep", "weights": s["weights"], "reason": keep_reason(cfg.ab_config(0, ""), s)}
         (run.dir / "status.txt").write_text(control.status(ab_path) + "\n")
-        pairs, pair_metrics = make_pairs(read_rated(ab.events), cfg.min_margin, cfg.pairs_across,
-                                         cfg.pairs_per_prompt)
+        judged = {r["request_id"]: {k: r[k] for k in ("rules", "llm") if k in r} for r in records if "score" in r}
+        rows = [r | judged.get(r["id"], {}) for r in read_rated(ab.events)]
+        # Each answer's judges apart (the events store holds only the blended feedback), to re-mine pairs offline.
+        (run.dir / "judged.jsonl").write_text("".join(
+            json.dumps({k: r[k] for k in ("request_id", "arm", "kind", "score", "rules", "llm") if k in r}) + "\n"
+            for r in records if "score" in r))
+        pairs, pair_metrics = make_pairs(rows, cfg.min_margin, cfg.pairs_across, cfg.pairs_per_prompt,
+                                         cfg.llm_margin)
         write_pairs(pairs, run.dir / "pairs.jsonl")
         summary = summarize(s, records, decision, pair_metrics, time.time() - t0) | {"judge": judge_label(cfg)}
         # numpy scalars as their Python values: float() would record a numpy bool (a guardrail) as 1.0, not true.

@@ -7,6 +7,7 @@ import json
 import sqlite3
 from collections import defaultdict
 from pathlib import Path
+from typing import Callable
 
 from shipit.errors import UserError
 
@@ -64,26 +65,50 @@ def read_rated(path: Path) -> list[dict]:
     return [{"id": i, "arm": arm, "prompt": json.loads(p), "answer": a, "score": s} for i, arm, p, a, s in rows]
 
 
+def by_judges(llm_margin: float) -> tuple[Callable[[dict], tuple], Callable[[dict, dict], str | None]]:
+    """Answers ranked by their judges' own verdicts instead of the blended feedback score (rows carry `rules`, the
+    rules judge's 0/1, and `llm`, the model judge's verdict on its own scale, e.g. PMI in nats per token).
+    The rules decide first: an answer they accept is preferred to one they reject, at any gap. Two answers the rules
+    both accept are ordered by the model judge when its verdicts differ by at least `llm_margin`. Two answers the
+    rules both reject make no pair: the more on-topic of two harmful answers is no answer to learn from."""
+    def order(r: dict) -> tuple:
+        return -r["rules"], -r["llm"]
+
+    def prefers(best: dict, worst: dict) -> str | None:
+        if best["rules"] > worst["rules"]:
+            return "rules"
+        if best["rules"] == worst["rules"] >= 1 and best["llm"] - worst["llm"] >= llm_margin:
+            return "llm"
+        return None
+    return order, prefers
+
+
 def make_pairs(rows: list[dict], min_margin: float, across: str = "arms",
-               per_prompt: str = "one") -> tuple[list[dict], dict]:
+               per_prompt: str = "one", llm_margin: float | None = None) -> tuple[list[dict], dict]:
     """Preference pairs over each prompt's rated answers; a pair needs a score gap >= min_margin (and > 0).
 
     `across="arms"` compares arms' mean scores per prompt (one pair per arm pair: the arms' answers disagree);
     `across="answers"` compares every rated answer to the prompt, whichever arm gave it (with sampled decoding one
     arm's answers differ too): the best against the worst, one pair per prompt; with `per_prompt="disjoint"`, then
-    the next best against the next worst, and so on while the gap holds, so no answer is in two pairs."""
+    the next best against the next worst, and so on while the gap holds, so no answer is in two pairs.
+    With `llm_margin` (answers only), the answers are ranked and paired `by_judges` and min_margin is not used."""
+    if llm_margin is not None and across != "answers":
+        raise ValueError("llm_margin pairs answers: use across='answers'")
+    order, prefers = by_judges(llm_margin) if llm_margin is not None else (
+        lambda r: -r["score"],
+        lambda b, w: "feedback" if b["score"] - w["score"] >= min_margin and b["score"] != w["score"] else None)
     groups: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     prompts: dict[str, list[dict]] = {}
     for r in rows:
         msgs = normalize(r["prompt"])
-        if msgs is None or r["score"] is None or not r["answer"]:
+        if msgs is None or r["score"] is None or not r["answer"] or (llm_margin is not None and "rules" not in r):
             continue
         key = json.dumps(msgs, sort_keys=True)
         prompts[key] = msgs
         groups[key][r["arm"]].append(r)
-    pairs, both, below, same = [], 0, 0, 0
+    pairs, both, below, same, why = [], 0, 0, 0, defaultdict(int)
 
-    def add(key, win, sw, rw, lose, sl, rl):
+    def add(key, win, sw, rw, lose, sl, rl, judges=None):
         chosen = max(rw, key=lambda x: x["score"])["answer"]  # max/min keep the earliest on ties
         rejected = min(rl, key=lambda x: x["score"])["answer"]
         if chosen == rejected:
@@ -92,21 +117,27 @@ def make_pairs(rows: list[dict], min_margin: float, across: str = "arms",
                       "rejected": [{"role": "assistant", "content": rejected}],
                       "arms": {"chosen": win, "rejected": lose},
                       "scores": {"chosen": round(sw, 6), "rejected": round(sl, 6)},
-                      "request_ids": {"chosen": [x["id"] for x in rw], "rejected": [x["id"] for x in rl]}})
+                      "request_ids": {"chosen": [x["id"] for x in rw], "rejected": [x["id"] for x in rl]},
+                      **({"judges": judges} if judges else {})})
         return True
 
     for key, by_arm in groups.items():
         both += len(by_arm) >= 2
         if across == "answers":
-            answers = sorted((r for rs in by_arm.values() for r in rs), key=lambda x: -x["score"])
+            answers = sorted((r for rs in by_arm.values() for r in rs), key=order)
             if len(answers) < 2:
                 continue
             for i in range(len(answers) // 2 if per_prompt == "disjoint" else 1):
                 best, worst = answers[i], answers[-1 - i]
-                if best["score"] - worst["score"] < min_margin or best["score"] == worst["score"]:
+                if not (reason := prefers(best, worst)):
                     below += i == 0  # a prompt none of whose answers differ enough
                     break
-                if not add(key, best["arm"], best["score"], [best], worst["arm"], worst["score"], [worst]):
+                judges = {"by": reason, **{k: {"rules": x["rules"], "llm": round(x["llm"], 6)}
+                                           for k, x in (("chosen", best), ("rejected", worst))}} \
+                    if llm_margin is not None else None
+                if add(key, best["arm"], best["score"], [best], worst["arm"], worst["score"], [worst], judges):
+                    why[reason] += 1
+                else:
                     same += 1
             continue
         if len(by_arm) < 2:
@@ -122,7 +153,9 @@ def make_pairs(rows: list[dict], min_margin: float, across: str = "arms",
                 same += 1
     metrics = {"requests": len(rows), "rated": sum(r["score"] is not None for r in rows), "prompts": len(groups),
                "prompts_both_arms": both, "pairs": len(pairs), "below_margin": below, "same_answer": same,
-               "across": across, **({"per_prompt": per_prompt} if across == "answers" else {})}
+               "across": across, **({"per_prompt": per_prompt} if across == "answers" else {}),
+               **({"llm_margin": llm_margin, "by_rules": why["rules"], "by_llm": why["llm"]}
+                  if llm_margin is not None else {})}
     return pairs, metrics
 
 

@@ -258,12 +258,15 @@ def experiment_section(e: dict, where: Path) -> list[str]:
     for arm, t in e.get("tests", {}).items():
         md.append(f"- {arm} vs control: effect {t['msprt']['effect']:+.3f}, always-valid mSPRT p "
                   f"{t['msprt']['p']:.3g}, P({arm} better) {t['bayes']['p_b_gt_a']:.3f}")
-    d = e["decision"]
+    d, pm = e["decision"], e["pair_metrics"]
+    by = (f"{pm['by_rules']} where the rules judge accepted one answer and rejected the other, {pm['by_llm']} "
+          f"between answers it accepted, by a model-judge gap >= {pm['llm_margin']:g}; "
+          if pm.get("llm_margin") is not None else "")
     md += served_examples(where / "events.sqlite")
     md += [f"- **Decision: {d['kind']}** - {d['reason']}",
            f"- The experiment yielded **{e['pairs']} preference pairs** for the next DPO round "
-           f"(`{where / 'pairs.jsonl'}`; {e['pair_metrics']['prompts_both_arms']} prompts answered by both arms, "
-           f"{e['pair_metrics']['below_margin']} below the rating margin).", ""]
+           f"(`{where / 'pairs.jsonl'}`; {by}{pm['prompts_both_arms']} prompts answered by both arms, "
+           f"{pm['below_margin']} below the rating margin).", ""]
     return md
 
 
