@@ -128,6 +128,56 @@ def test_min_of_shares_keeps_both_parents_where_the_mean_trades_one_away(family,
     assert manifest["winner"]["shares"] == pytest.approx({"domain_qa.score": 0.5, "safety.score": 0.5}, abs=1e-4)
 
 
+def test_constraints_keep_the_winner_inside_the_bench_gates(family, tmp_path):
+    """The score peaks at the 0.7 mix, but a constrained metric (scripted as the weight itself: think over-refusal
+    rising with the safety specialist's weight) must stay <= 0.5: the winner is the best trial that meets it. When no
+    trial can, the one that misses by least wins and the search says so."""
+    dist = distance_to(mix(family, 0.7))
+
+    def objective(model, trial):
+        return {"format.score": -dist(model), "safety.over_refusal": trial["params"]["weight"]}
+
+    lines = []
+    cfg = config(family, tmp_path / "met", weight=[0.0, 1.0], grid_points=11, trials=11,
+                 constraints={"safety.over_refusal": "<= 0.5"})
+    summary = run(cfg, objective=objective, echo=lines.append)
+    assert summary["winner"]["params"] == {"weight": 0.5} and summary["feasible"] == [1, 2, 3, 4, 5, 6]
+    rows = [json.loads(x) for x in (tmp_path / "met" / "out" / "trials.jsonl").read_text().splitlines()]
+    assert [r["violations"]["safety.over_refusal"] for r in rows] == pytest.approx([0] * 6 + [0.1, 0.2, 0.3, 0.4, 0.5])
+    assert max(r["score"] for r in rows) == rows[7]["score"] > summary["winner"]["score"]  # 0.7 scored best, missed
+    assert "(misses safety.over_refusal <= 0.5)" in lines[7] and "misses" not in lines[5]
+    assert json.loads((tmp_path / "met" / "out" / "manifest.json").read_text())["metrics"]["constraints_met"] is True
+
+    lines.clear()
+    cfg = config(family, tmp_path / "unmet", weight=[0.0, 1.0], grid_points=11, trials=11,
+                 constraints={"safety.over_refusal": "< 0"})
+    summary = run(cfg, objective=objective, echo=lines.append)
+    assert summary["winner"]["params"] == {"weight": 0.0} and summary["feasible"] == []
+    assert lines[-1] == "warning: no trial met every constraint; trial 1 misses them least: (misses " \
+                        "safety.over_refusal < 0)"
+    assert json.loads((tmp_path / "unmet" / "out" / "manifest.json").read_text())["metrics"]["constraints_met"] is False
+
+    # TPE is told the misses: after the same random startup trials it proposes elsewhere, and the winner meets them.
+    def proposals(name, **kw):
+        cfg = config(family, tmp_path / name, weight=[0.0, 1.0], sampler="tpe", trials=10, startup_trials=4, seed=0,
+                     **kw)
+        summary = run(cfg, objective=objective, echo=lambda _: None)
+        rows = (tmp_path / name / "out" / "trials.jsonl").read_text().splitlines()
+        return summary, [json.loads(x)["params"]["weight"] for x in rows]
+
+    (_, free), (summary, bound) = proposals("tpe"), proposals("tpe-bound", constraints={"safety.over_refusal": "<= 0.5"})
+    assert bound[:4] == free[:4] and bound[4:] != free[4:]
+    assert summary["winner"]["params"]["weight"] <= 0.5 and summary["feasible"]
+    # A constrained metric the objective does not report is a clear error.
+    with pytest.raises(UserError, match="constraint safety.refusal_rate: the objective reported no value for it"):
+        run(config(family, tmp_path / "missing", grid_points=2, trials=2,
+                   constraints={"safety.refusal_rate": ">= 0.5"}), objective=objective, echo=lambda _: None)
+    with pytest.raises(ValueError, match="constraint 'safty.over_refusal' must be 'TASK.METRIC' for a bench task"):
+        config(family, tmp_path, constraints={"safty.over_refusal": "<= 0.2"})
+    with pytest.raises(ValueError, match="constraint 'safety.over_refusal': condition 'at most 0.2'"):
+        config(family, tmp_path, constraints={"safety.over_refusal": "at most 0.2"})
+
+
 def test_share_objective_must_be_maximized():
     with pytest.raises(ValueError, match="'of' .* needs direction: maximize"):
         Objective(task="general_ppl", metric="ppl", direction="minimize", of="some/model")

@@ -78,6 +78,11 @@ class SearchConfig(StrictModel):
     grid_points: int = Field(5, ge=1)
     """Points per range for sampler `grid`."""
     objectives: list[Objective] = Field(min_length=1)
+    constraints: dict[str, str] = {}
+    """Bounds the winner must meet, `TASK.METRIC: CONDITION` as the bench's gates ('safety.over_refusal': '<= 0.2'),
+    measured on every trial: a trial that meets them all beats one that does not, whatever their scores; of two that
+    do not, the one that misses by less wins (Deb's rules). With sampler tpe, Optuna's constrained TPE is told by how
+    much each trial missed. Put the bench's gates here, so the search does not pick a merge the bench will reject."""
     combine: Literal["mean", "min"] = "mean"
     """How objective values make a trial's score: 'mean' is their weighted mean (one behaviour may pay for another);
     'min' is the worst of them (weights unused), so the winner is the trial that keeps every behaviour best."""
@@ -133,6 +138,20 @@ class SearchConfig(StrictModel):
         if r[0] > r[1]:
             raise ValueError(f"range must be [low, high], got {list(r)}")
         return r
+
+    @field_validator("constraints")
+    @classmethod
+    def _constraint_syntax(cls, constraints):
+        from shipit.bench.config import GATE
+
+        for key, cond in constraints.items():
+            task, _, metric = key.partition(".")
+            if task not in known_tasks() or not metric:
+                raise ValueError(f"constraint '{key}' must be 'TASK.METRIC' for a bench task "
+                                 f"({', '.join(known_tasks())})")
+            if not GATE.match(cond):
+                raise ValueError(f"constraint '{key}': condition {cond!r} should look like '<= 0.2'")
+        return constraints
 
     @model_validator(mode="after")
     def _distinct_objectives(self):
@@ -226,6 +245,30 @@ def weighted_score(values: dict[str, float], objectives: list[Objective], combin
     return round(sum(o.weight * oriented[o.name] for o in objectives) / sum(o.weight for o in objectives), 6)
 
 
+def violations(values: dict[str, float], constraints: dict[str, str]) -> dict[str, float]:
+    """By how much each constraint is missed (0 when met): `<= 0.2` on 0.27 misses by 0.07."""
+    from shipit.bench.config import GATE, OPS
+
+    out = {}
+    for key, cond in constraints.items():
+        if key not in values:
+            raise UserError(f"constraint {key}: the objective reported no value for it; it reported: "
+                            f"{', '.join(values)}")
+        op, bound = GATE.match(cond).groups()
+        value, bound = values[key], float(bound)
+        out[key] = 0.0 if OPS[op](value, bound) else round(abs(value - bound), 6) or 1e-6  # a strict bound, met
+    return out
+
+
+def better(row: dict, than: dict) -> bool:
+    """Deb's rules: a trial meeting every constraint beats one that does not; two that do are ranked by score; of
+    two that do not, the smaller total miss wins (then the score)."""
+    def key(r):
+        miss = sum(r.get("violations", {}).values())
+        return (miss == 0, -miss, r["score"])
+    return key(row) > key(than)
+
+
 def bench_objective(cfg: SearchConfig) -> ObjectiveFn:
     """The default objective: run each objective's bench task on the candidate and read its metric. A trial dict
     with `objectives` (names) limits the run to those (a reference model is scored only on what it is a reference
@@ -234,16 +277,18 @@ def bench_objective(cfg: SearchConfig) -> ObjectiveFn:
     from shipit.models.load import load_for_eval
 
     def objective(model: Path, trial: dict) -> dict[str, float]:
-        wanted = [o for o in cfg.objectives if o.name in trial.get("objectives", [o.name])]
+        wanted = [(o.name, o.task, o.metric) for o in cfg.objectives if o.name in trial.get("objectives", [o.name])]
+        if "objectives" not in trial:  # a trial, not a reference model: its constraints are measured too
+            wanted += [(k, *k.split(".", 1)) for k in cfg.constraints if k not in {w[0] for w in wanted}]
         lm, tokenizer, _ = load_for_eval(model, cfg.eval_dtype)
         ctx = TaskContext(cfg.data_dir, limit=cfg.eval_limit)
-        result = {task: get_task(task)(lm, tokenizer, ctx) for task in dict.fromkeys(o.task for o in wanted)}
-        missing = [o for o in wanted if o.metric not in result[o.task]]
+        result = {task: get_task(task)(lm, tokenizer, ctx) for task in dict.fromkeys(w[1] for w in wanted)}
+        missing = [w for w in wanted if w[2] not in result[w[1]]]
         if missing:
-            o = missing[0]
-            raise UserError(f"objective {o.name}: task '{o.task}' reports no metric '{o.metric}'; it reports: "
-                            f"{', '.join(result[o.task])}")
-        return {o.name: float(result[o.task][o.metric]) for o in wanted}
+            name, task, metric = missing[0]
+            raise UserError(f"{name}: task '{task}' reports no metric '{metric}'; it reports: "
+                            f"{', '.join(result[task])}")
+        return {name: float(result[task][metric]) for name, task, metric in wanted}
 
     return objective
 
@@ -303,8 +348,10 @@ class _Proposer:
                   for k, (lo, hi) in dimensions(self.cfg, method).items()}
         return method, params
 
-    def tell(self, score: float) -> None:
+    def tell(self, score: float, missed: dict[str, float]) -> None:
         if self.pending is not None:
+            for key, miss in missed.items():  # TPE models the misses (a value <= 0 is met)
+                self.pending.set_constraint(key, miss)
             self.study.tell(self.pending, score)
 
 
@@ -347,13 +394,15 @@ def run(cfg: SearchConfig, source: str = "search config", objective: ObjectiveFn
             if kept:
                 row["shares"] = kept
             row["score"] = weighted_score({**row["values"], **kept}, cfg.objectives, cfg.combine)
+            if cfg.constraints:
+                row["violations"] = violations(row["values"], cfg.constraints)
             row["seconds"] = round(time.perf_counter() - t0, 3)
-            proposer.tell(row["score"])
+            proposer.tell(row["score"], row.get("violations", {}))
             rows.append(row)
             log.write(json.dumps(row) + "\n")
             log.flush()
             previous = best
-            if best is None or row["score"] > rows[best]["score"]:
+            if best is None or better(row, rows[best]):
                 best = i
             if not cfg.keep_trial_models and previous is not None and previous != best:
                 _drop_weights(root / f"trial-{rows[previous].get('duplicate_of', previous + 1):03d}")
@@ -363,21 +412,35 @@ def run(cfg: SearchConfig, source: str = "search config", objective: ObjectiveFn
             echo(f"trial {i + 1}/{proposer.budget} {method} {shown} -> "
                  + " ".join(f"{k}={v:.4g}" + (f" ({kept[k]:.0%} kept)" if k in kept else "")
                             for k, v in row["values"].items())
-                 + f" score={row['score']:.4f} (best {rows[best]['score']:.4f}: trial {best + 1}) {row['seconds']:.1f}s")
+                 + f" score={row['score']:.4f}" + missed_text(row, cfg.constraints)
+                 + f" (best {rows[best]['score']:.4f}: trial {best + 1}) {row['seconds']:.1f}s")
         log.close()
         winner = rows[best]
+        if any(winner.get("violations", {}).values()):
+            echo(f"warning: no trial met every constraint; trial {best + 1} misses them least:"
+                 + missed_text(winner, cfg.constraints))
         front = pareto_front(rows, cfg.objectives)
         _copy_model(Path(winner["model"]), out.dir)
         (out.dir / "pareto.json").write_text(json.dumps(front, indent=2) + "\n")
         plot_search(rows, front, winner, cfg.objectives, out.dir / "search.png")
         summary = {"winner": winner, "pareto_front": [r["trial"] for r in front], "trials": len(rows),
                    "objectives": [o.model_dump(mode="json") for o in cfg.objectives], "combine": cfg.combine,
+                   "constraints": cfg.constraints, "feasible": [r["trial"] for r in rows if
+                                                                not any(r.get("violations", {}).values())],
                    "references": references, "trials_dir": str(root)}
         (out.dir / "search.json").write_text(json.dumps(summary, indent=2) + "\n")
-        out.metrics.update({"winner_score": winner["score"], **winner["values"], "trials": len(rows)})
+        out.metrics.update({"winner_score": winner["score"], **winner["values"], "trials": len(rows),
+                            **({"constraints_met": not any(winner["violations"].values())} if cfg.constraints
+                               else {})})
         out.extra.update(merge_method=winner["method"], winner=winner, pareto_front=summary["pareto_front"])
     summary["output"] = str(cfg.output)
     return summary
+
+
+def missed_text(row: dict, constraints: dict[str, str]) -> str:
+    """' (misses safety.over_refusal <= 0.2)' for the constraints a trial breaks; '' when it meets them all."""
+    broken = [f"{k} {constraints[k].strip()}" for k, v in row.get("violations", {}).items() if v]
+    return f" (misses {', '.join(broken)})" if broken else ""
 
 
 def _trial(cfg: SearchConfig, tdir: Path, method: str, params: dict, objective: ObjectiveFn) -> dict:
