@@ -131,7 +131,7 @@ def test_min_of_shares_keeps_both_parents_where_the_mean_trades_one_away(family,
 def test_constraints_keep_the_winner_inside_the_bench_gates(family, tmp_path):
     """The score peaks at the 0.7 mix, but a constrained metric (scripted as the weight itself: think over-refusal
     rising with the safety specialist's weight) must stay <= 0.5: the winner is the best trial that meets it. When no
-    trial can, the one that misses by least wins and the search says so."""
+    trial can, the best-scoring one is kept and the search says what it misses."""
     dist = distance_to(mix(family, 0.7))
 
     def objective(model, trial):
@@ -152,8 +152,8 @@ def test_constraints_keep_the_winner_inside_the_bench_gates(family, tmp_path):
     cfg = config(family, tmp_path / "unmet", weight=[0.0, 1.0], grid_points=11, trials=11,
                  constraints={"safety.over_refusal": "< 0"})
     summary = run(cfg, objective=objective, echo=lines.append)
-    assert summary["winner"]["params"] == {"weight": 0.0} and summary["feasible"] == []
-    assert lines[-1] == "warning: no trial met every constraint; trial 1 misses them least: (misses " \
+    assert summary["winner"]["params"] == {"weight": 0.7} and summary["feasible"] == []
+    assert lines[-1] == "warning: no trial met every constraint; keeping the best-scoring one, trial 8 (misses " \
                         "safety.over_refusal < 0)"
     assert json.loads((tmp_path / "unmet" / "out" / "manifest.json").read_text())["metrics"]["constraints_met"] is False
 

@@ -80,9 +80,10 @@ class SearchConfig(StrictModel):
     objectives: list[Objective] = Field(min_length=1)
     constraints: dict[str, str] = {}
     """Bounds the winner must meet, `TASK.METRIC: CONDITION` as the bench's gates ('safety.over_refusal': '<= 0.2'),
-    measured on every trial: a trial that meets them all beats one that does not, whatever their scores; of two that
-    do not, the one that misses by less wins (Deb's rules). With sampler tpe, Optuna's constrained TPE is told by how
-    much each trial missed. Put the bench's gates here, so the search does not pick a merge the bench will reject."""
+    measured on every trial: a trial that meets them all beats one that does not, whatever their scores; when none
+    does, the best-scoring trial is kept (and a warning says what it misses). With sampler tpe, Optuna's constrained
+    TPE is told by how much each trial missed. Put all the bench's gates here, so the search does not pick a merge
+    the bench will reject when it has one the bench would pass."""
     combine: Literal["mean", "min"] = "mean"
     """How objective values make a trial's score: 'mean' is their weighted mean (one behaviour may pay for another);
     'min' is the worst of them (weights unused), so the winner is the trial that keeps every behaviour best."""
@@ -261,11 +262,11 @@ def violations(values: dict[str, float], constraints: dict[str, str]) -> dict[st
 
 
 def better(row: dict, than: dict) -> bool:
-    """Deb's rules: a trial meeting every constraint beats one that does not; two that do are ranked by score; of
-    two that do not, the smaller total miss wins (then the score)."""
+    """A trial meeting every constraint beats one that does not; otherwise the higher score wins. So when no trial
+    meets them, the best-scoring one is kept, not the one that misses by least (Deb's rule), which may keep little
+    of what the objectives ask for: of run 6's trials only a weak one (a quarter of the domain's QA) retained >= 0.8."""
     def key(r):
-        miss = sum(r.get("violations", {}).values())
-        return (miss == 0, -miss, r["score"])
+        return not any(r.get("violations", {}).values()), r["score"]
     return key(row) > key(than)
 
 
@@ -417,7 +418,7 @@ def run(cfg: SearchConfig, source: str = "search config", objective: ObjectiveFn
         log.close()
         winner = rows[best]
         if any(winner.get("violations", {}).values()):
-            echo(f"warning: no trial met every constraint; trial {best + 1} misses them least:"
+            echo(f"warning: no trial met every constraint; keeping the best-scoring one, trial {best + 1}"
                  + missed_text(winner, cfg.constraints))
         front = pareto_front(rows, cfg.objectives)
         _copy_model(Path(winner["model"]), out.dir)
