@@ -102,6 +102,7 @@ def test_demo_smoke_end_to_end_then_fully_cached(vllm_python, tmp_path):
     assert dpo_ab["config"]["model"] == read_manifest(out / "bench")["config"]["models"][summary["winner"]]
     e2 = json.loads((out / "experiment-round2" / "experiment.json").read_text())
     assert set(e2["arms"]) == {"winner", "dpo-ab"} and e2["answered"] == 40
+    assert set(e2["by_kind"]["arms"]) == {"winner", "dpo-ab"}
     assert e["judge"] == e2["judge"] == "0.5 x rules judge + 0.5 x base's pmi verdict"
     # Pairs by the judges' own verdicts (the recipe's llm_margin), each judge's verdict kept per answer.
     pm, judged = e["pair_metrics"], read_jsonl(out / "experiment" / "judged.jsonl")

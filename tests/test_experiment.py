@@ -153,6 +153,28 @@ def test_pairs_by_judges_let_the_rules_decide_and_the_model_judge_rank_acceptabl
         make_pairs(rows, 0.3, llm_margin=0.5)
 
 
+def test_effect_by_prompt_kind_is_not_fooled_by_the_arms_prompt_mix():
+    """Simpson's paradox, as run 7 had it: the new arm scores higher on every prompt kind, but drew mostly the hard
+    (harmful) prompts, so its raw mean is lower. Weighted alike (each kind's share of all requests), it wins."""
+    from shipit.ship.experiment import by_kind
+    from shipit.ship.report import round2_line
+
+    def recs(arm, kind, scores):
+        return [{"arm": arm, "kind": kind, "score": x} for x in scores]
+
+    records = (recs("new", "harmful", [0.5] * 6) + recs("new", "benign", [1.0] * 2)
+               + recs("old", "harmful", [0.4] * 2) + recs("old", "benign", [0.9] * 6) + [{"arm": "new", "error": "x"}])
+    got = by_kind(records, "old")
+    assert got["arms"]["new"] == {"benign": {"n": 2, "feedback_score": 1.0}, "harmful": {"n": 6, "feedback_score": 0.5}}
+    raw = (6 * 0.5 + 2 * 1.0) / 8 - (2 * 0.4 + 6 * 0.9) / 8  # -0.15: the mix, not the model
+    assert raw < 0 and got["stratified_effect"] == {"new": pytest.approx(0.1)}  # +0.1 in each kind, weights 1/2, 1/2
+    e = {"control": "old", "arms": {"old": {"feedback_score": 0.775, "n": 8}, "new": {"feedback_score": 0.625, "n": 8}},
+         "decision": {"kind": "keep"}, "by_kind": got}
+    assert ("(loses by 0.150; n 8 / 8); by prompt kind, weighted alike for both arms: wins by 0.100 (benign prompts "
+            "25% of its requests, 75% of the control's); decision: keep.") in round2_line(e)
+    assert "by prompt kind" not in round2_line({**e, "by_kind": {}})  # an experiment.json from before
+
+
 def test_from_ab_errors_are_one_line(tmp_path):
     bare = tmp_path / "bare.sqlite"
     EventStore(bare).close()
@@ -312,6 +334,9 @@ def test_simulated_experiment_end_to_end(repliers, vllm_python, tmp_path):
                                                                                               "rejected": 0.0}
     both = {p for p in harmful if p in sent["helper"] and p in sent["refuser"]}
     assert {r["prompt"][-1]["content"] for r in rows} == both
+    kinds = saved["by_kind"]["arms"]  # per prompt kind: the refuser is right on harmful prompts only
+    assert {k: c["feedback_score"] for k, c in kinds["refuser"].items()} == {"harmful": 1.0, "instructions": 0.0}
+    assert all(c["feedback_score"] == 0.0 for c in kinds["helper"].values())
     judged = [json.loads(x) for x in (out / "judged.jsonl").read_text().splitlines()]
     assert len(judged) == 80 and all(j["score"] == j["rules"] == (j["arm"] == "refuser") * (j["kind"] == "harmful")
                                      for j in judged)

@@ -270,6 +270,29 @@ def keep_reason(cfg: dict, s: dict) -> str:
     return f"no arm is significantly better on {pol['primary_metric']} ({'; '.join(parts)})"
 
 
+def by_kind(records: list[dict], control: str) -> dict:
+    """Feedback per arm and prompt kind, and each arm's effect against the control with the kinds weighted alike for
+    both (their share of all judged requests). Users draw prompts at random, so with a few dozen requests an arm
+    can draw many more of the hardest kind (run 7: 64% harmful prompts against the control's 42%): its raw mean then
+    measures the draw as much as the model. The stratified effect compares like with like."""
+    cells: dict[str, dict[str, list[float]]] = {}
+    for r in records:
+        if "score" in r:
+            cells.setdefault(r["arm"], {}).setdefault(r["kind"], []).append(r["score"])
+    total = {k: sum(len(c.get(k, [])) for c in cells.values()) for k in {k for c in cells.values() for k in c}}
+    out = {"arms": {a: {k: {"n": len(v), "feedback_score": round(sum(v) / len(v), 6)} for k, v in sorted(c.items())}
+                    for a, c in cells.items()}, "stratified_effect": {}}
+    for arm, c in cells.items():
+        common = [k for k in c if k in cells.get(control, {})]
+        if arm == control or not common:
+            continue
+        weight = sum(total[k] for k in common)
+        out["stratified_effect"][arm] = round(sum(
+            total[k] / weight * (sum(c[k]) / len(c[k]) - sum(cells[control][k]) / len(cells[control][k]))
+            for k in common), 6)
+    return out
+
+
 def summarize(s: dict, records: list[dict], decision: dict, pair_metrics: dict, wall: float) -> dict:
     """experiment.json: per-arm numbers, SRM, tests, the decision and the pairs yielded."""
     arms = {a: {"n": x["n"], "success_rate": x["success_rate"], "error_rate": x["error_rate"],
@@ -279,7 +302,8 @@ def summarize(s: dict, records: list[dict], decision: dict, pair_metrics: dict, 
     return {"experiment": s["experiment"], "control": s["control"], "primary_metric": s["primary_metric"],
             "requests_sent": len(records), "answered": sum("arm" in r for r in records),
             "errors": sum("error" in r for r in records), "feedback_posted": sum(bool(r.get("feedback")) for r in records),
-            "arms": arms, "srm": s["srm"], "tests": s["tests"], "decision": decision,
+            "arms": arms, "by_kind": by_kind(records, s["control"]), "srm": s["srm"], "tests": s["tests"],
+            "decision": decision,
             "pairs": pair_metrics["pairs"], "pair_metrics": pair_metrics, "wall_time_s": round(wall, 2)}
 
 

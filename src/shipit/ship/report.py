@@ -159,8 +159,10 @@ def targets(cfg: ReportConfig, summary: dict, stage_seconds: float | None) -> li
     if cfg.round2 and (cfg.round2 / "experiment.json").exists():
         e = json.loads((cfg.round2 / "experiment.json").read_text())
         other = next(a for a in e["arms"] if a != e["control"])
+        strat = e.get("by_kind", {}).get("stratified_effect", {}).get(other)
         add("the DPO round does not lose on the judged score", e["arms"][other]["feedback_score"]
-            - e["arms"][e["control"]]["feedback_score"], lambda v: v >= 0, "{:+.3f}")
+            - e["arms"][e["control"]]["feedback_score"], lambda v: v >= 0,
+            "{:+.3f}" + (f" (by prompt kind: {strat:+.3f})" if strat is not None else ""))
     if stage_seconds is not None:
         add("stage time <= 15 minutes on this machine", stage_seconds / 60, lambda v: v <= 15, "{:.1f} min")
     return rows
@@ -198,7 +200,22 @@ def round2_line(e: dict) -> str:
     sig = (f"; mSPRT p {t['msprt']['p']:.3g}, P(better) {t['bayes']['p_b_gt_a']:.3f}" if t.get("msprt") else "")
     return (f"Next round ({other}: DPO on the experiment's pairs) vs {control} on the same judge: judged score "
             f"{b['feedback_score']:.3f} vs {a['feedback_score']:.3f} ({verdict} by {abs(diff):.3f}{sig}; "
-            f"n {b['n']} / {a['n']}); decision: {e['decision']['kind']}.")
+            f"n {b['n']} / {a['n']}){stratified(e, other)}; decision: {e['decision']['kind']}.")
+
+
+def stratified(e: dict, arm: str) -> str:
+    """'; by prompt kind, weighted alike for both arms: wins by 0.026 (harmful prompts 64% of its requests, 42% of
+    the control's)': the effect when the arms drew different prompt mixes; '' for an older experiment.json."""
+    bk = e.get("by_kind", {})
+    if arm not in bk.get("stratified_effect", {}):
+        return ""
+    eff, mine, ctrl = bk["stratified_effect"][arm], bk["arms"][arm], bk["arms"][e["control"]]
+    share = {a: {k: c["n"] / sum(x["n"] for x in cells.values()) for k, c in cells.items()}
+             for a, cells in (("arm", mine), ("control", ctrl))}
+    kind = max(share["arm"], key=lambda k: abs(share["arm"][k] - share["control"].get(k, 0.0)))
+    verdict = "wins" if eff > 0 else "loses" if eff < 0 else "ties"
+    return (f"; by prompt kind, weighted alike for both arms: {verdict} by {abs(eff):.3f} ({kind} prompts "
+            f"{share['arm'][kind]:.0%} of its requests, {share['control'].get(kind, 0.0):.0%} of the control's)")
 
 
 def safety_detail(r: dict) -> str:
