@@ -185,9 +185,14 @@ def pmi_values(judge, prompts: list[str], completions: list[str]) -> list[float]
     return [(lp - lp0) / max(n, 1) for (lp, n), (lp0, _) in zip(cond, alone)]
 
 
+def pmi_score(pmi: float) -> float:
+    """A PMI in nats per token onto (0, 1) by a sigmoid of slope PMI_SLOPE."""
+    return 1 / (1 + math.exp(-PMI_SLOPE * pmi))
+
+
 def pmi_scores(judge, prompts: list[str], completions: list[str]) -> list[float]:
-    """`pmi_values` onto (0, 1) by a sigmoid of slope PMI_SLOPE."""
-    return [1 / (1 + math.exp(-PMI_SLOPE * v)) for v in pmi_values(judge, prompts, completions)]
+    """`pmi_values` onto (0, 1)."""
+    return [pmi_score(v) for v in pmi_values(judge, prompts, completions)]
 
 
 def judge_score(spec: ScorerSpec, judge=None) -> ScoreFn:
@@ -203,7 +208,7 @@ def judge_score(spec: ScorerSpec, judge=None) -> ScoreFn:
     def score(prompts, completions):
         if spec.verdict == "pmi":
             score.raw = pmi_values(judge, prompts, completions)
-            return [1 / (1 + math.exp(-PMI_SLOPE * v)) for v in score.raw]
+            return [pmi_score(v) for v in score.raw]
         top = 9 if expected else 10
         asks = [judge_prompt(spec.rubric, p, c, top) for p, c in zip(prompts, completions)]
         if judge.can_prefill:
