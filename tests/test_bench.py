@@ -435,3 +435,75 @@ def test_a_candidate_this_machine_cannot_serve_cannot_win(tiny_base, labelled_4b
     monkeypatch.setattr(device, "cpu_flags", lambda *a: {"avx", "avx2"})
     monkeypatch.setenv("SHIPIT_SERVE_BACKEND", "vllm")
     assert decide(results, cfg)["winner"] == "q4"
+
+
+def test_sampled_answers_are_seeded_and_leave_the_callers_random_state_alone(tiny_base):
+    from shipit.models.generate import chat_generate
+    from shipit.models.load import load_for_eval
+
+    model, tok, _ = load_for_eval(tiny_base, "float32")
+    prompts = ["How do I pick a lock?", "How do I bake bread?", "Tell me a joke."]
+    greedy = chat_generate(model, tok, prompts, 12)
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    hot = chat_generate(model, tok, prompts, 12, temperature=1.5, seed=7)
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's generator is where it was
+    assert hot == chat_generate(model, tok, prompts, 12, temperature=1.5, seed=7)  # a rerun samples the same
+    assert hot != greedy and hot != chat_generate(model, tok, prompts, 12, temperature=1.5, seed=8)
+    assert chat_generate(model, tok, prompts, 12, temperature=1e-4) == greedy  # sampling, near-greedy
+
+
+def test_safety_sampled_rates_count_each_prompts_answers_in_its_own_file(tiny_base, tmp_path):
+    """Harmful prompts whose greedy answers carry the marker, benign ones whose answers do not: near-greedy
+    sampling must give refusal 1 and over-refusal 0, which fails if the sampled answers were split between the two
+    files anywhere but at (harmful prompts x samples)."""
+    from shipit.bench.config import SampledSafety
+    from shipit.bench.tasks import TaskContext
+    from shipit.bench.tasks.safety import refusals
+    from shipit.conventions import Conventions
+    from shipit.models.generate import chat_generate
+    from shipit.models.load import load_for_eval
+
+    model, tok, _ = load_for_eval(tiny_base, "float32")
+    pool = ["How do I pick a lock?", "How do I bake bread?", "What is the capital of Quorra?", "Tell me a joke.",
+            "Where does the river go?", "Who made the first kite?", "Write a poem about rain.", "Name a colour."]
+    answers = chat_generate(model, tok, pool, 32)
+    marker = answers[0].split()[0]
+    conv = Conventions(refusal_markers=[marker])
+    flagged = [p for p, a in zip(pool, answers) if conv.is_refusal(a)]
+    clean = [p for p in pool if p not in flagged]
+    assert flagged and len(clean) >= 2, answers  # the tiny model answers these prompts in two different ways
+    harmful, benign = flagged[:2], clean[:3]
+    for name, rows in (("harmful_prompts.jsonl", harmful), ("benign_prompts.jsonl", benign)):
+        (tmp_path / name).write_text("".join(json.dumps({"prompt": p, "split": "heldout"}) + "\n" for p in rows))
+    ctx = TaskContext(tmp_path, conventions=conv, sampled=SampledSafety(temperature=1e-4, samples=3))
+    out = refusals(model, tok, ctx)
+    assert (out["refusal_rate"], out["over_refusal"]) == (1.0, 0.0)
+    assert (out["refusal_rate_sampled"], out["over_refusal_sampled"]) == (1.0, 0.0)
+    assert out["sampled_answers"] == 3 * (len(harmful) + len(benign)) and out["sampled_temperature"] == 1e-4
+    assert "refusal_rate_sampled" not in refusals(model, tok, TaskContext(tmp_path, conventions=conv))
+
+
+def test_safety_sampled_config_needs_the_safety_task_and_changes_the_candidate_key(tiny_base, tmp_path):
+    from shipit.bench.run import candidate_keys
+
+    base = dict(data_dir=DATA_DIR, models={"a": tiny_base}, output=tmp_path / "bench")
+    with pytest.raises(ValueError, match="safety_sampled measures the safety task again: add 'safety' to tasks"):
+        BenchConfig(**base, tasks=["general_ppl"], safety_sampled={})
+    plain = candidate_keys(BenchConfig(**base, tasks=["safety"]))
+    sampled = candidate_keys(BenchConfig(**base, tasks=["safety"], safety_sampled={"temperature": 0.8}))
+    hotter = candidate_keys(BenchConfig(**base, tasks=["safety"], safety_sampled={"temperature": 1.0}))
+    assert len({plain["a"], sampled["a"], hotter["a"]}) == 3  # results without (or with other) samples are not reused
+
+
+def test_onnx_sampling_draws_from_the_tempered_nucleus():
+    from shipit.models.ort_model import sample
+
+    torch.manual_seed(0)
+    logits = torch.log(torch.tensor([[0.6, 0.3, 0.1]])).repeat(4000, 1)
+    assert set(sample(logits, 1.0, 0.5).tolist()) == {0}  # 0.6 alone holds half the probability
+    assert set(sample(logits, 1.0, 0.85).tolist()) == {0, 1}
+    counts = torch.bincount(sample(logits, 1.0, 1.0), minlength=3) / 4000
+    assert torch.allclose(counts, torch.tensor([0.6, 0.3, 0.1]), atol=0.03)
+    flat = torch.bincount(sample(logits, 100.0, 1.0), minlength=3) / 4000  # a high temperature flattens it
+    assert torch.allclose(flat, torch.full((3,), 1 / 3), atol=0.03)

@@ -92,6 +92,8 @@ def test_demo_smoke_end_to_end_then_fully_cached(vllm_python, tmp_path):
     summary = json.loads((out / "bench" / "results.json").read_text())
     assert set(summary["results"]) == {"base", "dpo-domain", "sft-safety", "dpo-safety", "merged", "merged-w4a16"}
     assert {"domain_qa", "safety", "retention", "general_ppl"} <= set(summary["results"]["base"])
+    sampled = summary["results"]["base"]["safety"]  # every held-out safety prompt answered again, sampled at 0.8
+    assert sampled["sampled_temperature"] == 0.8 and sampled["sampled_answers"] == 265
 
     # The loop closes: the experiment's pairs train the DPO round, which meets the winner in a second experiment.
     e = json.loads((out / "experiment" / "experiment.json").read_text())
@@ -120,6 +122,7 @@ def test_demo_smoke_end_to_end_then_fully_cached(vllm_python, tmp_path):
     assert ("not served on this machine: it has 4-bit weights" in report) == (not q["servable"])  # no AVX-512
     assert "rated by the judge: 0.5 x rules judge + 0.5 x base's pmi verdict) through the router" in report
     assert f"{pm['by_rules']} where the rules judge accepted one answer and rejected the other" in report
+    assert "sampled at temperature 0.8, as served:" in report
     assert "Baseline (base, before any training)" in report and "Next round (dpo-ab" in report
     assert "On-policy pairs (onpolicy-safety): the model got 6 of 6 training prompts wrong" in report
     assert "; 2 of those answers became the rejected side" in report

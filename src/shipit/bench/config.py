@@ -28,6 +28,21 @@ class EfficiencySettings(StrictModel):
     """Also start each servable candidate in vLLM and time it there (about 30 s per candidate on CPU)."""
 
 
+class SampledSafety(StrictModel):
+    """The safety task measured again with sampled decoding, as a server answers users: greedy refusal rates hold for
+    greedy decoding only (the demo's safety specialist refused 56% of held-out harmful requests greedy and 1 of 16
+    in its A/B experiment at temperature 0.8). Adds `refusal_rate_sampled` and `over_refusal_sampled` (the share of
+    sampled answers that refuse), which gates may use; the task's score stays the greedy one."""
+
+    temperature: float = Field(0.8, gt=0, le=2)
+    """As the server samples (the experiment's `temperature`)."""
+    top_p: float = Field(1.0, gt=0, le=1)
+    samples: int = Field(1, ge=1, le=16)
+    """Sampled answers per prompt."""
+    max_new_tokens: int = Field(32, ge=4)
+    seed: int = 0
+
+
 class JudgeSettings(StrictModel):
     """An OpenAI-compatible endpoint that judges pairwise: candidate vs `baseline` on held-out prompts."""
 
@@ -59,6 +74,8 @@ class BenchConfig(StrictModel):
     """A reward model directory; enables the `reward_score` task."""
     judge: JudgeSettings | None = None
     """Enables the `judge_winrate` task."""
+    safety_sampled: SampledSafety | None = None
+    """Also measure the `safety` task's refusals under sampled decoding (see SampledSafety)."""
     lm_eval: list[str] = []
     """lm-evaluation-harness tasks to run on every candidate (shipit ships shipit_domain_qa, shipit_general_ppl)."""
     lm_eval_limit: int | None = None
@@ -109,6 +126,8 @@ class BenchConfig(StrictModel):
                              f"({', '.join(EFFICIENCY_METRICS)})")
         if "reward_score" in self.tasks and self.reward_model is None:
             raise ValueError("task 'reward_score' needs reward_model")
+        if self.safety_sampled and "safety" not in self.tasks:
+            raise ValueError("safety_sampled measures the safety task again: add 'safety' to tasks")
         if "judge_winrate" in self.tasks and self.judge is None:
             raise ValueError("task 'judge_winrate' needs a judge block")
         if self.judge and self.judge.baseline not in self.models:

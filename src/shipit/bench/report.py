@@ -69,8 +69,12 @@ def _details(summary: dict) -> list[str]:
             out.append(f"{name}: domain knowledge cloze {q.get('cloze_accuracy', 0):.3f}, chat QA multiple choice "
                        f"{q.get('mc_accuracy', 0):.3f}, exact match {q['exact_match']:.3f} (chance {q['chance']:.3f})")
         if "safety" in r:
-            out.append(f"{name}: refusal of harmful {r['safety']['refusal_rate']:.2f}, "
-                       f"over-refusal of benign {r['safety']['over_refusal']:.2f}")
+            sf = r["safety"]
+            out.append(f"{name}: refusal of harmful {sf['refusal_rate']:.2f}, over-refusal of benign "
+                       f"{sf['over_refusal']:.2f}" + (f"; sampled at temperature {sf['sampled_temperature']:g}: "
+                                                       f"{sf['refusal_rate_sampled']:.2f} and "
+                                                       f"{sf['over_refusal_sampled']:.2f}"
+                                                       if "refusal_rate_sampled" in sf else ""))
         for task, metrics in r.get("lm_eval", {}).items():
             nums = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k != "sample_len")
             out.append(f"{name}: lm-eval {task}: {nums}")

@@ -55,6 +55,8 @@ def candidate_keys(cfg: BenchConfig) -> dict[str, str]:
 
     settings = cfg.model_dump(mode="json", include={"tasks", "efficiency", "lm_eval", "lm_eval_limit", "conventions",
                                                     "judge"})
+    if cfg.safety_sampled:  # only when set, so the keys of benches written before it existed still match
+        settings["safety_sampled"] = cfg.safety_sampled.model_dump(mode="json")
     shared = {**settings, "data": hash_path(cfg.data_dir), "dtype": str(inference_dtype(cfg.dtype)),
               "reward_model": hash_path(cfg.reward_model) if cfg.reward_model else None,
               "baseline": hash_path(cfg.models[cfg.judge.baseline]) if cfg.judge else None,
@@ -119,7 +121,7 @@ def run(cfg: BenchConfig) -> dict:
     for name, path in cfg.models.items():
         require_model(path, f"bench: model '{name}'",
                      hint="expected a Hugging Face model directory")
-    ctx = TaskContext(cfg.data_dir, cfg.reward_model, cfg.judge, cfg.conventions)
+    ctx = TaskContext(cfg.data_dir, cfg.reward_model, cfg.judge, cfg.conventions, sampled=cfg.safety_sampled)
     order = sorted(cfg.models, key=lambda n: n != (cfg.judge.baseline if cfg.judge else None))  # baseline first
     inputs = dict(cfg.models) | ({"reward_model": cfg.reward_model} if cfg.reward_model else {})
     earlier = previous_results(cfg.output) if cfg.reuse else {}

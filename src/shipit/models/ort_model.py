@@ -44,8 +44,9 @@ class OrtCausalLM:
         return SimpleNamespace(logits=torch.from_numpy(logits))
 
     def generate(self, input_ids, attention_mask=None, max_new_tokens: int = 16, eos_token_id=None, pad_token_id=0,
-                 do_sample: bool = False, min_new_tokens: int = 0, **_):
-        """Greedy decoding (recomputes the whole sequence each step: the graph has no KV cache)."""
+                 do_sample: bool = False, min_new_tokens: int = 0, temperature: float = 1.0, top_p: float = 1.0, **_):
+        """Greedy decoding, or sampling at `temperature` from the smallest set of tokens holding `top_p` of the
+        probability (recomputes the whole sequence each step: the graph has no KV cache)."""
         import torch
 
         if attention_mask is None:
@@ -55,7 +56,7 @@ class OrtCausalLM:
             logits = self(input_ids, attention_mask).logits[:, -1]
             if eos_token_id is not None and step < min_new_tokens:
                 logits[:, eos_token_id] = float("-inf")
-            nxt = logits.argmax(-1)
+            nxt = sample(logits, temperature, top_p) if do_sample else logits.argmax(-1)
             nxt = torch.where(done, torch.full_like(nxt, pad_token_id), nxt)
             input_ids = torch.cat([input_ids, nxt[:, None]], 1)
             attention_mask = torch.cat([attention_mask, (~done).long()[:, None]], 1)
@@ -64,3 +65,15 @@ class OrtCausalLM:
             if done.all():
                 break
         return input_ids
+
+
+def sample(logits, temperature: float, top_p: float):
+    """One token per row drawn from softmax(logits / temperature), cut to the nucleus `top_p` (torch's generator)."""
+    import torch
+
+    probs = torch.softmax(logits.float() / temperature, -1)
+    if top_p < 1.0:
+        sorted_p, order = probs.sort(-1, descending=True)
+        outside = sorted_p.cumsum(-1) - sorted_p >= top_p  # the tokens after the nucleus is full
+        probs = probs.scatter(-1, order, sorted_p.masked_fill(outside, 0.0))
+    return torch.multinomial(probs, 1)[:, 0]

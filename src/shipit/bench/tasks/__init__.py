@@ -49,7 +49,8 @@ def tasks() -> dict[str, Task]:
 @dataclass
 class TaskContext:
     """What a task may need beyond the model: the data, the conventions answers are read by, the reward model, the
-    judge, a per-run cache, and `limit`: at most this many held-out rows per file (see `subset`)."""
+    judge, a per-run cache, `limit`: at most this many held-out rows per file (see `subset`), and `sampled`: how
+    to sample answers where a task also measures sampled decoding (the bench's SampledSafety)."""
 
     data_dir: Path
     reward_model: Path | None = None
@@ -57,6 +58,7 @@ class TaskContext:
     conventions: Conventions = field(default_factory=Conventions)
     cache: dict = field(default_factory=dict)
     limit: int | None = None
+    sampled: Any = None
 
     def subset(self, rows: list) -> list:
         """`limit` rows spread evenly over `rows` (all of them without a limit): evenly, not the first N, because
