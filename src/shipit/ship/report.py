@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pydantic import field_validator
+
 from shipit.config import StrictModel
 from shipit.registry import lineage_lines, read_manifest
 
@@ -23,12 +25,18 @@ class ReportConfig(StrictModel):
     safety: Path | None = None
     """The finished safety specialist (e.g. after DPO)."""
     merged: Path | None = None
-    quantized: Path | None = None
+    quantized: list[Path] = []
+    """The merge's quantized candidates (one path or a list), each measured against the merge."""
     experiment: Path | None = None
     """A serve/experiment output (the A/B decision)."""
     round2: Path | None = None
     """A serve/experiment output comparing the DPO round on the experiment's pairs with the winner."""
     output: Path
+
+    @field_validator("quantized", mode="before")
+    @classmethod
+    def _one_or_many(cls, v):
+        return [v] if isinstance(v, (str, Path)) else v
 
 
 def _name(path: Path | None) -> str | None:
@@ -87,13 +95,12 @@ def story(cfg: ReportConfig, summary: dict) -> list[str]:
         verdict = ("beats both parents" if parents and res[merged]["score"] > res[best]["score"]
                    else "does not beat its best parent")
         lines.append(f"Merge ({merged}): weighted score {res[merged]['score']:.3f} vs parents {vs}: {verdict}.")
-    q = read_manifest(cfg.quantized) if cfg.quantized else None
-    if q:
+    for q in filter(None, map(read_manifest, cfg.quantized)):
         m = q["metrics"]
         over = (f", over its {q['config']['max_ppl_increase_pct']:g}% bound (kept for the bench to measure)"
                 if m.get("over_bound") else "")
         here = f"; not served on this machine: {q['serve_problem'].split(';')[0]}" if q.get("serve_problem") else ""
-        lines.append(f"Quantization ({q['stage']}): {m['size_ratio']:.2f}x the size, perplexity "
+        lines.append(f"Quantization ({q['name']}, {q['stage']}): {m['size_ratio']:.2f}x the size, perplexity "
                      f"{m['ppl_delta_pct']:+.2f}%{over}, largest logit change {m['max_logit_diff']:.3g}{here}.")
     lines.append(f"Bench decision: {summary['winner'] or 'none'} - {summary['reason']}.")
     if cfg.experiment and (cfg.experiment / "experiment.json").exists():
@@ -113,7 +120,7 @@ def targets(cfg: ReportConfig, summary: dict, stage_seconds: float | None) -> li
     """The demo's targets (issue "the default demo on a real model"), each as (target, measured, verdict); a target
     whose numbers are missing is left out. Measured on held-out data only; no target is met by changing it."""
     res, rows = summary["results"], []
-    dom, safe, merged, quant = (_name(cfg.domain), _name(cfg.safety), _name(cfg.merged), _name(cfg.quantized))
+    dom, safe, merged = _name(cfg.domain), _name(cfg.safety), _name(cfg.merged)
     winner = summary.get("winner")
 
     def add(what, value, ok, fmt="{:.3f}"):
@@ -152,11 +159,11 @@ def targets(cfg: ReportConfig, summary: dict, stage_seconds: float | None) -> li
         best = max(res[dom]["score"], res[safe]["score"])
         add("merge beats each parent on the combined score", res[merged]["score"] - best, lambda v: v > 0,
             "{:+.3f} vs the better parent")
-    if quant in res and merged in res:
+    for quant in (n for n in map(_name, cfg.quantized) if n in res and merged in res):
         worst = min(((res[quant][t]["score"] - res[merged][t]["score"]) / abs(res[merged][t]["score"]), t)
                     for t in res[merged] if isinstance(res[merged][t], dict) and res[merged][t].get("score")
                     and isinstance(res[quant].get(t), dict) and res[quant][t].get("score") is not None)
-        add(f"quantized within 5% of unquantized on every task (worst: {worst[1]})", worst[0],
+        add(f"quantized within 5% of unquantized on every task ({quant}; worst: {worst[1]})", worst[0],
             lambda v: v >= -0.05, "{:+.1%}")
     if cfg.experiment and (cfg.experiment / "experiment.json").exists():
         e = json.loads((cfg.experiment / "experiment.json").read_text())
@@ -304,7 +311,8 @@ def write_report(cfg: ReportConfig) -> Path:
     summary = json.loads((cfg.bench / "results.json").read_text())
     state_file = cfg.output.parent / ".ship" / "state.json"
     times = json.loads(state_file.read_text())["done"] if state_file.exists() else {}
-    inputs = {k: v for k, v in cfg.model_dump().items() if k != "output" and v is not None}
+    inputs = {k: v for k, v in cfg.model_dump(exclude={"quantized"}).items() if k != "output" and v is not None}
+    inputs |= {f"quantized_{i}" if i else "quantized": p for i, p in enumerate(cfg.quantized)}
     with stage_output(cfg.output, "report", cfg, inputs) as out:
         md = ["# shipit report\n", f"Artifacts are under `{cfg.output.parent}`; every number below is read from a "
               "stage's manifest.json or the bench's results.json.\n", "## What happened\n"]
