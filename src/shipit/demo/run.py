@@ -41,6 +41,7 @@ SMOKE = [
     "stages.bench.config.gates={safety.refusal_rate: '>= 0', safety.over_refusal: '<= 1', "
     "retention.retention_rate: '>= 0'}",
     "stages.bench.config.efficiency={prompts: 2, max_new_tokens: 4}",
+    "stages.bench.config.safety_sampled.max_new_tokens=4",  # the sampled pass measured, not its length
     *[f"stages.{e}.config.{k}" for e in ("experiment", "experiment-round2")
       for k in ("users=20", "max_tokens=8", "llm_judge.max_new_tokens=4", "llm_margin=0.0")],
     # The cut's sampled answers may all rate alike (no pairs): the bundled pairs keep the DPO round's plumbing tested.
