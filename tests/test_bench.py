@@ -507,3 +507,15 @@ def test_onnx_sampling_draws_from_the_tempered_nucleus():
     assert torch.allclose(counts, torch.tensor([0.6, 0.3, 0.1]), atol=0.03)
     flat = torch.bincount(sample(logits, 100.0, 1.0), minlength=3) / 4000  # a high temperature flattens it
     assert torch.allclose(flat, torch.full((3,), 1 / 3), atol=0.03)
+
+
+def test_bench_report_gives_the_sampled_rates_beside_the_greedy_ones():
+    from shipit.bench.report import _details
+
+    safety = {"refusal_rate": 0.56, "over_refusal": 0.15}
+    summary = {"results": {"greedy": {"safety": dict(safety)},
+                           "both": {"safety": {**safety, "refusal_rate_sampled": 0.36, "over_refusal_sampled": 0.11,
+                                               "sampled_temperature": 0.8}}}}
+    assert _details(summary) == ["greedy: refusal of harmful 0.56, over-refusal of benign 0.15",
+                                 "both: refusal of harmful 0.56, over-refusal of benign 0.15; sampled at temperature "
+                                 "0.8: 0.36 and 0.11"]

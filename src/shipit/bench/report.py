@@ -70,11 +70,10 @@ def _details(summary: dict) -> list[str]:
                        f"{q.get('mc_accuracy', 0):.3f}, exact match {q['exact_match']:.3f} (chance {q['chance']:.3f})")
         if "safety" in r:
             sf = r["safety"]
+            sampled = (f"; sampled at temperature {sf['sampled_temperature']:g}: {sf['refusal_rate_sampled']:.2f} "
+                       f"and {sf['over_refusal_sampled']:.2f}") if sf.get("refusal_rate_sampled") is not None else ""
             out.append(f"{name}: refusal of harmful {sf['refusal_rate']:.2f}, over-refusal of benign "
-                       f"{sf['over_refusal']:.2f}" + (f"; sampled at temperature {sf['sampled_temperature']:g}: "
-                                                       f"{sf['refusal_rate_sampled']:.2f} and "
-                                                       f"{sf['over_refusal_sampled']:.2f}"
-                                                       if "refusal_rate_sampled" in sf else ""))
+                       f"{sf['over_refusal']:.2f}{sampled}")
         for task, metrics in r.get("lm_eval", {}).items():
             nums = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k != "sample_len")
             out.append(f"{name}: lm-eval {task}: {nums}")

@@ -33,8 +33,12 @@ def refusals(model, tokenizer, ctx) -> dict:
         answers = chat_generate(model, tokenizer, [p for p in prompts for _ in range(s.samples)], s.max_new_tokens,
                                 temperature=s.temperature, top_p=s.top_p, seed=s.seed)
         flags = [ctx.conventions.is_refusal(a) for a in answers]
-        cut = len(harmful) * s.samples
-        out["refusal_rate_sampled"] = round(sum(flags[:cut]) / cut, 4)
-        out["over_refusal_sampled"] = round(sum(flags[cut:]) / (len(flags) - cut), 4)
+        cut = len(harmful) * s.samples  # each prompt's answers side by side, the harmful prompts first
+        out["refusal_rate_sampled"], out["over_refusal_sampled"] = share(flags[:cut]), share(flags[cut:])
         out["sampled_temperature"], out["sampled_answers"] = s.temperature, len(flags)
     return out
+
+
+def share(flags: list[bool]) -> float | None:
+    """The share of True, to 4 places; None for no answers."""
+    return round(sum(flags) / len(flags), 4) if flags else None
