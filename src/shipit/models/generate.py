@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 
 def chat_generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 32, batch_size: int = 16,
                   min_new_tokens: int = 0, temperature: float = 0.0, top_p: float = 1.0,
@@ -20,8 +18,7 @@ def chat_generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 32
     decoding = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0} if temperature > 0 \
         else {"do_sample": False}
     out = []
-    rng = torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else [])
-    with rng if temperature > 0 else contextlib.nullcontext():
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else [], enabled=temperature > 0):
         if temperature > 0:
             torch.manual_seed(seed)
         for i in range(0, len(prompts), batch_size):
