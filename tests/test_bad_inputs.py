@@ -80,11 +80,11 @@ class Env:
                "prompts": [{"path": str(prompts)}], "output": str(self.tmp / "o")}
         return self.write("cai.yaml", yaml.safe_dump(cfg, sort_keys=False))
 
-    def onpolicy_yaml(self, rows: list[dict], **ref) -> Path:
+    def onpolicy_yaml(self, rows: list[dict], top: dict | None = None, **ref) -> Path:
         refs = self.write("refs.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
         cfg = {"generator": {"backend": "hf", "model": str(self.base)},
                "references": [{"path": str(refs), "field": "messages", **ref}],
-               "scorers": [{"name": "length"}], "output": str(self.tmp / "o")}
+               "scorers": [{"name": "length"}], "output": str(self.tmp / "o"), **(top or {})}
         return self.write("onpolicy.yaml", yaml.safe_dump(cfg, sort_keys=False))
 
     def recipe(self, **merge_extra) -> Path:
@@ -219,6 +219,9 @@ ROWS = [
         ("refs.jsonl:2: field 'messages' needs an assistant turn", "chosen answer"), "o"),
     Row("onpolicy-references-of-plain-prompts", lambda e: ["data", "onpolicy", str(e.onpolicy_yaml(
         [{"prompt": "hi"}], field="prompt"))], 2, ("field must be 'messages'", "not 'prompt'"), "o"),
+    Row("onpolicy-greedy-samples", lambda e: ["data", "onpolicy", str(e.onpolicy_yaml(
+        [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hello."}]}],
+        top={"samples": 4}))], 2, ("onpolicy.yaml", "samples: 4 greedy answers", "set temperature above 0"), "o"),
     Row("experiment-pmi-verdict-on-an-endpoint", lambda e: ["ab", "simulate", str(e.write("exp.yaml", yaml.safe_dump({
         "experiment": "x", "arms": {"a": str(e.a), "b": str(e.b)}, "output": str(e.tmp / "o"),
         "llm_judge": {"backend": "openai", "base_url": "http://127.0.0.1:9/v1", "model_name": "m"},

@@ -140,8 +140,33 @@ def test_onpolicy_pairs_the_models_own_mistakes_with_the_reference_answers(smol2
         [(r["prompt"], dict(refs)[r["prompt"]], r["completion"]) for r in onpolicy.evenly_spaced(mistakes, 0.67)]
     assert len(pairs) == round(len(mistakes) * 0.67) >= 2
     assert read_manifest(out)["metrics"] | {"batches_resumed": 0} == {
-        "prompts": 6, "mistakes": len(mistakes), "mistake_rate": round(len(mistakes) / 6, 4), "pairs": len(pairs),
+        "prompts": 6, "answers": 6, "temperature": 0.0, "wrong_answers": len(mistakes),
+        "mistakes": len(mistakes), "mistake_rate": round(len(mistakes) / 6, 4), "pairs": len(pairs),
         "batches_resumed": 0}
+
+    # Sampled as served, three answers a prompt: each batch's answers are those of its own seed (so a resumed run
+    # answers the same), the rejected sides are every distinct wrong answer, and a repeated one is paired once (two
+    # new tokens, so that some repeat).
+    short = {**gen, "max_new_tokens": 2}
+    sampled = onpolicy.OnPolicyConfig.model_validate({
+        **cfg.model_dump(mode="json"), "generator": short, "fraction": 1.0, "temperature": 1.0, "samples": 3,
+        "seed": 5, "output": str(tmp_path / "sampled")})
+    out = onpolicy.run(sampled)
+    answered = rows(out / "answers.jsonl")
+    with make_generator(GeneratorSettings(**short)) as g:
+        expected = {(start, s): g.generate([q for q, _ in refs[start:start + 4]], temperature=1.0,
+                                           seed=5 + 1_000_003 * s + start) for start in (0, 4) for s in range(3)}
+    assert [(r["prompt"], r["sample"], r["completion"]) for r in answered] == [
+        (q, s, a) for start in (0, 4) for s in range(3)
+        for (q, _), a in zip(refs[start:start + 4], expected[start, s])]
+    assert len({r["completion"] for r in answered}) > 6  # sampled: not one answer per prompt
+    wrong = [(r["prompt"], r["completion"]) for r in answered if r["score"] < 1]
+    pairs = rows(out / "pairs.jsonl")
+    assert [(p["prompt"][0]["content"], p["rejected"][0]["content"]) for p in pairs] == list(dict.fromkeys(wrong))
+    assert len(wrong) > len(pairs)  # some wrong answers repeated: each is one pair
+    m = read_manifest(out)["metrics"]
+    assert (m["answers"], m["wrong_answers"], m["mistakes"], m["pairs"]) == (18, len(wrong), len(pairs), len(pairs))
+    assert m["temperature"] == 1.0 and m["mistake_rate"] == round(len(wrong) / 18, 4)
 
 
 def test_the_instruct_model_grades_when_its_verdict_is_prefilled(smollm2):

@@ -155,6 +155,19 @@ def test_report_says_where_safety_holds_and_where_it_does_not():
     assert safety_detail(sampled) == " (sampled at temperature 0.8, as served: 12% / 8%)"
 
 
+def test_report_counts_onpolicy_mistakes_per_prompt_when_greedy_and_per_answer_when_sampled():
+    from shipit.ship.report import onpolicy_detail
+
+    old = {"prompts": 486, "mistakes": 352, "mistake_rate": 0.7243, "pairs": 116}  # a manifest from before sampling
+    greedy = {**old, "answers": 486, "temperature": 0.0, "wrong_answers": 352}
+    assert onpolicy_detail(old) == onpolicy_detail(greedy) == \
+        "the model got 352 of 486 training prompts wrong by its scorers (72%)"
+    sampled = {"prompts": 930, "answers": 1860, "temperature": 0.8, "wrong_answers": 412, "mistake_rate": 0.2215,
+               "mistakes": 398, "pairs": 131}
+    assert onpolicy_detail(sampled) == ("the model's scorers rejected 412 of its 1860 answers sampled at temperature "
+                                        "0.8 to 930 training prompts (22%; 398 distinct)")
+
+
 def test_report_targets_read_each_number_against_its_bar(tmp_path):
     """A merge that keeps 89.9% of the QA misses the 90% bar and says 89.9%, not a rounded 0.900; each verdict
     compares the measured number with the issue's bar, at the bar itself too."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from shipit.config import StrictModel
 from shipit.data.generators import GeneratorSettings
@@ -24,7 +24,7 @@ class OnPolicyConfig(StrictModel):
     (benchmarks/RESULTS.md, E3)."""
 
     generator: GeneratorSettings
-    """The model whose mistakes are collected (answers are greedy)."""
+    """The model whose mistakes are collected."""
     references: list[PromptSource] = Field(min_length=1)
     """JSONL files of chat rows (`field: messages`): the first user turn is the prompt, the assistant turn after
     it the chosen answer."""
@@ -34,7 +34,23 @@ class OnPolicyConfig(StrictModel):
     """An answer scoring below this is a mistake."""
     fraction: float = Field(1.0, gt=0, le=1)
     """The share of the mistakes that become pairs, evenly spaced in file order (so every activity keeps some)."""
+    temperature: float = Field(0.0, ge=0)
+    """0: greedy answers, the mistakes the model makes most. Above 0 the answers are sampled (nucleus `top_p`, no
+    top-k, as vLLM serves them), so the pairs also hold the mistakes it makes only sometimes: the demo's safety SFT
+    refused 98% of held-out harmful requests greedy and 77% sampled at 0.8 (benchmarks/RESULTS.md)."""
+    top_p: float = Field(1.0, gt=0, le=1)
+    samples: int = Field(1, ge=1)
+    """Answers per prompt (needs temperature > 0); an answer repeated for the same prompt is paired once."""
+    seed: int = 0
+    """Seed of the sampled answers (each batch of each sample has its own, so a resumed run answers the same)."""
     output: Path
+
+    @model_validator(mode="after")
+    def _samples_need_sampling(self):
+        if self.samples > 1 and self.temperature == 0:
+            raise ValueError(f"samples: {self.samples} greedy answers per prompt are all the same; set temperature "
+                             "above 0 (e.g. 0.8) or samples: 1")
+        return self
 
     @field_validator("references")
     @classmethod
@@ -85,19 +101,26 @@ def run(cfg: OnPolicyConfig, resume: bool = False) -> Path:
         with make_generator(cfg.generator) as gen:
             scoring = Scoring(cfg.scorers, shared=(cfg.generator, gen))
             try:
-                for start in range(0, len(refs), bs):
-                    if str(start) in log:
-                        continue
+                for start in range(0, len(refs), bs):  # batch by batch, each sample of it: pairs in file order
                     batch = refs[start:start + bs]
-                    answers = gen.generate([r["prompt"] for r in batch], temperature=0.0)
-                    scores = scoring([r["prompt"] for r in batch], answers)
-                    log.commit(str(start), [{**r, "completion": a, "score": sc["score"], "scores": sc["scores"],
-                                             "generator": gen.describe()}
-                                            for r, a, sc in zip(batch, answers, scores)])
+                    for sample in range(cfg.samples):
+                        key = str(start) if sample == 0 else f"{start}:{sample}"  # sample 0 keyed as before samples
+                        if key in log:
+                            continue
+                        answers = gen.generate([r["prompt"] for r in batch], temperature=cfg.temperature,
+                                               top_p=cfg.top_p, seed=cfg.seed + 1_000_003 * sample + start)
+                        scores = scoring([r["prompt"] for r in batch], answers)
+                        log.commit(key, [{**r, "completion": a, "sample": sample, "score": sc["score"],
+                                          "scores": sc["scores"], "generator": gen.describe()}
+                                         for r, a, sc in zip(batch, answers, scores)])
             finally:
                 scoring.close()
         answered = log.rows()
-        mistakes = [r for r in answered if r["score"] < cfg.min_score]
+        distinct: dict[tuple[str, str], dict] = {}  # a prompt's answer sampled twice is one mistake
+        for r in answered:
+            if r["score"] < cfg.min_score:
+                distinct.setdefault((r["prompt"], r["completion"]), r)
+        mistakes = list(distinct.values())
         pairs = [{"prompt": [{"role": "user", "content": r["prompt"]}],
                   "chosen": [{"role": "assistant", "content": r["answer"]}],
                   "rejected": [{"role": "assistant", "content": r["completion"]}],
@@ -106,8 +129,9 @@ def run(cfg: OnPolicyConfig, resume: bool = False) -> Path:
                                  "scores": r["scores"]}}
                  for r in evenly_spaced(mistakes, cfg.fraction)]
         write_jsonl(out.dir / "pairs.jsonl", pairs)
-        out.metrics.update({"prompts": len(refs), "mistakes": len(mistakes),
-                            "mistake_rate": round(len(mistakes) / max(1, len(refs)), 4), "pairs": len(pairs),
-                            "batches_resumed": log.resumed})
+        wrong = sum(r["score"] < cfg.min_score for r in answered)
+        out.metrics.update({"prompts": len(refs), "answers": len(answered), "temperature": cfg.temperature,
+                            "wrong_answers": wrong, "mistake_rate": round(wrong / max(1, len(answered)), 4),
+                            "mistakes": len(mistakes), "pairs": len(pairs), "batches_resumed": log.resumed})
         out.extra["judge_unparsed"] = scoring.stats()
     return cfg.output

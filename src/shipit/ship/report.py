@@ -84,9 +84,8 @@ def story(cfg: ReportConfig, summary: dict) -> list[str]:
                          f"over-refuses {r['over_refusal']:.0%} of harmless look-alikes" + safety_detail(r) + ".")
         if n == s_sft and cfg.onpolicy:
             m = read_manifest(cfg.onpolicy)["metrics"]
-            lines.append(f"On-policy pairs ({_name(cfg.onpolicy)}): the model got {m['mistakes']} of {m['prompts']} "
-                         f"training prompts wrong by its scorers ({m['mistake_rate']:.0%}); {m['pairs']} of those "
-                         "answers became the rejected side of DPO pairs against the reference answers.")
+            lines.append(f"On-policy pairs ({_name(cfg.onpolicy)}): " + onpolicy_detail(m) + f"; {m['pairs']} of "
+                         "those answers became the rejected side of DPO pairs against the reference answers.")
     merged = _name(cfg.merged)
     if merged in res:
         parents = [n for n in (dom, s_dpo) if n in res]
@@ -228,6 +227,16 @@ def stratified(e: dict, arm: str) -> str:
     verdict = "wins" if eff > 0 else "loses" if eff < 0 else "ties"
     return (f"; by prompt kind, weighted alike for both arms: {verdict} by {abs(eff):.3f} ({kind} prompts "
             f"{share['arm'][kind]:.0%} of its requests, {share['control'].get(kind, 0.0):.0%} of the control's)")
+
+
+def onpolicy_detail(m: dict) -> str:
+    """How many of a data/onpolicy stage's answers its scorers rejected: greedy, one per prompt, or sampled."""
+    if m.get("answers", m["prompts"]) == m["prompts"] and not m.get("temperature"):
+        return (f"the model got {m['mistakes']} of {m['prompts']} training prompts wrong by its scorers "
+                f"({m['mistake_rate']:.0%})")
+    return (f"the model's scorers rejected {m['wrong_answers']} of its {m['answers']} answers sampled at temperature "
+            f"{m['temperature']:g} to {m['prompts']} training prompts ({m['mistake_rate']:.0%}; {m['mistakes']} "
+            "distinct)")
 
 
 def safety_detail(r: dict) -> str:
