@@ -146,6 +146,9 @@ def test_constraints_keep_the_winner_inside_the_bench_gates(family, tmp_path):
     assert [r["violations"]["safety.over_refusal"] for r in rows] == pytest.approx([0] * 6 + [0.1, 0.2, 0.3, 0.4, 0.5])
     assert max(r["score"] for r in rows) == rows[7]["score"] > summary["winner"]["score"]  # 0.7 scored best, missed
     assert "(misses safety.over_refusal <= 0.5)" in lines[7] and "misses" not in lines[5]
+    assert lines[-1] == (f"note: trial 8 scored higher ({rows[7]['score']:.4f} against {rows[5]['score']:.4f}) but "
+                         "misses safety.over_refusal <= 0.5; kept trial 6, the best that meets every constraint")
+    assert summary["outscored_by"]["trial"] == 8 and summary["outscored_by"]["params"] == {"weight": 0.7}
     assert json.loads((tmp_path / "met" / "out" / "manifest.json").read_text())["metrics"]["constraints_met"] is True
 
     lines.clear()
@@ -153,6 +156,7 @@ def test_constraints_keep_the_winner_inside_the_bench_gates(family, tmp_path):
                  constraints={"safety.over_refusal": "< 0"})
     summary = run(cfg, objective=objective, echo=lines.append)
     assert summary["winner"]["params"] == {"weight": 0.7} and summary["feasible"] == []
+    assert summary["outscored_by"] is None  # the best-scoring trial was kept: nothing scored higher
     assert lines[-1] == "warning: no trial met every constraint; keeping the best-scoring one, trial 8 (misses " \
                         "safety.over_refusal < 0)"
     assert json.loads((tmp_path / "unmet" / "out" / "manifest.json").read_text())["metrics"]["constraints_met"] is False

@@ -168,6 +168,22 @@ def test_report_counts_onpolicy_mistakes_per_prompt_when_greedy_and_per_answer_w
                                         "0.8 to 930 training prompts (22%; 398 distinct)")
 
 
+def test_report_says_what_the_merge_searchs_constraints_cost():
+    from shipit.ship.report import search_tradeoff
+
+    won = {"trial": 5, "method": "task_arithmetic", "score": 0.2143, "violations": {"retention.retention_rate": 0}}
+    other = {"trial": 1, "method": "ties", "score": 0.7708,
+             "violations": {"safety.over_refusal": 0.1958, "safety.refusal_rate": 0, "retention.retention_rate": 0.03}}
+    constraints = {"safety.over_refusal": "<= 0.2", "safety.refusal_rate": ">= 0.5",
+                   "retention.retention_rate": ">= 0.8"}
+    manifest = {"winner": won, "outscored_by": other, "config": {"constraints": constraints}}
+    assert search_tradeoff(manifest) == (
+        " The search kept trial 5 (task_arithmetic, score 0.214 on its subsets), the best that meets its constraints; "
+        "trial 1 (ties) scored 0.771 but misses safety.over_refusal <= 0.2, retention.retention_rate >= 0.8.")
+    assert search_tradeoff({**manifest, "outscored_by": None}) == search_tradeoff({"winner": won}) == ""
+    assert search_tradeoff(None) == ""  # a merge stage that is not a search, or no manifest
+
+
 def test_report_targets_read_each_number_against_its_bar(tmp_path):
     """A merge that keeps 89.9% of the QA misses the 90% bar and says 89.9%, not a rounded 0.900; each verdict
     compares the measured number with the issue's bar, at the bar itself too."""

@@ -420,6 +420,11 @@ def run(cfg: SearchConfig, source: str = "search config", objective: ObjectiveFn
         if any(winner.get("violations", {}).values()):
             echo(f"warning: no trial met every constraint; keeping the best-scoring one, trial {best + 1}"
                  + missed_text(winner, cfg.constraints))
+        outscored_by = max((r for r in rows if r["score"] > winner["score"]), key=lambda r: r["score"], default=None)
+        if outscored_by is not None:  # the constraints cost score: say how much and for what
+            echo(f"note: trial {outscored_by['trial']} scored higher ({outscored_by['score']:.4f} against "
+                 f"{winner['score']:.4f}) but misses {', '.join(broken(outscored_by, cfg.constraints))}; kept trial "
+                 f"{best + 1}, the best that meets every constraint")
         front = pareto_front(rows, cfg.objectives)
         _copy_model(Path(winner["model"]), out.dir)
         (out.dir / "pareto.json").write_text(json.dumps(front, indent=2) + "\n")
@@ -428,20 +433,27 @@ def run(cfg: SearchConfig, source: str = "search config", objective: ObjectiveFn
                    "objectives": [o.model_dump(mode="json") for o in cfg.objectives], "combine": cfg.combine,
                    "constraints": cfg.constraints, "feasible": [r["trial"] for r in rows if
                                                                 not any(r.get("violations", {}).values())],
+                   "outscored_by": outscored_by,
                    "references": references, "trials_dir": str(root)}
         (out.dir / "search.json").write_text(json.dumps(summary, indent=2) + "\n")
         out.metrics.update({"winner_score": winner["score"], **winner["values"], "trials": len(rows),
                             **({"constraints_met": not any(winner["violations"].values())} if cfg.constraints
                                else {})})
-        out.extra.update(merge_method=winner["method"], winner=winner, pareto_front=summary["pareto_front"])
+        out.extra.update(merge_method=winner["method"], winner=winner, pareto_front=summary["pareto_front"],
+                         outscored_by=outscored_by)
     summary["output"] = str(cfg.output)
     return summary
 
 
+def broken(row: dict, constraints: dict[str, str]) -> list[str]:
+    """['safety.over_refusal <= 0.2', ...]: the constraints a trial misses."""
+    return [f"{k} {constraints[k].strip()}" for k, v in row.get("violations", {}).items() if v]
+
+
 def missed_text(row: dict, constraints: dict[str, str]) -> str:
     """' (misses safety.over_refusal <= 0.2)' for the constraints a trial breaks; '' when it meets them all."""
-    broken = [f"{k} {constraints[k].strip()}" for k, v in row.get("violations", {}).items() if v]
-    return f" (misses {', '.join(broken)})" if broken else ""
+    missed = broken(row, constraints)
+    return f" (misses {', '.join(missed)})" if missed else ""
 
 
 def _trial(cfg: SearchConfig, tdir: Path, method: str, params: dict, objective: ObjectiveFn) -> dict:

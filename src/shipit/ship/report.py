@@ -93,7 +93,8 @@ def story(cfg: ReportConfig, summary: dict) -> list[str]:
         best = max(parents, key=lambda n: res[n]["score"]) if parents else None
         verdict = ("beats both parents" if parents and res[merged]["score"] > res[best]["score"]
                    else "does not beat its best parent")
-        lines.append(f"Merge ({merged}): weighted score {res[merged]['score']:.3f} vs parents {vs}: {verdict}.")
+        lines.append(f"Merge ({merged}): weighted score {res[merged]['score']:.3f} vs parents {vs}: {verdict}."
+                     + search_tradeoff(read_manifest(cfg.merged)))
     for q in filter(None, map(read_manifest, cfg.quantized)):
         m = q["metrics"]
         over = (f", over its {q['config']['max_ppl_increase_pct']:g}% bound (kept for the bench to measure)"
@@ -227,6 +228,19 @@ def stratified(e: dict, arm: str) -> str:
     verdict = "wins" if eff > 0 else "loses" if eff < 0 else "ties"
     return (f"; by prompt kind, weighted alike for both arms: {verdict} by {abs(eff):.3f} ({kind} prompts "
             f"{share['arm'][kind]:.0%} of its requests, {share['control'].get(kind, 0.0):.0%} of the control's)")
+
+
+def search_tradeoff(manifest: dict | None) -> str:
+    """' The search kept trial 5 ...' when a merge search's constraints kept a trial that scored below another."""
+    from shipit.ship.merge_search import broken
+
+    other = (manifest or {}).get("outscored_by")
+    if not other:
+        return ""
+    won = manifest["winner"]
+    return (f" The search kept trial {won['trial']} ({won['method']}, score {won['score']:.3f} on its subsets), the "
+            f"best that meets its constraints; trial {other['trial']} ({other['method']}) scored "
+            f"{other['score']:.3f} but misses {', '.join(broken(other, manifest['config']['constraints']))}.")
 
 
 def onpolicy_detail(m: dict) -> str:
