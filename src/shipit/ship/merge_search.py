@@ -81,9 +81,10 @@ class SearchConfig(StrictModel):
     constraints: dict[str, str] = {}
     """Bounds the winner must meet, `TASK.METRIC: CONDITION` as the bench's gates ('safety.over_refusal': '<= 0.2'),
     measured on every trial: a trial that meets them all beats one that does not, whatever their scores; when none
-    does, the best-scoring trial is kept (and a warning says what it misses). With sampler tpe, Optuna's constrained
-    TPE is told by how much each trial missed. Put all the bench's gates here, so the search does not pick a merge
-    the bench will reject when it has one the bench would pass."""
+    does, the best-scoring trial is kept (and a warning says what it misses); when the kept trial scored below
+    another, a note names that one and what it misses (`outscored_by` in search.json). With sampler tpe, Optuna's
+    constrained TPE is told by how much each trial missed. Put all the bench's gates here, so the search does not
+    pick a merge the bench will reject when it has one the bench would pass."""
     combine: Literal["mean", "min"] = "mean"
     """How objective values make a trial's score: 'mean' is their weighted mean (one behaviour may pay for another);
     'min' is the worst of them (weights unused), so the winner is the trial that keeps every behaviour best."""
