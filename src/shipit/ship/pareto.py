@@ -23,7 +23,8 @@ def pareto_front(rows: list[dict], objectives) -> list[dict]:
 
 
 def plot_search(rows: list[dict], front: list[dict], winner: dict, objectives, path: Path) -> Path:
-    """Scatter of every trial (first two objectives, or score per trial for one), front and winner marked."""
+    """Scatter of every trial (first two objectives, or score per trial for one), each labelled with its number;
+    the front, the winner and the trials that miss a constraint marked."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -43,7 +44,12 @@ def plot_search(rows: list[dict], front: list[dict], winner: dict, objectives, p
         line = sorted(front, key=lambda r: r["values"][objectives[0].name])
         ax.plot(*xy(line), color="black", linewidth=1, label="Pareto front")
     ax.scatter(*xy(front), facecolors="none", edgecolors="black", s=90, label="non-dominated")
+    missed = [r for r in rows if any(r.get("violations", {}).values())]
+    if missed:  # the constraints, not the objectives, ruled these out
+        ax.scatter(*xy(missed), marker="x", color="black", s=40, label="misses a constraint")
     ax.scatter(*xy([winner]), marker="*", color="red", s=220, label=f"winner (trial {winner['trial']})")
+    for r, x, y in zip(rows, *xy(rows)):
+        ax.annotate(str(r["trial"]), (x, y), textcoords="offset points", xytext=(6, 4), fontsize=7)
     arrow = {"maximize": "higher is better", "minimize": "lower is better"}
     if len(objectives) == 1:
         ax.set_xlabel("trial")
