@@ -162,6 +162,8 @@ def test_report_counts_onpolicy_mistakes_per_prompt_when_greedy_and_per_answer_w
     greedy = {**old, "answers": 486, "temperature": 0.0, "wrong_answers": 352}
     assert onpolicy_detail(old) == onpolicy_detail(greedy) == \
         "the model got 352 of 486 training prompts wrong by its scorers (72%)"
+    repeated = {**greedy, "mistakes": 350}  # two prompts listed twice: 352 wrong answers, 350 distinct pairs
+    assert onpolicy_detail(repeated) == onpolicy_detail(greedy)
     sampled = {"prompts": 930, "answers": 1860, "temperature": 0.8, "wrong_answers": 412, "mistake_rate": 0.2215,
                "mistakes": 398, "pairs": 131}
     assert onpolicy_detail(sampled) == ("the model's scorers rejected 412 of its 1860 answers sampled at temperature "

@@ -246,7 +246,8 @@ def search_tradeoff(manifest: dict | None) -> str:
 def onpolicy_detail(m: dict) -> str:
     """How many of a data/onpolicy stage's answers its scorers rejected: greedy, one per prompt, or sampled."""
     if m.get("answers", m["prompts"]) == m["prompts"] and not m.get("temperature"):
-        return (f"the model got {m['mistakes']} of {m['prompts']} training prompts wrong by its scorers "
+        wrong = m.get("wrong_answers", m["mistakes"])  # manifests before sampling: mistakes were the wrong answers
+        return (f"the model got {wrong} of {m['prompts']} training prompts wrong by its scorers "
                 f"({m['mistake_rate']:.0%})")
     return (f"the model's scorers rejected {m['wrong_answers']} of its {m['answers']} answers sampled at temperature "
             f"{m['temperature']:g} to {m['prompts']} training prompts ({m['mistake_rate']:.0%}; {m['mistakes']} "
