@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from shipit.config import StrictModel
 from shipit.data.generators import GeneratorSettings
@@ -45,12 +45,13 @@ class OnPolicyConfig(StrictModel):
     """Seed of the sampled answers (each batch of each sample has its own, so a resumed run answers the same)."""
     output: Path
 
-    @model_validator(mode="after")
-    def _samples_need_sampling(self):
-        if self.samples > 1 and self.temperature == 0:
-            raise ValueError(f"samples: {self.samples} greedy answers per prompt are all the same; set temperature "
+    @field_validator("samples")
+    @classmethod
+    def _samples_need_sampling(cls, samples, info):
+        if samples > 1 and info.data.get("temperature") == 0:  # temperature is declared (so validated) first
+            raise ValueError(f"samples: {samples} greedy answers per prompt are all the same; set temperature "
                              "above 0 (e.g. 0.8) or samples: 1")
-        return self
+        return samples
 
     @field_validator("references")
     @classmethod
