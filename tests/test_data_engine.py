@@ -455,6 +455,24 @@ def test_trim_to_sentence_keeps_what_was_finished():
     assert trim("Use 3.5 cups of") == "Use 3.5 cups of" and trim("no end") == "no end"  # none: unchanged
 
 
+def test_the_hf_generator_samples_by_its_seed_and_leaves_the_callers_random_state(tiny_base):
+    """Sampled answers depend on the seed alone (same seed, same answers; another seed, others), and the caller's
+    torch generator is where it was: a data stage must not reseed the training that runs after it."""
+    import torch
+    from shipit.data.generators import GeneratorSettings
+    from shipit.data.generators.hf import HFGenerator
+
+    gen = HFGenerator(GeneratorSettings(backend="hf", model=str(tiny_base), max_new_tokens=12))
+    prompts = ["Tell me about the sea.", "What is a kite?", "Name a color.", "How do bees fly?"]
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    first = gen.generate(prompts, temperature=1.0, seed=5)
+    assert torch.equal(torch.get_rng_state(), state)
+    torch.rand(3)  # the caller's state moves; the seeded answers must not
+    assert gen.generate(prompts, temperature=1.0, seed=5) == first
+    assert gen.generate(prompts, temperature=1.0, seed=6) != first
+
+
 def test_synth_trim_cuts_the_real_generators_answers_back_to_a_sentence(tiny_base, tmp_path):
     """hf backend on the tiny model, answers sampled (seeded) and stopped at 24 tokens: with `trim: sentence` each
     candidate is a prefix of the untrimmed answer that ends where a sentence ends or has no sentence end at all, and

@@ -42,7 +42,6 @@ class HFGenerator(Generator):
         """Batched answers; sampling with `temperature`/`top_p`, greedy at temperature 0."""
         import torch
 
-        torch.manual_seed(seed)
         sample = temperature > 0
         kwargs = dict(do_sample=sample, max_new_tokens=max_new_tokens or self.settings.max_new_tokens,
                       pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id)
@@ -50,11 +49,15 @@ class HFGenerator(Generator):
             kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
         out = []
         bs = self.settings.batch_size
-        for i in range(0, len(prompts), bs):
-            enc = self._encode(prompts[i:i + bs])
-            with torch.no_grad():
-                gen = self.model.generate(**enc, **kwargs)
-            out += self.tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        cuda = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda, enabled=sample):  # seeded here; the caller's generator untouched
+            if sample:
+                torch.manual_seed(seed)
+            for i in range(0, len(prompts), bs):
+                enc = self._encode(prompts[i:i + bs])
+                with torch.no_grad():
+                    gen = self.model.generate(**enc, **kwargs)
+                out += self.tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
         return [o.strip() for o in out]
 
     def _choice_ids(self, choice: str) -> list[int]:
