@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from shipit.config import load_config
 from shipit.errors import UserError
@@ -207,6 +208,43 @@ def test_tpe_searches_methods_and_gets_near_the_optimum(family, tmp_path):
     best = summary["winner"]
     assert best["method"] == "linear" and abs(best["params"]["weight"] - 0.7) < 0.1
     assert best["score"] == max(r["score"] for r in rows)
+
+
+def test_ties_weights_scale_task_vectors_that_share_no_weights(family, tmp_path):
+    """The demo's specialists move disjoint weights (domain: MLP, safety: attention). With mergekit's default
+    normalization, ties divides each parameter by the weight of the one model that moved it, so any weights give the
+    plain sum; the search merges without it, so each searched weight scales its own task vector."""
+    from shipit.merge.run import merge, validate_merge_data
+    from shipit.ship.merge_search import candidate_config, dimensions
+
+    base = weights(family["base"])
+    a, b = weights(family["sft-domain"]), weights(family["sft-safety"])
+    only = {"attn": lambda k: "self_attn" in k, "mlp": lambda k: ".mlp." in k}
+    disjoint = {}
+    for name, src, part in (("attn", a, "attn"), ("mlp", b, "mlp")):
+        disjoint[name] = tmp_path / name
+        shutil.copytree(family["base"], disjoint[name])
+        save_file({k: src[k] if only[part](k) else base[k] for k in base}, disjoint[name] / "model.safetensors",
+                  metadata={"format": "pt"})
+        (disjoint[name] / "manifest.json").unlink()
+    cfg = config(family, tmp_path, methods=["ties"], models=[disjoint["attn"], disjoint["mlp"]])
+    assert set(dimensions(cfg, "ties")) == {"weight.0", "weight.1", "density"}
+    data = candidate_config(cfg, "ties", {"weight.0": 1.0, "weight.1": 0.25, "density": 1.0})
+    text = yaml.safe_dump(data, sort_keys=False)
+    merged = weights(merge(validate_merge_data(data, tmp_path / "m.yaml", text), tmp_path / "merged", text, 0))
+    moved = {"attn": 0, "mlp": 0}
+    for k in base:
+        part = next((p for p, match in only.items() if match(k)), None)
+        scale, src = {"attn": (1.0, a), "mlp": (0.25, b), None: (0.0, base)}[part]
+        assert torch.allclose(merged[k], base[k] + scale * (src[k] - base[k]), atol=1e-5), k
+        moved[part] = moved.get(part, 0) + (part is not None)
+    assert moved["attn"] and moved["mlp"]
+    # What mergekit's default normalization would have merged from the same weights: the plain sum.
+    data["parameters"] = {}
+    text = yaml.safe_dump(data, sort_keys=False)
+    summed = weights(merge(validate_merge_data(data, tmp_path / "n.yaml", text), tmp_path / "summed", text, 0))
+    k = next(k for k in base if only["mlp"](k))
+    assert torch.allclose(summed[k], b[k], atol=1e-5) and not torch.allclose(summed[k], merged[k], atol=1e-4)
 
 
 def test_tpe_models_the_scores_after_its_startup_trials(family, tmp_path):

@@ -1,8 +1,8 @@
 """`shipit merge search CONFIG`: try merge methods and weights, score each candidate on bench tasks, keep the best.
 
 The space of each method comes from mergekit's spec for it: `t` (slerp and friends), a `weight` per model (one mixing
-weight w / 1-w when the method normalizes weights and there are two models), and a shared `density` for methods
-that sparsify task vectors. Methods without such parameters (model_stock) are one candidate each.
+weight w / 1-w when the method normalizes weights and there are two models; sign-electing methods such as ties merge
+without normalizing, see `elects_signs`), and a shared `density` for methods that sparsify task vectors. Methods without such parameters (model_stock) are one candidate each.
 """
 
 from __future__ import annotations
@@ -178,13 +178,24 @@ def dimensions(cfg: SearchConfig, method: str) -> dict[str, tuple[float, float]]
         dims["t"] = cfg.weight
     if "weight" in params and params["weight"].scope != ParameterScope.SHARED:
         normalizes = "normalize" in params and params["normalize"].default is True
-        if normalizes and len(cfg.models) == 2:
+        if normalizes and len(cfg.models) == 2 and not elects_signs(impl):
             dims["weight"] = cfg.weight  # model 0 gets w, model 1 gets 1 - w
         else:
             dims.update({f"weight.{i}": cfg.weight for i in range(len(cfg.models))})
     if "density" in params and getattr(impl, "sparsification_method", None) is not None:
         dims["density"] = cfg.density
     return dims
+
+
+def elects_signs(impl) -> bool:
+    """True for mergekit's sign-electing methods that normalize by default (ties, della). They divide each parameter
+    by the summed weights of the models whose delta agrees with the elected sign, so where only one model moved a
+    parameter its weight divides out: on task vectors that share no weights (the demo's specialists: domain in the
+    MLP, safety in attention) every weight acts as 1. The search turns that normalization off and searches a weight
+    per model, which then scales that model's trimmed task vector (as task arithmetic's weights do)."""
+    params = {p.name: p for p in impl.spec.parameters}
+    return getattr(impl, "consensus_method", None) is not None and "normalize" in params \
+        and params["normalize"].default is True
 
 
 def candidate_config(cfg: SearchConfig, method: str, params: dict[str, float]) -> dict:
@@ -212,6 +223,8 @@ def candidate_config(cfg: SearchConfig, method: str, params: dict[str, float]) -
         data["base_model"] = base
     if "t" in params:
         data["parameters"] = {"t": round(params["t"], 6)}
+    if elects_signs(get(method)):
+        data["parameters"] = {"normalize": False}  # else the weights divide out where the task vectors do not overlap
     return data
 
 
