@@ -2,7 +2,8 @@
 
 The space of each method comes from mergekit's spec for it: `t` (slerp and friends), a `weight` per model (one mixing
 weight w / 1-w when the method normalizes weights and there are two models; sign-electing methods such as ties merge
-without normalizing, see `elects_signs`), and a shared `density` for methods that sparsify task vectors. Methods without such parameters (model_stock) are one candidate each.
+without normalizing, see `elects_signs`), and a shared `density` for methods that sparsify task vectors. Methods
+without such parameters (model_stock) are one candidate each.
 """
 
 from __future__ import annotations
