@@ -41,7 +41,7 @@ def serving(config: dict, tmp: Path, vllm_python: Path, env: dict | None = None,
             try:
                 if httpx.get(f"{url}/health").status_code == 200:
                     break
-            except httpx.ConnectError:
+            except httpx.TransportError:  # not listening yet, or a connection reset while uvicorn starts (CI, 3433c17)
                 assert proc.poll() is None and time.time() < deadline, "".join(lines)[-2000:]
                 time.sleep(0.2)
         upstreams = {ln.split(":", 1)[0][4:]: ln.split(": ", 1)[1].strip() for ln in lines if ln.startswith("arm ")}
