@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 
 def chat_generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 32, batch_size: int = 16,
                   min_new_tokens: int = 0, temperature: float = 0.0, top_p: float = 1.0,
@@ -18,9 +20,7 @@ def chat_generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 32
     decoding = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0} if temperature > 0 \
         else {"do_sample": False}
     out = []
-    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else [], enabled=temperature > 0):
-        if temperature > 0:
-            torch.manual_seed(seed)
+    with seeded(seed, device, enabled=temperature > 0):
         for i in range(0, len(prompts), batch_size):
             texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
                                                    add_generation_prompt=True) for p in prompts[i:i + batch_size]]
@@ -31,3 +31,15 @@ def chat_generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 32
                                      **({"min_new_tokens": min_new_tokens} if min_new_tokens else {}))
             out += tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
     return [o.strip() for o in out]
+
+
+@contextlib.contextmanager
+def seeded(seed: int, device, enabled: bool = True):
+    """Torch's random generators (CPU, and `device` if it is CUDA) seeded with `seed` inside the block and restored
+    after it, so seeded sampling neither depends on nor moves the caller's random state. A no-op when not enabled."""
+    import torch
+
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else [], enabled=enabled):
+        if enabled:
+            torch.manual_seed(seed)
+        yield

@@ -224,8 +224,8 @@ def candidate_config(cfg: SearchConfig, method: str, params: dict[str, float]) -
         data["base_model"] = base
     if "t" in params:
         data["parameters"] = {"t": round(params["t"], 6)}
-    if elects_signs(get(method)):
-        data["parameters"] = {"normalize": False}  # else the weights divide out where the task vectors do not overlap
+    if elects_signs(get(method)):  # else the weights divide out where the task vectors do not overlap
+        data.setdefault("parameters", {})["normalize"] = False
     return data
 
 

@@ -42,6 +42,8 @@ class HFGenerator(Generator):
         """Batched answers; sampling with `temperature`/`top_p`, greedy at temperature 0."""
         import torch
 
+        from shipit.models.generate import seeded
+
         sample = temperature > 0
         kwargs = dict(do_sample=sample, max_new_tokens=max_new_tokens or self.settings.max_new_tokens,
                       pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id)
@@ -49,10 +51,7 @@ class HFGenerator(Generator):
             kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
         out = []
         bs = self.settings.batch_size
-        cuda = [self.device.index or 0] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda, enabled=sample):  # seeded here; the caller's generator untouched
-            if sample:
-                torch.manual_seed(seed)
+        with seeded(seed, self.device, enabled=sample):
             for i in range(0, len(prompts), bs):
                 enc = self._encode(prompts[i:i + bs])
                 with torch.no_grad():
