@@ -391,3 +391,39 @@ def test_llm_judge_blends_with_the_rules_on_a_real_chat_model(smol2, tmp_path):
     assert direct[0] != direct[1]  # the same refusal means more after one request than after the other
     # Its own scale is the PMI in nats per token, which the sigmoid maps onto the score.
     assert direct == pytest.approx([1 / (1 + math.exp(-PMI_SLOPE * j["llm"])) for j in pmi], abs=1e-5)
+
+
+def test_free_ports_are_never_handed_out_twice():
+    """The kernel offers a just-freed port again (200 draws here repeated 3), and vLLM binds with SO_REUSEPORT: two
+    arms' servers given one port both came up, and the router's requests for one arm reached the other (401)."""
+    from shipit.models.vllm_server import free_port
+
+    ports = [free_port() for _ in range(1000)]
+    assert len(set(ports)) == len(ports)
+
+
+def test_an_arm_that_answers_nothing_stops_the_experiment():
+    from shipit.ship.experiment import silent_arm
+
+    arms = {"winner": {"n": 26, "success": 0}, "incumbent": {"n": 14, "success": 14}}
+    records = [{"user": "user-0", "kind": "benign", "error": "Error code: 401 - invalid API key"}]
+    assert silent_arm(arms, records) == ("arm 'winner' answered none of its 26 requests "
+                                         "(first error: Error code: 401 - invalid API key)")
+    assert silent_arm(arms | {"winner": {"n": 26, "success": 1}}, records) is None
+    assert silent_arm(arms | {"winner": {"n": 0, "success": 0}}, []) is None  # sent nothing: nothing to learn yet
+
+
+def test_report_shows_an_arm_without_ratings(tmp_path):
+    """An arm with no rated answers has no feedback score, and a burn-in test no effect: shown as "-"."""
+    from shipit.ship.report import experiment_section
+
+    arm = {"n": 3, "success_rate": 1.0, "feedback_score": None, "latency_p50_ms": 5.0, "latency_p95_ms": 9.0}
+    e = {"experiment": "exp", "requests_sent": 3, "answered": 3, "feedback_posted": 0, "control": "a",
+         "primary_metric": "feedback", "arms": {"a": arm, "b": arm | {"feedback_score": 0.5}},
+         "srm": {"chi2": 0.0, "p": 1.0, "flag": False},
+         "tests": {"b": {"msprt": {"effect": None, "p": 1.0}, "bayes": {"p_b_gt_a": 0.5}}},
+         "decision": {"kind": "keep", "reason": "too few samples"}, "pairs": 0,
+         "pair_metrics": {"prompts_both_arms": 0, "below_margin": 0}}
+    md = "\n".join(experiment_section(e, tmp_path))
+    assert "| a | 3 | 1.00 | - | 5 | 9 |" in md and "| b | 3 | 1.00 | 0.500 | 5 | 9 |" in md
+    assert "- b vs control: effect -, always-valid mSPRT p 1, P(b better) 0.500" in md

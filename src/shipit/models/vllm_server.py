@@ -84,11 +84,22 @@ def split_cores(n: int) -> list[str | None]:
     return [",".join(str(c) for c in cores[i * per:(i + 1) * per]) for i in range(n)]
 
 
+_HANDED_OUT: set[int] = set()
+_PORT_LOCK = threading.Lock()
+
+
 def free_port() -> int:
-    """An unused TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """An unused TCP port on 127.0.0.1, never one this process handed out before. The kernel offers a port it has just
+    freed again, and vLLM binds with SO_REUSEPORT: two servers started together were once given the same port, both
+    came up, and the router's requests for one arm reached the other server (401, its API key)."""
+    with _PORT_LOCK:
+        while True:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            if port not in _HANDED_OUT:
+                _HANDED_OUT.add(port)
+                return port
 
 
 @dataclass

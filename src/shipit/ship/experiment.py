@@ -19,6 +19,7 @@ from shipit.config import StrictModel, read_jsonl
 from shipit.conventions import DEFAULT as DEFAULT_CONVENTIONS
 from shipit.conventions import Conventions
 from shipit.data.generators import GeneratorSettings
+from shipit.errors import UserError
 from shipit.serve.config import NAME, Policy
 
 
@@ -293,6 +294,17 @@ def by_kind(records: list[dict], control: str) -> dict:
     return out
 
 
+def silent_arm(arms: dict, records: list[dict]) -> str | None:
+    """What is wrong when an arm that was sent requests answered none of them (its server is not the one the router
+    reaches, or it fails every request): nothing about its model can be learned, so the experiment must not go on
+    to a decision and pairs as if it had only lost."""
+    for arm, x in arms.items():
+        if x["n"] and not x["success"]:
+            first = next((r["error"] for r in records if "error" in r), "no error text")
+            return f"arm '{arm}' answered none of its {x['n']} requests (first error: {first})"
+    return None
+
+
 def summarize(s: dict, records: list[dict], decision: dict, pair_metrics: dict, wall: float) -> dict:
     """experiment.json: per-arm numbers, SRM, tests, the decision and the pairs yielded."""
     arms = {a: {"n": x["n"], "success_rate": x["success_rate"], "error_rate": x["error_rate"],
@@ -322,7 +334,8 @@ def run_experiment(cfg: ExperimentConfig) -> tuple[Path, dict]:
     t0 = time.time()
     items = load_prompts(cfg)
     key = secrets.token_hex(16)
-    with stage_output(cfg.output, "serve/experiment", cfg, {f"arm:{n}": m for n, m in cfg.arms.items()}) as run:
+    with stage_output(cfg.output, "serve/experiment", cfg, {f"arm:{n}": m for n, m in cfg.arms.items()},
+                      keep_on_error=True) as run:  # a failed run keeps its servers' logs (vllm-logs/) to read
         ab_path = run.dir / "ab.yaml"
         ab_path.write_text(yaml.safe_dump(cfg.ab_config(free_port(), hash_key(key)), sort_keys=False))
         ab = load_ab_config(ab_path)
@@ -339,6 +352,8 @@ def run_experiment(cfg: ExperimentConfig) -> tuple[Path, dict]:
             d = policy.apply(conn, ab, s)
         finally:
             conn.close()
+        if problem := silent_arm(s["arms"], records):
+            raise UserError(f"experiment {cfg.experiment}: {problem}; the servers' logs: {run.dir / 'vllm-logs'}")
         decision = d or {"kind": "keep", "weights": s["weights"], "reason": keep_reason(cfg.ab_config(0, ""), s)}
         (run.dir / "status.txt").write_text(control.status(ab_path) + "\n")
         judged = {r["request_id"]: {k: r[k] for k in ("rules", "llm") if k in r} for r in records if "score" in r}

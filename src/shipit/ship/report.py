@@ -299,6 +299,10 @@ def served_examples(events: Path, per_arm: int = 3) -> list[str]:
     return out if shown else []
 
 
+def _num(x: float | None, spec: str) -> str:
+    return "-" if x is None else format(x, spec)
+
+
 def experiment_section(e: dict, where: Path) -> list[str]:
     """The A/B experiment as Markdown: per-arm numbers, sample-ratio check, tests, the decision, the pairs yielded."""
     judge = f": {e['judge']}" if e.get("judge") else ""
@@ -306,15 +310,15 @@ def experiment_section(e: dict, where: Path) -> list[str]:
           f"{e['requests_sent']} simulated requests ({e['answered']} answered, {e['feedback_posted']} rated by the "
           f"judge{judge}) through the router, control `{e['control']}`, primary metric {e['primary_metric']}.\n",
           "| arm | n | success | feedback | latency p50 ms | p95 ms |", "|---|---|---|---|---|---|"]
-    for arm, a in e["arms"].items():
-        md.append(f"| {arm} | {a['n']} | {a['success_rate']:.2f} | {a['feedback_score']:.3f} | "
-                  f"{a['latency_p50_ms']:.0f} | {a['latency_p95_ms']:.0f} |")
+    for arm, a in e["arms"].items():  # an arm with no answers or no ratings has no rate: shown as "-"
+        md.append(f"| {arm} | {a['n']} | {_num(a['success_rate'], '.2f')} | {_num(a['feedback_score'], '.3f')} | "
+                  f"{_num(a['latency_p50_ms'], '.0f')} | {_num(a['latency_p95_ms'], '.0f')} |")
     srm = e["srm"]
     md += ["", f"- Sample-ratio mismatch: chi2 {srm['chi2']:.2f}, p {srm['p']:.3g}"
            + (" - FLAGGED" if srm["flag"] else " (no mismatch)")]
     for arm, t in e.get("tests", {}).items():
-        md.append(f"- {arm} vs control: effect {t['msprt']['effect']:+.3f}, always-valid mSPRT p "
-                  f"{t['msprt']['p']:.3g}, P({arm} better) {t['bayes']['p_b_gt_a']:.3f}")
+        md.append(f"- {arm} vs control: effect {_num(t['msprt']['effect'], '+.3f')}, always-valid mSPRT p "
+                  f"{_num(t['msprt']['p'], '.3g')}, P({arm} better) {_num(t['bayes']['p_b_gt_a'], '.3f')}")
     d, pm = e["decision"], e["pair_metrics"]
     by = (f"{pm['by_rules']} where the rules judge accepted one answer and rejected the other, {pm['by_llm']} "
           f"between answers it accepted, by a model-judge gap >= {pm['llm_margin']:g}; "
@@ -349,7 +353,10 @@ def write_report(cfg: ReportConfig) -> Path:
         md += [f"| **total** | | {total:.1f} | |", ""]
         goals = targets(cfg, summary, total if times else None)
         if goals:
-            md += ["## Targets\n", "Held-out data only; a missed target is reported with its number, never redefined.\n",
+            quick = (f" Quick bench: at most {summary['eval_limit']} held-out rows per data file (`eval_limit`)."
+                     if summary.get("eval_limit") else "")
+            md += ["## Targets\n", f"Held-out data only; a missed target is reported with its number, never "
+                   f"redefined.{quick}\n",
                    "| target | measured | |", "|---|---|---|", *[f"| {t} | {v} | {ok} |" for t, v, ok in goals], ""]
             out.metrics["targets_met"] = sum(ok == "met" for _, _, ok in goals)
             out.metrics["targets"] = len(goals)
