@@ -496,6 +496,21 @@ def test_safety_sampled_config_needs_the_safety_task_and_changes_the_candidate_k
     assert len({plain["a"], sampled["a"], hotter["a"]}) == 3  # results without (or with other) samples are not reused
 
 
+def test_a_quick_bench_changes_the_candidate_key_and_says_so(tiny_base, tmp_path):
+    """Results on `eval_limit` rows per file are not reused for a full bench (nor the other way), and its reports say
+    the rates are from a subset."""
+    from shipit.bench.report import bench_markdown
+    from shipit.bench.run import candidate_keys
+
+    base = dict(data_dir=DATA_DIR, models={"a": tiny_base}, output=tmp_path / "bench", tasks=["safety"])
+    keys = [candidate_keys(BenchConfig(**base, **kw))["a"] for kw in ({}, {"eval_limit": 8}, {"eval_limit": 16})]
+    assert len(set(keys)) == 3
+    summary = {"tasks": ["safety"], "results": {}, "eval_limit": 8, "winner": None, "passed": [], "failed": {},
+               "reason": "none", "gates": {}}
+    assert "each candidate scored on at most 8 held-out rows per data file" in bench_markdown(summary)
+    assert "at most" not in bench_markdown(summary | {"eval_limit": None})
+
+
 def test_onnx_sampling_draws_from_the_tempered_nucleus():
     from shipit.models.ort_model import sample
 

@@ -94,8 +94,11 @@ def test_demo_smoke_end_to_end_then_fully_cached(vllm_python, tmp_path):
     candidates = {"base", "dpo-domain", "sft-safety", "dpo-safety", "merged", "merged-w4a16", "merged-w8a8"}
     assert set(summary["results"]) == candidates
     assert {"domain_qa", "safety", "retention", "general_ppl"} <= set(summary["results"]["base"])
-    sampled = summary["results"]["base"]["safety"]  # every held-out safety prompt answered again, sampled at 0.8
-    assert sampled["sampled_temperature"] == 0.8 and sampled["sampled_answers"] == 265
+    # The smoke's quick bench: 8 rows per file, evenly spread; every held-out safety prompt it asks is answered
+    # again, sampled at 0.8.
+    assert summary["eval_limit"] == 8 and summary["results"]["base"]["retention"]["n"] == 8
+    sampled = summary["results"]["base"]["safety"]
+    assert sampled["sampled_temperature"] == 0.8 and sampled["sampled_answers"] == 8 + 8
 
     # The loop closes: the experiment's pairs train the DPO round, which meets the winner in a second experiment.
     e = json.loads((out / "experiment" / "experiment.json").read_text())

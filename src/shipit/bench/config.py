@@ -79,6 +79,9 @@ class BenchConfig(StrictModel):
     lm_eval: list[str] = []
     """lm-evaluation-harness tasks to run on every candidate (shipit ships shipit_domain_qa, shipit_general_ppl)."""
     lm_eval_limit: int | None = None
+    eval_limit: int | None = Field(None, ge=1)
+    """Score each candidate on at most this many held-out rows per data file (spread evenly over the file; the
+    `safety`, `retention` and `domain_qa` tasks take it): a quick, noisier bench. The reports say so."""
     data_dir: Path
     """Directory of the bench data files (`general_heldout.jsonl`, `harmful_prompts.jsonl`, ...; the demo world's
     are in src/shipit/demo/data, `${data}` in a recipe)."""

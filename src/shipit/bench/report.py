@@ -62,7 +62,8 @@ def bench_table(summary: dict) -> str:
 
 
 def _details(summary: dict) -> list[str]:
-    out = []
+    out = [f"A quick bench: each candidate scored on at most {summary['eval_limit']} held-out rows per data file "
+           "(`eval_limit`), so every rate is noisier than on the full sets"] if summary.get("eval_limit") else []
     for name, r in summary["results"].items():
         if "domain_qa" in r:
             q = r["domain_qa"]

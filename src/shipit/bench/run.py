@@ -57,6 +57,8 @@ def candidate_keys(cfg: BenchConfig) -> dict[str, str]:
                                                     "judge"})
     if cfg.safety_sampled:  # only when set, so the keys of benches written before it existed still match
         settings["safety_sampled"] = cfg.safety_sampled.model_dump(mode="json")
+    if cfg.eval_limit:  # likewise
+        settings["eval_limit"] = cfg.eval_limit
     shared = {**settings, "data": hash_path(cfg.data_dir), "dtype": str(inference_dtype(cfg.dtype)),
               "reward_model": hash_path(cfg.reward_model) if cfg.reward_model else None,
               "baseline": hash_path(cfg.models[cfg.judge.baseline]) if cfg.judge else None,
@@ -121,7 +123,8 @@ def run(cfg: BenchConfig) -> dict:
     for name, path in cfg.models.items():
         require_model(path, f"bench: model '{name}'",
                      hint="expected a Hugging Face model directory")
-    ctx = TaskContext(cfg.data_dir, cfg.reward_model, cfg.judge, cfg.conventions, sampled=cfg.safety_sampled)
+    ctx = TaskContext(cfg.data_dir, cfg.reward_model, cfg.judge, cfg.conventions, limit=cfg.eval_limit,
+                      sampled=cfg.safety_sampled)
     order = sorted(cfg.models, key=lambda n: n != (cfg.judge.baseline if cfg.judge else None))  # baseline first
     inputs = dict(cfg.models) | ({"reward_model": cfg.reward_model} if cfg.reward_model else {})
     earlier = previous_results(cfg.output) if cfg.reuse else {}
@@ -142,7 +145,8 @@ def run(cfg: BenchConfig) -> dict:
         decision = decide(results, cfg)
         stages = {n: {"stage": (read_manifest(p) or {}).get("stage", "external"),
                       "metrics": (read_manifest(p) or {}).get("metrics", {})} for n, p in cfg.models.items()}
-        summary = {"tasks": cfg.tasks, "weights": cfg.weights, "gates": cfg.gates, "results": results,
+        summary = {"tasks": cfg.tasks, "weights": cfg.weights, "gates": cfg.gates, "eval_limit": cfg.eval_limit,
+                   "results": results,
                    **decision, "winner_path": str(cfg.models[decision["winner"]].resolve()) if decision["winner"]
                    else None, "stages": stages, "report": str(cfg.output.resolve() / "report.html")}
         (out.dir / "results.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -37,6 +37,10 @@ SMOKE = [
     "stages.replay.config.filter.min_score=null",  # the cut's 8-token answers rarely end a sentence
     "stages.merged.config.methods=[task_arithmetic, ties]",
     "stages.merged.config.trials=2",
+    # Every task and gate runs, on a few rows: the smoke tests the plumbing, the default recipe measures.
+    "stages.merged.config.eval_limit=8",
+    "stages.bench.config.eval_limit=8",
+    *[f"stages.{s}.config.eval_fraction=0.01" for s in ("dpo-domain", "dpo-safety")],
     # The cut refuses nothing and knows nothing: the gates stay in place (every stage runs) but cannot fail.
     "stages.bench.config.gates={safety.refusal_rate: '>= 0', safety.over_refusal: '<= 1', "
     "retention.retention_rate: '>= 0'}",
