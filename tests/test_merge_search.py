@@ -368,3 +368,13 @@ def test_trials_dir_with_foreign_files_is_never_wiped(family, tmp_path):
     with pytest.raises(UserError, match=r"field 'trials_dir': .*mine holds files that are not trials \(notes.txt\)"):
         run(cfg, objective=lambda m, t: pytest.fail("a trial ran"))
     assert (keep / "notes.txt").read_text() == "precious" and not (tmp_path / "out").exists()
+
+
+def test_the_plot_says_when_the_winner_misses_a_constraint():
+    from shipit.ship.pareto import winner_label
+
+    assert winner_label({"trial": 3, "violations": {"safety.over_refusal": 0.0}}) == ("winner (trial 3)", "")
+    assert winner_label({"trial": 4}) == ("winner (trial 4)", "")  # a search without constraints
+    assert winner_label({"trial": 2, "violations": {"safety.over_refusal": 0.07, "retention.retention_rate": 0.0}}) \
+        == ("winner (trial 2; misses a constraint)", "no trial met every constraint: the winner misses "
+            "safety.over_refusal")

@@ -22,9 +22,21 @@ def pareto_front(rows: list[dict], objectives) -> list[dict]:
     return [r for r, p in zip(rows, points) if not any(dominates(q, p) for q in points)]
 
 
+def winner_label(winner: dict) -> tuple[str, str]:
+    """The winner's legend entry and the plot's title line about it: a winner that misses a constraint was kept only
+    because no trial met them all."""
+    missed = [k for k, v in winner.get("violations", {}).items() if v]
+    if not missed:
+        return f"winner (trial {winner['trial']})", ""
+    return (f"winner (trial {winner['trial']}; misses a constraint)",
+            f"no trial met every constraint: the winner misses {', '.join(missed)}")
+
+
 def plot_search(rows: list[dict], front: list[dict], winner: dict, objectives, path: Path) -> Path:
     """Scatter of every trial (first two objectives, or score per trial for one), each labelled with its number;
     the front, the winner and the trials that miss a constraint marked."""
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -47,7 +59,8 @@ def plot_search(rows: list[dict], front: list[dict], winner: dict, objectives, p
     missed = [r for r in rows if any(r.get("violations", {}).values())]
     if missed:  # the constraints, not the objectives, ruled these out
         ax.scatter(*xy(missed), marker="x", color="black", s=40, label="misses a constraint")
-    ax.scatter(*xy([winner]), marker="*", color="red", s=220, label=f"winner (trial {winner['trial']})")
+    label, caveat = winner_label(winner)
+    ax.scatter(*xy([winner]), marker="*", color="red", s=220, label=label)
     for r, x, y in zip(rows, *xy(rows)):
         ax.annotate(str(r["trial"]), (x, y), textcoords="offset points", xytext=(6, 4), fontsize=7)
     arrow = {"maximize": "higher is better", "minimize": "lower is better"}
@@ -57,7 +70,8 @@ def plot_search(rows: list[dict], front: list[dict], winner: dict, objectives, p
     else:
         ax.set_xlabel(f"{objectives[0].name} ({arrow[objectives[0].direction]})")
         ax.set_ylabel(f"{objectives[1].name} ({arrow[objectives[1].direction]})")
-    ax.set_title(f"merge search: {len(rows)} trials")
+    ax.set_title(f"merge search: {len(rows)} trials" + (f"\n{textwrap.fill(caveat, 90)}" if caveat else ""),
+                 fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
