@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 
 
-def chat_generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 32, batch_size: int = 16,
+def chat_generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 32, batch_size: int = 64,
                   min_new_tokens: int = 0, temperature: float = 0.0, top_p: float = 1.0,
                   seed: int = 0) -> list[str]:
     """Answers to single-turn user `prompts`, rendered with the tokenizer's chat template: greedy, or sampled at
     `temperature` > 0 (nucleus `top_p`, no top-k: as vLLM samples) with the random generator seeded by `seed`, so
-    a rerun samples the same answers (the caller's random state is restored afterwards)."""
+    a rerun samples the same answers (the caller's random state is restored afterwards). 64 prompts a batch: on
+    SmolLM2 in float32 on 2 cores, 128-133 tokens/s against 82-92 at 32 and 65-82 at 16, the same greedy answers
+    (benchmarks/bench_generate_batch.py)."""
     import torch
 
     tokenizer.padding_side = "left"

@@ -1,0 +1,51 @@
+"""The bench's generation (`chat_generate`, greedy) at several batch sizes, on held-out harmful prompts:
+seconds, output tokens/s and whether the answers equal those at the first size, all measured in this run.
+
+    .venv/bin/python benchmarks/bench_generate_batch.py [--model DIR] [--prompts 64] [--sizes 16,32,64]
+
+DIR defaults to the imported SmolLM2-135M-Instruct (~/.cache/shipit/models/smollm2-135m-instruct).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def main() -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from shipit.demo.run import RECIPE
+    from shipit.models.generate import chat_generate
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path, default=Path.home() / ".cache/shipit/models/smollm2-135m-instruct")
+    ap.add_argument("--prompts", type=int, default=64)
+    ap.add_argument("--new-tokens", type=int, default=32)
+    ap.add_argument("--sizes", default="16,32,64")
+    args = ap.parse_args()
+    tok = AutoTokenizer.from_pretrained(args.model)
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
+    rows = [json.loads(x) for x in (RECIPE.parent / "data-real" / "harmful_prompts.jsonl").read_text().splitlines()]
+    prompts = [r["prompt"] for r in rows if r["split"] == "heldout"][:args.prompts]
+    chat_generate(model, tok, prompts[:4], max_new_tokens=4)  # warm-up
+    first = None
+    for size in (int(s) for s in args.sizes.split(",")):
+        t0 = time.perf_counter()
+        answers = chat_generate(model, tok, prompts, max_new_tokens=args.new_tokens, batch_size=size)
+        dt = time.perf_counter() - t0
+        first = first or answers
+        same = sum(a == b for a, b in zip(answers, first))
+        print(f"batch {size:3d}: {dt:6.1f} s, {len(prompts) * args.new_tokens / dt:6.1f} tokens/s "
+              f"(at most {args.new_tokens} a prompt), answers equal to the first size's: {same}/{len(prompts)}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
