@@ -349,11 +349,11 @@ def run_experiment(cfg: ExperimentConfig) -> tuple[Path, dict]:
         conn = connect(ab.events)
         try:
             s = stats.compute(conn, ab)
+            if problem := silent_arm(s["arms"], records):  # before the policy records a decision on it
+                raise UserError(f"experiment {cfg.experiment}: {problem}; the servers' logs: {run.dir / 'vllm-logs'}")
             d = policy.apply(conn, ab, s)
         finally:
             conn.close()
-        if problem := silent_arm(s["arms"], records):
-            raise UserError(f"experiment {cfg.experiment}: {problem}; the servers' logs: {run.dir / 'vllm-logs'}")
         decision = d or {"kind": "keep", "weights": s["weights"], "reason": keep_reason(cfg.ab_config(0, ""), s)}
         (run.dir / "status.txt").write_text(control.status(ab_path) + "\n")
         judged = {r["request_id"]: {k: r[k] for k in ("rules", "llm") if k in r} for r in records if "score" in r}
