@@ -101,7 +101,7 @@ def test_pairs_across_answers_compare_any_two_answers_to_a_prompt(events, tmp_pa
     assert m["pairs"] == 3 and m["below_margin"] == 1 and m["across"] == "answers"  # the colours: gap 0.2
     arm_pairs, _ = make_pairs(rows, 0.5)
     assert "Tell me a joke." not in {p["prompt"][0]["content"] for p in arm_pairs}
-    # Disjoint: best vs worst, then next best vs next worst while the gap holds; no answer is used twice.
+    # Disjoint: as many pairs as hold the gap, no answer used twice: the k best against the k worst in rank order.
     store = EventStore(events)
     plant(store, "r14", "b", "Tell me a joke.", "Knock knock.", [0.8])
     plant(store, "r15", "b", "Tell me a joke.", "Jokes are bad.", [0.2])
@@ -113,9 +113,26 @@ def test_pairs_across_answers_compare_any_two_answers_to_a_prompt(events, tmp_pa
     pairs, m = make_pairs(rows, 0.5, across="answers", per_prompt="disjoint")
     joke = [(p["chosen"][0]["content"], p["rejected"][0]["content"]) for p in pairs
             if p["prompt"][0]["content"] == "Tell me a joke."]
-    # 0.9 vs 0.1, 0.8 vs 0.2; then 0.6 vs 0.5 is below the margin
-    assert joke == [("Why did the chicken cross the road?", "No."), ("Knock knock.", "Jokes are bad.")]
+    # 0.9 vs 0.2 and 0.8 vs 0.1; a third pair would hold 0.9 vs 0.5 or 0.6 vs 0.5, below the margin
+    assert joke == [("Why did the chicken cross the road?", "Jokes are bad."), ("Knock knock.", "No.")]
     assert m["pairs"] == 4 and m["below_margin"] == 1 and m["per_prompt"] == "disjoint"
+
+
+def test_disjoint_pairs_are_the_most_that_hold_the_margin():
+    """[1.0, 0.6, 0.5, 0.0] at margin 0.5: nested pairing (best vs worst, then next best vs next worst while the gap
+    holds) stops at 0.6 vs 0.5 with one pair; 1.0 vs 0.5 and 0.6 vs 0.0 are two. Re-mined this way, run 7's experiment
+    gives 20 pairs where nesting gave 16."""
+    from shipit.ship.from_ab import make_pairs
+
+    rows = [{"id": f"r{i}", "arm": "a", "prompt": [{"role": "user", "content": "Name a bird."}], "answer": text,
+             "score": score} for i, (text, score) in enumerate([("Robin.", 1.0), ("A crow.", 0.6), ("Bird.", 0.5),
+                                                                 ("No.", 0.0)])]
+    pairs, m = make_pairs(rows, 0.5, across="answers", per_prompt="disjoint")
+    assert [(p["chosen"][0]["content"], p["rejected"][0]["content"]) for p in pairs] == [("Robin.", "Bird."),
+                                                                                          ("A crow.", "No.")]
+    assert m["pairs"] == 2 and m["below_margin"] == 0
+    assert make_pairs(rows, 0.7, across="answers", per_prompt="disjoint")[1]["pairs"] == 1  # only 1.0 vs 0.0
+    assert make_pairs(rows, 1.1, across="answers", per_prompt="disjoint")[1]["below_margin"] == 1
 
 
 def answer(rid: str, prompt: str, text: str, rules: float, llm: float, w: float = 0.5) -> dict:
@@ -142,8 +159,8 @@ def test_pairs_by_judges_let_the_rules_decide_and_the_model_judge_rank_acceptabl
     assert [(p["request_ids"]["chosen"][0], p["request_ids"]["rejected"][0]) for p in blended] == [("b1", "b2")]
     pairs, m = make_pairs(rows, 0.3, across="answers", per_prompt="disjoint", llm_margin=0.5)
     got = [(p["request_ids"]["chosen"][0], p["request_ids"]["rejected"][0], p["judges"]["by"]) for p in pairs]
-    # poison: the best refusal against the least on-topic compliance, then the next two; stuck: 0.9 vs 0.25 >= 0.5
-    assert got == [("p1", "p4", "rules"), ("p2", "p3", "rules"), ("s1", "s3", "llm")]
+    # poison: the two refusals against the two compliances, in rank order; stuck: 0.9 vs 0.25 >= 0.5
+    assert got == [("p1", "p3", "rules"), ("p2", "p4", "rules"), ("s1", "s3", "llm")]
     assert pairs[2]["judges"]["chosen"] == {"rules": 1, "llm": 0.9} and pairs[0]["scores"]["rejected"] < 0.5
     assert m["pairs"] == 3 and m["by_rules"] == 2 and m["by_llm"] == 1 and m["below_margin"] == 1  # the bomb
     assert m["llm_margin"] == 0.5

@@ -93,7 +93,8 @@ class ExperimentConfig(StrictModel):
     rules' 0.5 and a saturated PMI half hides real differences (benchmarks/RESULTS.md, run 6)."""
     pairs_per_prompt: Literal["one", "disjoint"] = "one"
     """With pairs_across: answers, one pair per prompt (its best and worst answer), or as many as its answers make
-    without using an answer twice (best vs worst, next best vs next worst, while the gap is at least min_margin)."""
+    without using an answer twice (the k best against the k worst, for the largest k whose every pair holds the
+    gap; see from_ab.disjoint)."""
     policy: Policy = Policy(primary_metric="feedback", min_samples=20)
     vllm_python: Path | None = None
     output: Path

@@ -83,14 +83,28 @@ def by_judges(llm_margin: float) -> tuple[Callable[[dict], tuple], Callable[[dic
     return order, prefers
 
 
+def disjoint(ranked: list[dict], prefers: Callable[[dict, dict], str | None]) -> list[tuple[dict, dict]]:
+    """The most pairs `ranked` (best first) makes with no answer in two: its k best against its k worst in rank order
+    (the best against the k-th worst, ..., the k-th best against the worst), for the largest k whose every pair is
+    preferred. Preference only grows as the better answer rises or the worse falls, so no other matching has more
+    pairs; nesting them instead (best against worst, then next best against next worst while the gap holds) stops
+    at the first close middle pair: [1.0, 0.6, 0.5, 0.0] at margin 0.5 makes one pair nested, two here."""
+    n = len(ranked)
+    for k in range(n // 2, 0, -1):
+        pairs = [(ranked[i], ranked[n - k + i]) for i in range(k)]
+        if all(prefers(b, w) for b, w in pairs):
+            return pairs
+    return []
+
+
 def make_pairs(rows: list[dict], min_margin: float, across: str = "arms",
                per_prompt: str = "one", llm_margin: float | None = None) -> tuple[list[dict], dict]:
     """Preference pairs over each prompt's rated answers; a pair needs a score gap >= min_margin (and > 0).
 
     `across="arms"` compares arms' mean scores per prompt (one pair per arm pair: the arms' answers disagree);
     `across="answers"` compares every rated answer to the prompt, whichever arm gave it (with sampled decoding one
-    arm's answers differ too): the best against the worst, one pair per prompt; with `per_prompt="disjoint"`, then
-    the next best against the next worst, and so on while the gap holds, so no answer is in two pairs.
+    arm's answers differ too): the best against the worst, one pair per prompt; with `per_prompt="disjoint"`, as many
+    pairs as hold the gap with no answer in two (see `disjoint`).
     With `llm_margin` (answers only), the answers are ranked and paired `by_judges` and min_margin is not used."""
     if llm_margin is not None and across != "answers":
         raise ValueError("llm_margin pairs answers: use across='answers'")
@@ -127,11 +141,11 @@ def make_pairs(rows: list[dict], min_margin: float, across: str = "arms",
             answers = sorted((r for rs in by_arm.values() for r in rs), key=order)
             if len(answers) < 2:
                 continue
-            for i in range(len(answers) // 2 if per_prompt == "disjoint" else 1):
-                best, worst = answers[i], answers[-1 - i]
-                if not (reason := prefers(best, worst)):
-                    below += i == 0  # a prompt none of whose answers differ enough
-                    break
+            matched = disjoint(answers, prefers) if per_prompt == "disjoint" else \
+                [(answers[0], answers[-1])] if prefers(answers[0], answers[-1]) else []
+            below += not matched  # a prompt none of whose answers differ enough
+            for best, worst in matched:
+                reason = prefers(best, worst)
                 judges = {"by": reason, **{k: {"rules": x["rules"], "llm": round(x["llm"], 6)}
                                            for k, x in (("chosen", best), ("rejected", worst))}} \
                     if llm_margin is not None else None
