@@ -326,10 +326,10 @@ def test_reward_score_uses_the_reward_model(tiny_base, model_copy, reward_model,
 @pytest.fixture
 def fake_judge():
     """An OpenAI-compatible judge on loopback that prefers the answer starting with 'Answer:'."""
-    import socket
-
     import uvicorn
     from fastapi import FastAPI
+
+    from shipit.models.vllm_server import free_port
 
     app = FastAPI()
     seen = []
@@ -343,9 +343,7 @@ def fake_judge():
         return {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
                 "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": choice}}]}
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

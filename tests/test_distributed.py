@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,18 +23,13 @@ import yaml
 from safetensors.torch import load_file
 
 from shipit.demo.world import DATA_DIR
+from shipit.models.vllm_server import free_port
 from shipit.registry import partial_dir
 
 REPO = Path(__file__).resolve().parent.parent
 STEPS = 12
 TRAINER = dict(max_steps=STEPS, save_steps=2, logging_steps=1, learning_rate=3e-3, warmup_steps=0,
                per_device_train_batch_size=4)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def launch_cmd(stage: str, recipe: Path, processes: int = 2) -> list[str]:

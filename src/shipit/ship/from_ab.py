@@ -141,8 +141,7 @@ def make_pairs(rows: list[dict], min_margin: float, across: str = "arms",
             answers = sorted((r for rs in by_arm.values() for r in rs), key=order)
             if len(answers) < 2:
                 continue
-            matched = disjoint(answers, prefers) if per_prompt == "disjoint" else \
-                [(answers[0], answers[-1])] if prefers(answers[0], answers[-1]) else []
+            matched = disjoint(answers if per_prompt == "disjoint" else [answers[0], answers[-1]], prefers)
             below += not matched  # a prompt none of whose answers differ enough
             for best, worst in matched:
                 reason = prefers(best, worst)
