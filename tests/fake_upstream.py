@@ -49,7 +49,7 @@ def wait_for(predicate, timeout: float = 5.0, what: str = "condition"):
 
 
 class FakeUpstream:
-    """An OpenAI-shaped upstream. `mode`: ok | 500 | 400 | hang | die (mid-stream) | slow (stream) | down (health)."""
+    """An OpenAI-shaped upstream. `mode`: ok | 500 | 400 | 401 | hang | die (mid-stream) | slow (stream) | down (health)."""
 
     def __init__(self, name: str, mode: str = "ok"):
         self.name, self.mode = name, mode
@@ -71,6 +71,9 @@ class FakeUpstream:
         if mode == "400":
             return JSONResponse({"error": {"message": "bad", "type": "BadRequestError", "param": None, "code": 400}},
                                 status_code=400)
+        if mode == "401":
+            return JSONResponse({"error": {"message": "invalid api key", "type": "AuthenticationError",
+                                           "param": None, "code": 401}}, status_code=401)
         if mode == "hang":
             await asyncio.sleep(3600)
         if not body.get("stream"):

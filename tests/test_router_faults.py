@@ -76,6 +76,25 @@ def test_4xx_is_passed_through_and_never_trips_the_breaker(tmp_path, two_replica
     assert len(good.calls) == 6  # every request reached the replica: no retry of a 4xx, no open circuit
 
 
+def test_a_replica_refusing_the_routers_key_is_an_arm_error_not_a_client_error(tmp_path, two_replicas):
+    from shipit.serve import stats as S
+
+    good, bad, g, b = two_replicas
+    bad.mode = "401"  # the replica was given another key than the arm's upstream_api_key_env
+    cfg = make_cfg(tmp_path, {"a": [b, g]}, health={"interval_s": 60})
+    with running(create_app(cfg)) as url, client(url) as c:
+        r = c.post("/v1/chat/completions", json=CHAT)
+        assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "good"  # moved on
+        good.mode = "401"
+        r = c.post("/v1/chat/completions", json=CHAT)
+    assert r.status_code == 502 and r.json()["error"]["code"] == "upstream_auth"
+    assert "refused the router's credentials (401)" in r.json()["error"]["message"]
+    assert "upstream_api_key_env" in r.json()["error"]["message"]
+    with sqlite3.connect(cfg.events) as conn:
+        arm = S.summarize(S.load(conn, "exp"), "a")
+    assert arm["n"] == 2 and arm["error_rate"] == 0.5  # the guardrail sees the failure (a passed-through 401: 0.0)
+
+
 def test_all_replicas_failing_gives_openai_error_and_breaker_trips(tmp_path, two_replicas):
     good, bad, g, b = two_replicas
     bad.mode = "500"

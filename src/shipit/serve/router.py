@@ -114,7 +114,7 @@ class Router:
 
     # --- upstream --------------------------------------------------------------------------------------------
     async def open(self, pool: Pool, path: str, payload: bytes, stream: bool):
-        """Send to a replica, moving to another replica on 5xx/timeout/connection errors before the first byte.
+        """Send to a replica, moving to another replica on 5xx/401/403/timeout/connection errors before the first byte.
 
         Returns (response, replica, first bytes, attempts); a streamed response stays open after the first chunk.
         """
@@ -138,6 +138,12 @@ class Router:
                     text = (await resp.read())[:300].decode(errors="replace")
                     raise Upstream5xx(502, f"arm '{pool.arm}' replica answered {resp.status}: {text}",
                                       "upstream_error")
+                if resp.status in (401, 403):
+                    # The client passed the router's auth; the replica refusing the router's own key is the arm's
+                    # misconfiguration, not the client's: a gateway error that the error guardrail counts (a passed
+                    # through 401 read as a client error, and an arm failing every request showed error_rate 0).
+                    raise Upstream5xx(502, f"arm '{pool.arm}' replica refused the router's credentials "
+                                           f"({resp.status}): check the arm's upstream_api_key_env", "upstream_auth")
                 if stream and resp.status < 400:
                     it = resp.content.iter_any()
                     first = await anext(it, b"")
