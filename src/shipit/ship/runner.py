@@ -199,13 +199,16 @@ def _file_fingerprint(value, data: Path) -> list[str]:
 
 
 def cache_key(p: Plan, name: str, keys: dict[str, str]) -> str:
-    """Hash of the stage's kind, its config, the content of the files it names and its inputs' keys.
+    """Hash of the stage's kind, its config, the content of the files it names, its inputs' keys and shipit's
+    version (a new release may compute a stage differently: its cached outputs are not reused).
 
     References (${stage}, ${data}) enter as written, not as the paths they resolve to: the inputs' keys and the
     files' hashes stand for what they hold, so a moved output directory or checkout keeps its cache."""
     spec = p.recipe.stages[name]
     resolved = _substitute(spec.config, _lookup(p, validating=True))
-    blob = json.dumps({"kind": spec.kind, "config": spec.config, "files": _file_fingerprint(resolved, p.data),
+    import shipit
+
+    blob = json.dumps({"shipit": shipit.__version__, "kind": spec.kind, "config": spec.config, "files": _file_fingerprint(resolved, p.data),
                        "deps": {d: keys[d] for d in p.deps[name]}}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
