@@ -391,3 +391,11 @@ def test_default_lora_targets_fit_real_architectures_and_leave_tied_embeddings_a
     layers = {n.split(".layers.")[1].split(".")[0] for n, _ in model.named_parameters() if ".lora_A." in n}
     assert layers == {"0", "1"}
     assert [n for n, p in model.named_parameters() if p.requires_grad and "lora_" not in n] == []
+
+
+def test_loss_summary_needs_two_logs_to_say_what_moved():
+    from shipit.train.common import loss_summary
+
+    assert loss_summary([{"loss": 0.68, "step": 10}, {"train_runtime": 9.0}]) == {}  # one log: no "0.68 -> 0.68"
+    assert loss_summary([{"loss": 1.5}, {"eval_loss": 1.2}, {"loss": 0.5}]) == {"train_loss_first": 1.5,
+                                                                                "train_loss_last": 0.5}

@@ -119,9 +119,10 @@ def last_checkpoint(output_dir: Path, echo=None) -> str | None:
 
 
 def loss_summary(log_history: list[dict]) -> dict:
-    """First and last logged training loss (the headline 'did it learn' numbers)."""
+    """First and last logged training loss (the headline 'did it learn' numbers); nothing from a single log (the
+    demo's 15-step DPO logged once, and the report showed its loss "0.6812 -> 0.6812" as if nothing had moved)."""
     losses = [r["loss"] for r in log_history if "loss" in r]
-    if not losses:
+    if len(losses) < 2:
         return {}
     return {"train_loss_first": round(losses[0], 4), "train_loss_last": round(losses[-1], 4)}
 
