@@ -378,3 +378,15 @@ def test_the_plot_says_when_the_winner_misses_a_constraint():
     assert winner_label({"trial": 2, "violations": {"safety.over_refusal": 0.07, "retention.retention_rate": 0.0}}) \
         == ("winner (trial 2; misses a constraint)", "no trial met every constraint: the winner misses "
             "safety.over_refusal")
+
+
+def test_the_plot_draws_a_front_line_only_over_the_two_objectives_it_shows():
+    from types import SimpleNamespace as O
+
+    from shipit.ship.pareto import front_legend
+
+    qa, ref, ret = (O(name=n) for n in ("domain_qa.mc_accuracy", "safety.refusal_rate", "retention.score"))
+    assert front_legend([qa, ref]) == (True, "non-dominated")
+    assert front_legend([qa]) == (False, "non-dominated")
+    # run 8: trial 3 (below trial 2 on both axes) was on the front by its retention; a line through it misled
+    assert front_legend([qa, ref, ret]) == (False, "non-dominated on all 3 objectives (also retention.score)")

@@ -32,6 +32,15 @@ def winner_label(winner: dict) -> tuple[str, str]:
             f"no trial met every constraint: the winner misses {', '.join(missed)}")
 
 
+def front_legend(objectives) -> tuple[bool, str]:
+    """Whether to draw the front as a line, and the legend entry of its points. With more than two objectives the
+    plot shows the first two: a trial can be non-dominated by a third alone (run 8: the trial with the best
+    retention, below another on both axes), and a line through it read as a front that makes no sense."""
+    if len(objectives) <= 2:
+        return len(objectives) == 2, "non-dominated"
+    return False, f"non-dominated on all {len(objectives)} objectives (also {', '.join(o.name for o in objectives[2:])})"
+
+
 def plot_search(rows: list[dict], front: list[dict], winner: dict, objectives, path: Path) -> Path:
     """Scatter of every trial (first two objectives, or score per trial for one), each labelled with its number;
     the front, the winner and the trials that miss a constraint marked."""
@@ -52,10 +61,11 @@ def plot_search(rows: list[dict], front: list[dict], winner: dict, objectives, p
 
     for method in methods:
         ax.scatter(*xy([r for r in rows if r["method"] == method]), alpha=0.6, label=method)
-    if len(objectives) > 1:
+    draw_line, front_label = front_legend(objectives)
+    if draw_line:
         line = sorted(front, key=lambda r: r["values"][objectives[0].name])
         ax.plot(*xy(line), color="black", linewidth=1, label="Pareto front")
-    ax.scatter(*xy(front), facecolors="none", edgecolors="black", s=90, label="non-dominated")
+    ax.scatter(*xy(front), facecolors="none", edgecolors="black", s=90, label=textwrap.fill(front_label, 40))
     missed = [r for r in rows if any(r.get("violations", {}).values())]
     if missed:  # the constraints, not the objectives, ruled these out
         ax.scatter(*xy(missed), marker="x", color="black", s=40, label="misses a constraint")
