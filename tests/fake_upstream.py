@@ -49,7 +49,8 @@ def wait_for(predicate, timeout: float = 5.0, what: str = "condition"):
 
 
 class FakeUpstream:
-    """An OpenAI-shaped upstream. `mode`: ok | 500 | 400 | 401 | hang | die (mid-stream) | slow (stream) | down (health)."""
+    """An OpenAI-shaped upstream. `mode`: ok | 500 | 400 | 401 | hang | die (mid-stream) | slow (stream) |
+    down (health)."""
 
     def __init__(self, name: str, mode: str = "ok"):
         self.name, self.mode = name, mode

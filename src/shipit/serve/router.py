@@ -114,7 +114,8 @@ class Router:
 
     # --- upstream --------------------------------------------------------------------------------------------
     async def open(self, pool: Pool, path: str, payload: bytes, stream: bool):
-        """Send to a replica, moving to another replica on 5xx/401/403/timeout/connection errors before the first byte.
+        """Send to a replica, moving to another replica on 5xx, 401/403, timeouts and connection errors before the
+        first byte.
 
         Returns (response, replica, first bytes, attempts); a streamed response stays open after the first chunk.
         """

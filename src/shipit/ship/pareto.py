@@ -38,7 +38,8 @@ def front_legend(objectives) -> tuple[bool, str]:
     retention, below another on both axes), and a line through it read as a front that makes no sense."""
     if len(objectives) <= 2:
         return len(objectives) == 2, "non-dominated"
-    return False, f"non-dominated on all {len(objectives)} objectives (also {', '.join(o.name for o in objectives[2:])})"
+    others = ", ".join(o.name for o in objectives[2:])
+    return False, f"non-dominated on all {len(objectives)} objectives (also {others})"
 
 
 def plot_search(rows: list[dict], front: list[dict], winner: dict, objectives, path: Path) -> Path:

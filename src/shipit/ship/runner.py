@@ -204,11 +204,12 @@ def cache_key(p: Plan, name: str, keys: dict[str, str]) -> str:
 
     References (${stage}, ${data}) enter as written, not as the paths they resolve to: the inputs' keys and the
     files' hashes stand for what they hold, so a moved output directory or checkout keeps its cache."""
-    spec = p.recipe.stages[name]
-    resolved = _substitute(spec.config, _lookup(p, validating=True))
     import shipit
 
-    blob = json.dumps({"shipit": shipit.__version__, "kind": spec.kind, "config": spec.config, "files": _file_fingerprint(resolved, p.data),
+    spec = p.recipe.stages[name]
+    resolved = _substitute(spec.config, _lookup(p, validating=True))
+    blob = json.dumps({"shipit": shipit.__version__, "kind": spec.kind, "config": spec.config,
+                       "files": _file_fingerprint(resolved, p.data),
                        "deps": {d: keys[d] for d in p.deps[name]}}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
