@@ -51,8 +51,8 @@ def test_ship_runs_caches_and_reruns_only_what_changed(tmp_path, monkeypatch):
         "[1/5] base (base)", "[2/5] sft (train/sft)", "[3/5] other (train/sft)", "[4/5] q (quantize)",
         "[5/5] bench (bench)"]
     assert statuses(ship(path, echo=lambda m: None)) == {n: "cached" for n in first}
-    with monkeypatch.context() as m:  # another shipit release computes every stage anew
-        m.setattr("shipit.__version__", "0.0.0-other")
+    with monkeypatch.context() as mp:  # another shipit release computes every stage anew
+        mp.setattr("shipit.__version__", "0.0.0-other")
         assert statuses(ship(path, dry_run=True, echo=lambda m: None)) == {n: "planned" for n in first}
 
     done = lambda: json.loads((tmp_path / "out" / ".ship" / "state.json").read_text())["done"]  # noqa: E731
