@@ -9,6 +9,7 @@ import sys
 import pytest
 import yaml
 
+from shipit import __version__ as version
 from shipit.errors import UserError
 from shipit.ship.runner import ship
 from tests.conftest import kill_at_first_checkpoint
@@ -53,7 +54,9 @@ def test_ship_runs_caches_and_reruns_only_what_changed(tmp_path, monkeypatch):
     assert statuses(ship(path, echo=lambda m: None)) == {n: "cached" for n in first}
     with monkeypatch.context() as mp:  # another shipit release computes every stage anew
         mp.setattr("shipit.__version__", "0.0.0-other")
-        assert statuses(ship(path, dry_run=True, echo=lambda m: None)) == {n: "planned" for n in first}
+        said: list[str] = []
+        assert statuses(ship(path, dry_run=True, echo=said.append)) == {n: "planned" for n in first}
+        assert f"[1/5] base (base): run (written by shipit {version}, this is 0.0.0-other)" in said, said
 
     done = lambda: json.loads((tmp_path / "out" / ".ship" / "state.json").read_text())["done"]  # noqa: E731
     before = done()

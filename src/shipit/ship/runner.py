@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+import shipit
 from shipit.config import StrictModel, load_config
 from shipit.errors import UserError
 
@@ -204,8 +205,6 @@ def cache_key(p: Plan, name: str, keys: dict[str, str]) -> str:
 
     References (${stage}, ${data}) enter as written, not as the paths they resolve to: the inputs' keys and the
     files' hashes stand for what they hold, so a moved output directory or checkout keeps its cache."""
-    import shipit
-
     spec = p.recipe.stages[name]
     resolved = _substitute(spec.config, _lookup(p, validating=True))
     blob = json.dumps({"shipit": shipit.__version__, "kind": spec.kind, "config": spec.config,
@@ -253,7 +252,11 @@ def status(p: Plan, name: str, key: str, state: State) -> str:
     done = state.data["done"].get(name)
     if done is None or not (p.out(name) / "manifest.json").exists():
         return "run (new)"
-    return "cached" if done["key"] == key else "run (config or inputs changed)"
+    if done["key"] == key:
+        return "cached"
+    if done.get("shipit", shipit.__version__) != shipit.__version__:
+        return f"run (written by shipit {done['shipit']}, this is {shipit.__version__})"
+    return "run (config or inputs changed)"
 
 
 def ship(recipe_path: Path, overrides=(), dry_run: bool = False, until: str | None = None,
@@ -315,7 +318,7 @@ def ship(recipe_path: Path, overrides=(), dry_run: bool = False, until: str | No
             kind.runner(validated, p.out(name), resume)
         seconds = round(time.perf_counter() - t0, 1)
         state.data["done"][name] = {"key": keys[name], "seconds": seconds, "kind": spec.kind,
-                                    "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                                    "shipit": shipit.__version__, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         state.data["running"].pop(name, None)
         state.save()
         echo(f"      done in {seconds}s")
