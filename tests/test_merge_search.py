@@ -247,6 +247,31 @@ def test_ties_weights_scale_task_vectors_that_share_no_weights(family, tmp_path)
     assert torch.allclose(summed[k], b[k], atol=1e-5) and not torch.allclose(summed[k], merged[k], atol=1e-4)
 
 
+def test_a_weight_range_per_model(family, tmp_path):
+    """`weights` gives each model's own weight its range (the demo's safety specialist needs >= 1, its domain
+    specialist less); linear's mixing weight keeps `weight`; the grid and TPE draw from those ranges."""
+    from shipit.ship.merge_search import dimensions, grid
+
+    cfg = config(family, tmp_path, methods=["linear", "task_arithmetic"], weight=[0.2, 0.4],
+                 weights=[[0.5, 1.0], [1.0, 1.5]], sampler="grid", grid_points=2, trials=6)
+    assert dimensions(cfg, "task_arithmetic") == {"weight.0": (0.5, 1.0), "weight.1": (1.0, 1.5)}
+    assert dimensions(cfg, "linear") == {"weight": (0.2, 0.4)}
+    assert sorted((p["weight.0"], p["weight.1"]) for m, p in grid(cfg) if m == "task_arithmetic") == [
+        (0.5, 1.0), (0.5, 1.5), (1.0, 1.0), (1.0, 1.5)]
+    cfg = config(family, tmp_path, methods=["task_arithmetic"], weights=[[0.5, 1.0], [1.0, 1.5]], sampler="tpe",
+                 trials=4)
+    run(cfg, objective=lambda model, trial: {"format.score": 0.0}, echo=lambda _: None)
+    rows = [json.loads(line)["params"] for line in (tmp_path / "out" / "trials.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and all(0.5 <= r["weight.0"] <= 1.0 <= r["weight.1"] <= 1.5 for r in rows), rows
+    p = tmp_path / "s.yaml"
+    p.write_text("models: [a, b]\nmethods: [ties]\nweights: [[0.5, 1.0]]\nobjectives: [{task: safety}]\noutput: o\n")
+    with pytest.raises(UserError, match=r"s.yaml:3: field 'weights': 1 ranges for 2 models; give one \[low, high\]"):
+        load_config(p, SearchConfig)
+    p.write_text("models: [a, b]\nweights: [[0.5, 1.0], [1.5, 1.0]]\nobjectives: [{task: safety}]\noutput: o\n")
+    with pytest.raises(UserError, match=r"field 'weights': range 1 \(model 1\) must be \[low, high\], got \[1.5, 1"):
+        load_config(p, SearchConfig)
+
+
 def test_tpe_models_the_scores_after_its_startup_trials(family, tmp_path):
     """The first startup_trials proposals are the seeded random ones; after them TPE proposes from the scores
     (with 3 of them it still explores: where it goes is not asserted, only that the setting reaches Optuna)."""

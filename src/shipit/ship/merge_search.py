@@ -74,6 +74,11 @@ class SearchConfig(StrictModel):
     methods: list[str] = Field(default_factory=lambda: ["linear"], min_length=1)
     weight: tuple[float, float] = (0.0, 1.0)
     """Range of every model weight and of slerp's `t`."""
+    weights: list[tuple[float, float]] | None = None
+    """A range per model (in `models` order) for the methods that weight each model on its own (task_arithmetic,
+    ties, dare_*, ...), in place of `weight`; linear's mixing weight and slerp's `t` keep `weight`. For specialists
+    that need different strengths: the demo's safety specialist, task-arithmetic-merged at weight 1.0 with the domain
+    specialist at 1.0, kept 88% of its refusals; at 0.6-0.85 in a ties or DARE merge, 21-79% (benchmarks/RESULTS.md)."""
     density: tuple[float, float] = (0.3, 1.0)
     """Range of the fraction of task-vector entries kept (ties, dare_*, della, breadcrumbs...)."""
     grid_points: int = Field(5, ge=1)
@@ -142,6 +147,18 @@ class SearchConfig(StrictModel):
             raise ValueError(f"range must be [low, high], got {list(r)}")
         return r
 
+    @field_validator("weights")
+    @classmethod
+    def _each_ordered(cls, ranges, info):
+        models = info.data.get("models")  # declared (so validated) first
+        if ranges is not None and models is not None and len(ranges) != len(models):
+            raise ValueError(f"{len(ranges)} ranges for {len(models)} models; give one [low, high] per model, in the "
+                             "order of `models`")
+        for i, r in enumerate(ranges or []):
+            if r[0] > r[1]:
+                raise ValueError(f"range {i} (model {i}) must be [low, high], got {list(r)}")
+        return ranges
+
     @field_validator("constraints")
     @classmethod
     def _constraint_syntax(cls, constraints):
@@ -182,7 +199,8 @@ def dimensions(cfg: SearchConfig, method: str) -> dict[str, tuple[float, float]]
         if normalizes and len(cfg.models) == 2 and not elects_signs(impl):
             dims["weight"] = cfg.weight  # model 0 gets w, model 1 gets 1 - w
         else:
-            dims.update({f"weight.{i}": cfg.weight for i in range(len(cfg.models))})
+            dims.update({f"weight.{i}": tuple(cfg.weights[i]) if cfg.weights else cfg.weight
+                         for i in range(len(cfg.models))})
     if "density" in params and getattr(impl, "sparsification_method", None) is not None:
         dims["density"] = cfg.density
     return dims
