@@ -245,3 +245,16 @@ def test_error_guardrail_holds_with_no_errors_at_all(tmp_path):
                       "status": 200, "latency_ms": 10.0})
     g = S.compute(store.conn, cfg)["tests"]["b"]["guardrails"]
     assert g["error_margin"] is True and g["primary"] is True
+
+
+def test_a_closed_event_store_leaves_no_wal_files(tmp_path):
+    """close() returns after every connection is closed, the checkpoint thread's too: the last one removes the -wal
+    and -shm files, and the experiment stage hashes its output right after (the thread once closed its connection
+    a moment later and the hash failed on a vanished events.sqlite-shm)."""
+    for i in range(5):
+        path = tmp_path / f"events{i}.sqlite"
+        store = EventStore(path, checkpoint_s=0.01)
+        store.feedback("r", 1.0)
+        assert (tmp_path / f"events{i}.sqlite-shm").exists()
+        store.close()
+        assert sorted(p.name for p in tmp_path.glob(f"events{i}.*")) == [f"events{i}.sqlite"]

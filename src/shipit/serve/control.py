@@ -29,8 +29,11 @@ def status(config_path: Path, as_json: bool = False) -> str:
     from shipit.serve.stats import compute
 
     cfg, conn = _open(config_path, read_only=True)
-    s = compute(conn, cfg)
-    s["decisions"] = decisions(conn, cfg.experiment, 5)
+    try:
+        s = compute(conn, cfg)
+        s["decisions"] = decisions(conn, cfg.experiment, 5)
+    finally:
+        conn.close()
     if as_json:
         return json.dumps(s, indent=2, default=float)
     lines = [f"experiment {cfg.experiment}  control {s['control']}  primary {s['primary_metric']}  "
@@ -81,9 +84,12 @@ def parse_weights(cfg: ABConfig, pairs) -> dict[str, float]:
 
 def _decide(config_path: Path, kind: str, weights_fn, reason: str) -> str:
     cfg, conn = _open(config_path)
-    weights = weights_fn(cfg)
-    before = (latest_weights(conn, cfg.experiment) or (0, cfg.weights()))[1]
-    i = record_decision(conn, cfg.experiment, kind, weights, reason, {"before": before})
+    try:
+        weights = weights_fn(cfg)
+        before = (latest_weights(conn, cfg.experiment) or (0, cfg.weights()))[1]
+        i = record_decision(conn, cfg.experiment, kind, weights, reason, {"before": before})
+    finally:
+        conn.close()
     return f"decision #{i} {kind}: {before} -> {weights} (a running router applies it within {cfg.reload_s:g}s)"
 
 

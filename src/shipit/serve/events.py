@@ -81,9 +81,11 @@ class EventStore:
         self.conn = connect_sqlite(path)
         self.available = True  # a local file: the router never answers 503 for it
         self._stop = threading.Event()
+        self._checkpointer: threading.Thread | None = None
         if checkpoint_s:
             self.conn.execute("PRAGMA wal_autocheckpoint=0")
-            threading.Thread(target=self._checkpoints, args=(checkpoint_s,), daemon=True).start()
+            self._checkpointer = threading.Thread(target=self._checkpoints, args=(checkpoint_s,), daemon=True)
+            self._checkpointer.start()
 
     def _checkpoints(self, every: float) -> None:
         conn = connect_sqlite(self.path)
@@ -127,7 +129,12 @@ class EventStore:
         self.conn.execute(INSERT_FEEDBACK, (request_id, time.time(), score))
 
     def close(self) -> None:
+        """Close both connections before returning: the last one to close removes the -wal and -shm files, and a stage
+        that hashes its output once the store is closed must not see them vanish (a checkpoint thread closing its own
+        connection a moment later once failed an experiment stage with FileNotFoundError on events.sqlite-shm)."""
         self._stop.set()
+        if self._checkpointer is not None:
+            self._checkpointer.join(30)
         self.conn.close()
 
 
