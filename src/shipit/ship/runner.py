@@ -318,7 +318,8 @@ def ship(recipe_path: Path, overrides=(), dry_run: bool = False, until: str | No
             kind.runner(validated, p.out(name), resume)
         seconds = round(time.perf_counter() - t0, 1)
         state.data["done"][name] = {"key": keys[name], "seconds": seconds, "kind": spec.kind,
-                                    "shipit": shipit.__version__, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                                    "shipit": shipit.__version__,
+                                    "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         state.data["running"].pop(name, None)
         state.save()
         echo(f"      done in {seconds}s")
