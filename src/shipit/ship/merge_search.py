@@ -199,8 +199,7 @@ def dimensions(cfg: SearchConfig, method: str) -> dict[str, tuple[float, float]]
         if normalizes and len(cfg.models) == 2 and not elects_signs(impl):
             dims["weight"] = cfg.weight  # model 0 gets w, model 1 gets 1 - w
         else:
-            dims.update({f"weight.{i}": tuple(cfg.weights[i]) if cfg.weights else cfg.weight
-                         for i in range(len(cfg.models))})
+            dims.update({f"weight.{i}": cfg.weights[i] if cfg.weights else cfg.weight for i in range(len(cfg.models))})
     if "density" in params and getattr(impl, "sparsification_method", None) is not None:
         dims["density"] = cfg.density
     return dims
