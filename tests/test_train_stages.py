@@ -312,6 +312,30 @@ def test_lora_adapters_are_merged_by_default_or_kept(tiny_base, tmp_path):
         stage.run(stage.Config(output=tmp_path / "q", peft={"qlora": True}, **common))
 
 
+@pytest.mark.slow
+def test_a_quantized_model_trains_as_its_dequantized_weights_into_a_plain_model(tiny_base, tmp_path):
+    # What a DPO round on run 9's w8a8 winner did: the trained float weights went out beside the int8 scales under
+    # the input's quantization config, vLLM read them as int8, and the model answered every request with newlines.
+    from shipit.quantize.run import run as quantize
+
+    q = quantize("w8a8", tiny_base, tmp_path / "q8")
+    qt = load_file(q / "model.safetensors")
+    stage = get_stage("sft")
+    out = stage.run(stage.Config(model=q, output=tmp_path / "sft", datasets=[{"path": DATA_DIR / "instructions.jsonl"}],
+                                 peft={"r": 4, "alpha": 8, "target_modules": ["q_proj"]},
+                                 trainer={**FAST, "max_steps": 2}))
+    assert "quantization_config" not in json.loads((out / "config.json").read_text())
+    t = load_file(out / "model.safetensors")
+    assert t.keys() == load_file(tiny_base / "model.safetensors").keys()  # no scales: a plain model
+    for name in (k.removesuffix("_scale") for k in qt if k.endswith(".weight_scale")):
+        assert qt[name].dtype == torch.int8 and t[name].dtype == torch.float32
+        dequantized = qt[name].float() * qt[name + "_scale"].float()
+        if "q_proj" in name:  # trained from the dequantized weights
+            assert 0 < (t[name] - dequantized).abs().max() < 0.1 * dequantized.abs().max()
+        else:  # untouched by LoRA: exactly the dequantized weights
+            assert torch.equal(t[name], dequantized), name
+
+
 @pytest.fixture(scope="module")
 def padless(tiny_base, tmp_path_factory) -> Path:
     """The tiny base with no pad token anywhere, as SmolLM2 comes out of import and as Llama 3 ships."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -104,8 +106,6 @@ def checkpoint_problem(ckpt: Path) -> str | None:
 
 def last_checkpoint(output_dir: Path, echo=None) -> str | None:
     """The newest complete `checkpoint-N` under `output_dir`, for resuming; incomplete ones are skipped, saying so."""
-    import sys
-
     echo = echo or (lambda m: print(m, file=sys.stderr, flush=True))
     numbered = [p for p in Path(output_dir).glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
     for ckpt in sorted(numbered, key=lambda p: int(p.name.split("-")[-1]), reverse=True):
@@ -183,9 +183,44 @@ def load_model(path: Path, peft: LoraSettings | None = None, kind: str = "causal
 
         kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                                            bnb_4bit_compute_dtype=torch.bfloat16)
-    if kind == "reward":
-        return AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, **kwargs)
-    return AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    compressed = _quant_method(path) == "compressed-tensors"
+    if compressed:  # shipit's own quantized outputs (w4a16, w8a8) and llm-compressor's
+        from transformers import CompressedTensorsConfig
+
+        kwargs["quantization_config"] = CompressedTensorsConfig(dequantize=True)
+    with warnings.catch_warnings():  # "the quantization_config from the model will be used": only `dequantize` is ours
+        warnings.filterwarnings("ignore", "You passed `quantization_config`", UserWarning)
+        if kind == "reward":
+            model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, **kwargs)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    if compressed:
+        _drop_quantization(model)
+        print(f"{path} is quantized (compressed-tensors): training its dequantized weights; the output is not "
+              "quantized (quantize it again to serve it so)", file=sys.stderr, flush=True)
+    return model
+
+
+def _quant_method(path: Path) -> str | None:
+    config = Path(path) / "config.json"
+    return ((json.loads(config.read_text()).get("quantization_config") or {}).get("quant_method")
+            if config.is_file() else None)
+
+
+def _drop_quantization(model) -> None:
+    """Make a dequantized compressed-tensors model a plain dense one: each layer loses its quantization scheme, its
+    scales and its fake-quantizing forward. Saved with them, the trained float weights went out beside the int8
+    scales under the input's quantization config, and vLLM read them as int8: a DPO round on run 9's w8a8 winner
+    answered every request with newlines."""
+    from compressed_tensors.quantization.quant_metadata import QuantizationMetadata
+
+    for module in model.modules():
+        if hasattr(module, "quantization_scheme"):
+            QuantizationMetadata.clear_quantization(module)
+    for config in (model.config, getattr(model.config, "text_config", None)):
+        if config is not None and hasattr(config, "quantization_config"):
+            del config.quantization_config
+    model.hf_quantizer = None
 
 
 def training_tokenizer(path: Path, keep_pad: bool = False):
