@@ -258,3 +258,12 @@ def test_a_closed_event_store_leaves_no_wal_files(tmp_path):
         assert (tmp_path / f"events{i}.sqlite-shm").exists()
         store.close()
         assert sorted(p.name for p in tmp_path.glob(f"events{i}.*")) == [f"events{i}.sqlite"]
+    # A reader of the closed store leaves nothing beside it either (read-only, a WAL database gained -wal and -shm
+    # files in a finished experiment's output, and its rerun refused the directory as not written by shipit).
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    assert conn.execute("SELECT count(*) FROM feedback").fetchone() == (1,)
+    conn.close()
+    assert sorted(p.name for p in tmp_path.glob("events4.*")) == ["events4.sqlite"]
+    store = EventStore(path)  # and a writer that opens it again writes ahead as before
+    assert store.conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    store.close()

@@ -131,10 +131,19 @@ class EventStore:
     def close(self) -> None:
         """Close both connections before returning: the last one to close removes the -wal and -shm files, and a stage
         that hashes its output once the store is closed must not see them vanish (a checkpoint thread closing its own
-        connection a moment later once failed an experiment stage with FileNotFoundError on events.sqlite-shm)."""
+        connection a moment later once failed an experiment stage with FileNotFoundError on events.sqlite-shm).
+
+        The file leaves WAL mode when no one else has it open: a read-only reader of a WAL database (the report, pair
+        mining, `shipit ab status`) creates -wal and -shm files and leaves them, inside a finished stage's output,
+        where a rerun of the stage found files it had not written. The next writer turns WAL on again."""
         self._stop.set()
         if self._checkpointer is not None:
             self._checkpointer.join(30)
+        try:
+            self.conn.execute("PRAGMA busy_timeout=0")
+            self.conn.execute("PRAGMA journal_mode=DELETE")  # fails while another connection has the file open
+        except sqlite3.OperationalError:
+            pass
         self.conn.close()
 
 
