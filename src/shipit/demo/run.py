@@ -36,6 +36,7 @@ SMOKE = [
     "stages.replay.config.instructions.files=[{path: '${data}/replay_prompts.jsonl', limit: 4}]",
     "stages.replay.config.filter.min_score=null",  # the cut's 8-token answers rarely end a sentence
     "stages.merged.config.methods=[task_arithmetic, ties]",
+    "stages.merged.config.grid_points=1",   # each method at the low end of every range
     "stages.merged.config.trials=2",
     # Every task and gate runs, on a few rows: the smoke tests the plumbing, the default recipe measures.
     "stages.merged.config.eval_limit=8",
