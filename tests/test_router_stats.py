@@ -11,7 +11,7 @@ from scipy import integrate, stats
 from shipit.serve import assign, policy
 from shipit.serve import stats as S
 from shipit.serve.config import ABConfig
-from shipit.serve.events import EventStore, latest_weights, record_decision
+from shipit.serve.events import EventStore, connect, latest_weights, record_decision
 from shipit.serve.app import create_app
 from tests.fake_upstream import FakeUpstream, running, wait_for
 
@@ -259,11 +259,13 @@ def test_a_closed_event_store_leaves_no_wal_files(tmp_path):
         store.close()
         assert sorted(p.name for p in tmp_path.glob(f"events{i}.*")) == [f"events{i}.sqlite"]
     # A reader of the closed store leaves nothing beside it either (read-only, a WAL database gained -wal and -shm
-    # files in a finished experiment's output, and its rerun refused the directory as not written by shipit).
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    assert conn.execute("SELECT count(*) FROM feedback").fetchone() == (1,)
-    conn.close()
-    assert sorted(p.name for p in tmp_path.glob("events4.*")) == ["events4.sqlite"]
-    store = EventStore(path)  # and a writer that opens it again writes ahead as before
-    assert store.conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-    store.close()
+    # files in a finished experiment's output, and its rerun refused the directory as not written by shipit), after
+    # the router's store or a control-plane connection (the experiment stage's statistics) last closed it.
+    for opened in (lambda: EventStore(path).conn, lambda: connect(path)):
+        conn = opened()
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)  # a writer writes ahead, as before
+        conn.close()
+        reader = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        assert reader.execute("SELECT count(*) FROM feedback").fetchone() == (1,)
+        reader.close()
+        assert sorted(p.name for p in tmp_path.glob("events4.*")) == ["events4.sqlite"]

@@ -58,10 +58,25 @@ def open_store(target: str | Path, checkpoint_s: float | None = None):
     return EventStore(target, checkpoint_s)
 
 
+class _StoreConnection(sqlite3.Connection):
+    def close(self) -> None:
+        """Close, leaving WAL mode first when no other connection has the file open: a read-only reader of a WAL
+        database (the report, pair mining, `shipit ab status`) creates -wal and -shm files and leaves them, inside a
+        finished stage's output, where a rerun of the stage found files it had not written. The next writer turns
+        WAL on again."""
+        try:
+            self.execute("PRAGMA busy_timeout=0")
+            self.execute("PRAGMA journal_mode=DELETE")  # fails while another connection has the file open
+        except sqlite3.Error:
+            pass
+        super().close()
+
+
 def connect_sqlite(path: str | Path) -> sqlite3.Connection:
     """Open (and create) the event store in WAL mode; each write is its own committed transaction."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10)
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10,
+                           factory=_StoreConnection)
     conn.execute("PRAGMA journal_mode=WAL")
     # NORMAL in WAL mode: a committed row survives the process being killed (only an OS crash can lose it).
     conn.execute("PRAGMA synchronous=NORMAL")
@@ -131,19 +146,10 @@ class EventStore:
     def close(self) -> None:
         """Close both connections before returning: the last one to close removes the -wal and -shm files, and a stage
         that hashes its output once the store is closed must not see them vanish (a checkpoint thread closing its own
-        connection a moment later once failed an experiment stage with FileNotFoundError on events.sqlite-shm).
-
-        The file leaves WAL mode when no one else has it open: a read-only reader of a WAL database (the report, pair
-        mining, `shipit ab status`) creates -wal and -shm files and leaves them, inside a finished stage's output,
-        where a rerun of the stage found files it had not written. The next writer turns WAL on again."""
+        connection a moment later once failed an experiment stage with FileNotFoundError on events.sqlite-shm)."""
         self._stop.set()
         if self._checkpointer is not None:
             self._checkpointer.join(30)
-        try:
-            self.conn.execute("PRAGMA busy_timeout=0")
-            self.conn.execute("PRAGMA journal_mode=DELETE")  # fails while another connection has the file open
-        except sqlite3.OperationalError:
-            pass
         self.conn.close()
 
 
