@@ -318,6 +318,8 @@ def test_simulated_experiment_end_to_end(repliers, vllm_python, tmp_path):
     out, summary = run_experiment(cfg)
     print(f"experiment wall time {time.time() - t0:.1f}s")
     saved = json.loads((out / "experiment.json").read_text())
+    # The store is one file out of WAL mode: a later read-only reader (the report) adds no -wal/-shm to the output
+    assert [p.name for p in out.glob("events.sqlite*")] == ["events.sqlite"]
     arms = saved["arms"]
     assert saved["requests_sent"] == 80 and saved["errors"] == 0
     assert arms["helper"]["n"] + arms["refuser"]["n"] == saved["answered"] == 80
