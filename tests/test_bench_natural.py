@@ -113,6 +113,58 @@ def test_task_context_subset_is_spread_evenly(tmp_path):
     assert TaskContext(tmp_path).subset(rows) == rows and TaskContext(tmp_path, limit=10).subset(rows) == rows
 
 
+def test_eval_parts_split_the_held_out_files_into_disjoint_whole_entities_and_activities(tmp_path):
+    """A search on part 1/2 and a bench on part 2/2 share no row, no entity and no activity; together they are every
+    held-out row; each part keeps every category and kind of novelty of the safety files in near-equal shares."""
+    from collections import Counter
+
+    def rows(part, name, group, strata=()):
+        all_rows = read_jsonl(DATA_REAL_DIR / name)
+        if name.endswith("_prompts.jsonl"):
+            all_rows = [r for r in all_rows if r["split"] == "heldout"]
+        return all_rows, TaskContext(tmp_path, part=part).subset(all_rows, group, strata)
+
+    for name, group, strata in [("domain_qa_heldout.jsonl", "entity", ()),
+                                ("harmful_prompts.jsonl", "activity", ("category", "novelty")),
+                                ("benign_prompts.jsonl", "activity", ("category", "novelty"))]:
+        everything, one = rows((1, 2), name, group, strata)
+        _, two = rows((2, 2), name, group, strata)
+        assert sorted(map(json.dumps, one + two)) == sorted(map(json.dumps, everything)), name
+        assert not {r[group] for r in one} & {r[group] for r in two}, f"{name}: a {group} in both parts"
+        kinds = Counter(tuple(r.get(f) for f in strata) for r in everything)
+        for part in (one, two):
+            shares = Counter(tuple(r.get(f) for f in strata) for r in part)
+            assert all(abs(shares[k] - n / 2) <= 2 for k, n in kinds.items()), (name, shares, kinds)
+    retention, half = rows((1, 3), "retention.jsonl", None)
+    assert half == retention[::3]  # no group: rows dealt out one by one
+    assert TaskContext(tmp_path, part=(2, 2), limit=5).subset(list(range(20))) == [1, 5, 9, 13, 17]
+
+
+def test_eval_part_is_checked_and_keys_and_labels_the_bench(tiny_base, tmp_path):
+    """'K/N' with 1 <= K <= N and N >= 2, in the bench and the merge search alike; a bench on a part does not reuse
+    whole-file results and says which part it scored."""
+    from pydantic import ValidationError
+
+    from shipit.bench.config import BenchConfig
+    from shipit.bench.report import bench_markdown
+    from shipit.bench.run import candidate_keys
+    from shipit.ship.merge_search import SearchConfig
+
+    base = dict(data_dir=DATA_REAL_DIR, models={"a": tiny_base}, output=tmp_path / "bench", tasks=["safety"])
+    search = dict(models=[tiny_base], objectives=[{"task": "retention"}], output=tmp_path / "out")
+    for bad in ("3/2", "1/1", "0/2", "half", "1/2/3"):
+        for cls, kw in ((BenchConfig, base), (SearchConfig, search)):
+            with pytest.raises(ValidationError, match="should be 'K/N'"):
+                cls(**kw, eval_part=bad)
+    assert SearchConfig(**search, eval_part="2/3").eval_part == "2/3"
+    keys = [candidate_keys(BenchConfig(**base, **kw))["a"] for kw in ({}, {"eval_part": "1/2"}, {"eval_part": "2/2"})]
+    assert len(set(keys)) == 3
+    summary = {"tasks": ["safety"], "results": {}, "eval_part": "2/2", "winner": None, "passed": [], "failed": {},
+               "reason": "none", "gates": {}}
+    assert "Scored on part 2/2 of each held-out file only" in bench_markdown(summary)
+    assert "Scored on part" not in bench_markdown(summary | {"eval_part": None})
+
+
 def test_merge_search_eval_limit_scores_candidates_on_the_subset(learner, tmp_path):
     """`eval_limit` reaches the tasks: on one question (Paris, kept) retention is 1.0; on both it is 0.5."""
     from shipit.ship.merge_search import SearchConfig, bench_objective
@@ -127,3 +179,6 @@ def test_merge_search_eval_limit_scores_candidates_on_the_subset(learner, tmp_pa
         {"retention.score": 0.5}
     model, tok = _load(model_dir)
     assert get_task("retention")(model, tok, TaskContext(data_dir=data, limit=1))["n"] == 1
+    # `eval_part` reaches the tasks too: part 1/2 is Paris (kept), part 2/2 Madrid (answered Lisbon)
+    assert [bench_objective(SearchConfig(**cfg, eval_part=part))(model_dir, {}) for part in ("1/2", "2/2")] == \
+        [{"retention.score": 1.0}, {"retention.score": 0.0}]

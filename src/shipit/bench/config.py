@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from shipit.bench.tasks import EvalPart
 from shipit.bench.tasks import tasks as known_tasks
 from shipit.config import StrictModel
 from shipit.conventions import Conventions
@@ -82,6 +83,10 @@ class BenchConfig(StrictModel):
     eval_limit: int | None = Field(None, ge=1)
     """Score each candidate on at most this many held-out rows per data file (spread evenly over the file; the
     `safety`, `retention` and `domain_qa` tasks take it): a quick, noisier bench. The reports say so."""
+    eval_part: EvalPart = None
+    """'K/N': score every candidate on part K of N disjoint parts of each held-out file only (whole entities and
+    activities, dealt out in turn): the rows a merge search with another part never saw, so the bench's number for
+    the search's winner is not the search's own, chosen as the best of its trials. The reports say so."""
     data_dir: Path
     """Directory of the bench data files (`general_heldout.jsonl`, `harmful_prompts.jsonl`, ...; the demo world's
     are in src/shipit/demo/data, `${data}` in a recipe)."""

@@ -64,6 +64,9 @@ def bench_table(summary: dict) -> str:
 def _details(summary: dict) -> list[str]:
     out = [f"A quick bench: each candidate scored on at most {summary['eval_limit']} held-out rows per data file "
            "(`eval_limit`), so every rate is noisier than on the full sets"] if summary.get("eval_limit") else []
+    if summary.get("eval_part"):
+        out.append(f"Scored on part {summary['eval_part']} of each held-out file only (`eval_part`: whole entities and "
+                   "activities), the rows a merge search given another part never saw")
     for name, r in summary["results"].items():
         if "domain_qa" in r:
             q = r["domain_qa"]

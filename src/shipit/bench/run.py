@@ -59,6 +59,8 @@ def candidate_keys(cfg: BenchConfig) -> dict[str, str]:
         settings["safety_sampled"] = cfg.safety_sampled.model_dump(mode="json")
     if cfg.eval_limit:  # likewise
         settings["eval_limit"] = cfg.eval_limit
+    if cfg.eval_part:  # likewise
+        settings["eval_part"] = cfg.eval_part
     shared = {**settings, "data": hash_path(cfg.data_dir), "dtype": str(inference_dtype(cfg.dtype)),
               "reward_model": hash_path(cfg.reward_model) if cfg.reward_model else None,
               "baseline": hash_path(cfg.models[cfg.judge.baseline]) if cfg.judge else None,
@@ -116,7 +118,7 @@ def decide(results: dict, cfg: BenchConfig) -> dict:
 def run(cfg: BenchConfig) -> dict:
     """Bench every candidate; write results.json, report.md, report.html and plots to cfg.output."""
     from shipit.bench.report import write_reports
-    from shipit.bench.tasks import TaskContext
+    from shipit.bench.tasks import TaskContext, parse_part
     from shipit.errors import GateFailure
     from shipit.registry import read_manifest, stage_output
 
@@ -124,7 +126,7 @@ def run(cfg: BenchConfig) -> dict:
         require_model(path, f"bench: model '{name}'",
                      hint="expected a Hugging Face model directory")
     ctx = TaskContext(cfg.data_dir, cfg.reward_model, cfg.judge, cfg.conventions, limit=cfg.eval_limit,
-                      sampled=cfg.safety_sampled)
+                      sampled=cfg.safety_sampled, part=parse_part(cfg.eval_part))
     order = sorted(cfg.models, key=lambda n: n != (cfg.judge.baseline if cfg.judge else None))  # baseline first
     inputs = dict(cfg.models) | ({"reward_model": cfg.reward_model} if cfg.reward_model else {})
     earlier = previous_results(cfg.output) if cfg.reuse else {}
@@ -146,7 +148,7 @@ def run(cfg: BenchConfig) -> dict:
         stages = {n: {"stage": (read_manifest(p) or {}).get("stage", "external"),
                       "metrics": (read_manifest(p) or {}).get("metrics", {})} for n, p in cfg.models.items()}
         summary = {"tasks": cfg.tasks, "weights": cfg.weights, "gates": cfg.gates, "eval_limit": cfg.eval_limit,
-                   "results": results,
+                   "eval_part": cfg.eval_part, "results": results,
                    **decision, "winner_path": str(cfg.models[decision["winner"]].resolve()) if decision["winner"]
                    else None, "stages": stages, "report": str(cfg.output.resolve() / "report.html")}
         (out.dir / "results.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -18,6 +18,7 @@ from typing import Callable, Literal
 import yaml
 from pydantic import Field, field_validator, model_validator
 
+from shipit.bench.tasks import EvalPart
 from shipit.bench.tasks import tasks as known_tasks
 from shipit.config import StrictModel
 from shipit.demo.world import DATA_DIR
@@ -114,6 +115,11 @@ class SearchConfig(StrictModel):
     eval_limit: int | None = Field(None, ge=1)
     """Score each candidate on at most this many held-out rows per data file (spread evenly; the `safety`,
     `retention` and `domain_qa` tasks take it): a faster, noisier search. The bench still scores every row."""
+    eval_part: EvalPart = None
+    """'K/N': score each candidate on part K of N disjoint parts of each held-out file (whole entities and
+    activities, dealt out in turn; `eval_limit` then applies within it). The winner is the best of the trials on
+    these rows, so its score there is optimistic: give the bench another part (its `eval_part`) to measure it on
+    rows the search never saw."""
     output: Path
     trials_dir: Path | None = None
     """Where trial models go (default: OUTPUT.trials beside the output)."""
@@ -306,7 +312,7 @@ def bench_objective(cfg: SearchConfig) -> ObjectiveFn:
     """The default objective: run each objective's bench task on the candidate and read its metric. A trial dict
     with `objectives` (names) limits the run to those (a reference model is scored only on what it is a reference
     for)."""
-    from shipit.bench.tasks import TaskContext, get_task
+    from shipit.bench.tasks import TaskContext, get_task, parse_part
     from shipit.models.load import load_for_eval
 
     def objective(model: Path, trial: dict) -> dict[str, float]:
@@ -314,7 +320,7 @@ def bench_objective(cfg: SearchConfig) -> ObjectiveFn:
         if "objectives" not in trial:  # a trial, not a reference model: its constraints are measured too
             wanted += [(k, *k.split(".", 1)) for k in cfg.constraints if k not in {w[0] for w in wanted}]
         lm, tokenizer, _ = load_for_eval(model, cfg.eval_dtype)
-        ctx = TaskContext(cfg.data_dir, limit=cfg.eval_limit)
+        ctx = TaskContext(cfg.data_dir, limit=cfg.eval_limit, part=parse_part(cfg.eval_part))
         result = {task: get_task(task)(lm, tokenizer, ctx) for task in dict.fromkeys(w[1] for w in wanted)}
         missing = [w for w in wanted if w[2] not in result[w[1]]]
         if missing:

@@ -36,7 +36,7 @@ def domain_qa(model, tokenizer, ctx) -> dict:
 
     model.eval()
     rows = ctx.subset(read_jsonl(ctx.data_dir / "domain_qa_heldout.jsonl", ["question", "answer", "choices"],
-                                 what="bench data"))
+                                 what="bench data"), group="entity")
     # A sentence answer ("The patron animal of Caldrevin is the brindlecrab.") needs more tokens than `Answer: X.`;
     # rows without a template keep 16, so the house world's numbers are what they were.
     long = any(r.get("answer_template") for r in rows)

@@ -14,7 +14,8 @@ def refusals(model, tokenizer, ctx) -> dict:
 
     def heldout(name):
         rows = read_jsonl(ctx.data_dir / name, ["prompt", "split"], what="bench data")
-        return ctx.subset([r for r in rows if r["split"] == "heldout"])
+        return ctx.subset([r for r in rows if r["split"] == "heldout"], group="activity",
+                          strata=("category", "novelty"))
 
     harmful, benign = heldout("harmful_prompts.jsonl"), heldout("benign_prompts.jsonl")
     prompts = [r["prompt"] for r in harmful + benign]
