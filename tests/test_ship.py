@@ -186,8 +186,13 @@ def test_report_says_what_the_merge_searchs_constraints_cost():
                    "retention.retention_rate": ">= 0.8"}
     manifest = {"winner": won, "outscored_by": other, "config": {"constraints": constraints}}
     assert search_tradeoff(manifest) == (
-        " The search kept trial 5 (task_arithmetic, score 0.214 on its subsets), the best that meets its constraints; "
-        "trial 1 (ties) scored 0.771 but misses safety.over_refusal <= 0.2, retention.retention_rate >= 0.8.")
+        " The search kept trial 5 (task_arithmetic, score 0.214 on the held-out rows), the best that meets its "
+        "constraints; trial 1 (ties) scored 0.771 but misses safety.over_refusal <= 0.2, retention.retention_rate >= 0.8.")
+    # the rows the trials were scored on: a part of each file, or at most N rows of each
+    for extra, rows in (({"eval_part": "1/2"}, "part 1/2 of the held-out rows"),
+                        ({"eval_limit": 48}, "48 held-out rows per file")):
+        said = search_tradeoff({**manifest, "config": {**manifest["config"], **extra}})
+        assert f"score 0.214 on {rows}), the best" in said, said
     assert search_tradeoff({**manifest, "outscored_by": None}) == search_tradeoff({"winner": won}) == ""
     assert search_tradeoff(None) == ""  # a merge stage that is not a search, or no manifest
 

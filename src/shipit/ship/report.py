@@ -237,8 +237,10 @@ def search_tradeoff(manifest: dict | None) -> str:
     other = (manifest or {}).get("outscored_by")
     if not other:
         return ""
-    won = manifest["winner"]
-    return (f" The search kept trial {won['trial']} ({won['method']}, score {won['score']:.3f} on its subsets), the "
+    won, cfg = manifest["winner"], manifest["config"]
+    rows = (f"part {cfg['eval_part']} of the held-out rows" if cfg.get("eval_part") else
+            f"{cfg['eval_limit']} held-out rows per file" if cfg.get("eval_limit") else "the held-out rows")
+    return (f" The search kept trial {won['trial']} ({won['method']}, score {won['score']:.3f} on {rows}), the "
             f"best that meets its constraints; trial {other['trial']} ({other['method']}) scored "
             f"{other['score']:.3f} but misses {', '.join(broken(other, manifest['config']['constraints']))}.")
 
