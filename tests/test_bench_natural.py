@@ -138,6 +138,11 @@ def test_eval_parts_split_the_held_out_files_into_disjoint_whole_entities_and_ac
     retention, half = rows((1, 3), "retention.jsonl", None)
     assert half == retention[::3]  # no group: rows dealt out one by one
     assert TaskContext(tmp_path, part=(2, 2), limit=5).subset(list(range(20))) == [1, 5, 9, 13, 17]
+    # a part that no group reaches is a clear error, not a task dividing by zero rows
+    empty = r"eval_part 3/3: part 3 of a held-out file is empty: its 2 groups of rows \(one per entity\) fill at most 2"
+    with pytest.raises(UserError, match=empty):
+        TaskContext(tmp_path, part=(3, 3)).subset([{"entity": "a"}, {"entity": "b"}], "entity")
+    assert TaskContext(tmp_path, part=(2, 3)).subset([], "entity") == []
 
 
 def test_eval_part_is_checked_and_keys_and_labels_the_bench(tiny_base, tmp_path):

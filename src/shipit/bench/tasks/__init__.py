@@ -79,7 +79,13 @@ class TaskContext:
                     stratum = tuple(r.get(f) for f in strata)
                     turn[g] = dealt.get(stratum, 0)
                     dealt[stratum] = turn[g] + 1
-            rows = [r for i, r in enumerate(rows) if turn[_group(r, group, i)] % n == k - 1]
+            kept = [r for i, r in enumerate(rows) if turn[_group(r, group, i)] % n == k - 1]
+            if rows and not kept:
+                most = max(dealt.values())
+                raise UserError(f"eval_part {k}/{n}: part {k} of a held-out file is empty: its {len(turn)} "
+                                f"groups of rows (one per {group or 'row'}) fill at most {most} parts; use at most "
+                                f"{most} parts")
+            rows = kept
         if self.limit is None or len(rows) <= self.limit:
             return rows
         return [rows[i * len(rows) // self.limit] for i in range(self.limit)]
