@@ -50,7 +50,8 @@ def wait_for(predicate, timeout: float = 5.0, what: str = "condition"):
 
 class FakeUpstream:
     """An OpenAI-shaped upstream. `mode`: ok | 500 | 400 | 401 | hang | die (mid-stream) | slow (stream) |
-    down (health)."""
+    merged (stream: three tokens per event, as vLLM sends when its reader falls behind, each event cut across two
+    network writes) | down (health). A stream ends with vLLM's usage event when `stream_options.include_usage`."""
 
     def __init__(self, name: str, mode: str = "ok"):
         self.name, self.mode = name, mode
@@ -85,15 +86,27 @@ class FakeUpstream:
         return StreamingResponse(self.events(body, mode), media_type="text/event-stream")
 
     async def events(self, body: dict, mode: str):
+        per_event = 3 if mode == "merged" else 1
         try:
             for i in range(50 if mode == "slow" else 4):
                 chunk = {"id": "x", "object": "chat.completion.chunk", "model": body["model"],
-                         "choices": [{"index": 0, "delta": {"content": f"{self.name}{i} "}, "finish_reason": None}]}
-                yield f"data: {json.dumps(chunk, separators=(',', ':'))}\n\n"
+                         "choices": [{"index": 0, "delta": {"content": f"{self.name}{i} " * per_event},
+                                      "finish_reason": None}]}
+                event = f"data: {json.dumps(chunk, separators=(',', ':'))}\n\n"
+                if mode == "merged":
+                    yield event[:20]
+                    await asyncio.sleep(0.01)
+                    event = event[20:]
+                yield event
                 if mode == "die" and i == 1:
                     raise RuntimeError("upstream died mid-stream")
                 if mode == "slow":
                     await asyncio.sleep(0.1)
+            if (body.get("stream_options") or {}).get("include_usage"):
+                n = (i + 1) * per_event
+                usage = {"id": "x", "object": "chat.completion.chunk", "model": body["model"], "choices": [],
+                         "usage": {"prompt_tokens": 3, "completion_tokens": n, "total_tokens": 3 + n}}
+                yield f"data: {json.dumps(usage, separators=(',', ':'))}\n\n"
             yield "data: [DONE]\n\n"
         except asyncio.CancelledError:
             self.cancelled.set()

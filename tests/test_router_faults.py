@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 
@@ -146,6 +147,44 @@ def test_stream_passes_through_and_mid_stream_death_is_not_retried(tmp_path, two
     assert len(good.calls) == 2  # the stream had started: no retry
     got = rows(cfg)
     assert [x[1] for x in got] == [200, 502] and "mid-stream" in got[1][3]
+
+
+def test_a_streams_tokens_are_the_ones_its_upstream_counted(tmp_path, two_replicas):
+    """vLLM puts several tokens in one event when its reader falls behind (CI saw all 12 of an answer in one): the
+    row holds the usage the router asked vLLM for, which the client gets only when it asked for it too."""
+    good, bad, g, b = two_replicas
+    good.mode = "merged"  # four events of three tokens each, each event cut across two network writes
+    cfg = make_cfg(tmp_path, {"a": [g]}, health={"interval_s": 60})
+    with running(create_app(cfg)) as url, client(url) as c:
+        plain = c.post("/v1/chat/completions", json={**CHAT, "stream": True}).text
+        options = {"include_usage": True, "continuous_usage_stats": False}
+        asked = c.post("/v1/completions", json={**CHAT, "stream": True, "stream_options": options}).text
+    events = [json.loads(e[6:]) for e in plain.split("\n\n") if e.startswith("data: {")]
+    assert [e["choices"][0]["delta"]["content"] for e in events] == [f"good{i} " * 3 for i in range(4)]
+    assert '"usage"' not in plain and plain.endswith("data: [DONE]\n\n")
+    assert asked.count("data: {") == 5 and '"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":12' in asked
+    assert [call["body"]["stream_options"] for call in good.calls] == [
+        {"include_usage": True}, {"include_usage": True, "continuous_usage_stats": False}]
+    with sqlite3.connect(cfg.events) as conn:
+        assert conn.execute("SELECT endpoint, completion_tokens FROM requests ORDER BY rowid").fetchall() == [
+            ("/v1/chat/completions", 12), ("/v1/completions", 12)]
+
+
+def test_stream_tally_reassembles_events_cut_anywhere():
+    from shipit.serve.answers import StreamTally
+
+    content = [b'data: {"choices":[{"index":0,"delta":{"content":"ab"}}]}\n\n',
+               b'data: {"choices":[{"index":0,"delta":{"content":"cd"}}]}\n\n']
+    usage = b'data: {"choices":[],"usage":{"prompt_tokens":2,"completion_tokens":5,"total_tokens":7}}\n\n'
+    stream = b"".join(content) + usage + b"data: [DONE]\n\n"
+    for cut in range(len(stream) + 1):
+        for drop, want in ((True, b"".join(content) + b"data: [DONE]\n\n"), (False, stream)):
+            tally = StreamTally(drop_usage=drop)
+            assert tally.feed(stream[:cut]) + tally.feed(stream[cut:]) + tally.flush() == want, (cut, drop)
+            assert tally.completion_tokens == 5
+    tally = StreamTally(drop_usage=True)  # an upstream that sends no usage: one token per content event at least
+    assert tally.feed(b"".join(content) + b"data: [DONE]") + tally.flush() == b"".join(content) + b"data: [DONE]"
+    assert tally.completion_tokens == 2
 
 
 def test_client_disconnect_cancels_upstream(tmp_path, two_replicas):

@@ -8,10 +8,48 @@ import re
 USAGE = re.compile(rb'"(prompt_tokens|completion_tokens)"\s*:\s*(\d+)')
 
 
-def count_stream_tokens(chunk: bytes) -> int:
-    """Completion tokens in an SSE chunk of vLLM's (one token per content event)."""
+def count_content_events(chunk: bytes) -> int:
+    """Content events in SSE bytes: at least one completion token each (vLLM merges the tokens of several steps
+    into one event when its reader falls behind, so this is a lower bound, used only when no usage came)."""
     return chunk.count(b'"content":"') - chunk.count(b'"content":""') + chunk.count(b'"text":"') - \
         chunk.count(b'"text":""')
+
+
+class StreamTally:
+    """A streamed answer's completion tokens, read as it passes through event by event: from the upstream's usage
+    event (the router asks vLLM for one with `stream_options.include_usage`), which is dropped again when the client
+    did not ask for it; where an upstream sends none, from its content events (a lower bound)."""
+
+    def __init__(self, drop_usage: bool):
+        self.drop_usage, self.rest, self.events, self.usage = drop_usage, b"", 0, None
+
+    def feed(self, chunk: bytes) -> bytes:
+        """The events completed by `chunk`, to pass on now (an event cut by the network waits for its end)."""
+        data = self.rest + chunk
+        end = data.rfind(b"\n\n") + 2
+        if end < 2:
+            self.rest = data
+            return b""
+        self.rest = data[end:]
+        return b"".join(self._event(e) for e in data[:end].split(b"\n\n")[:-1])
+
+    def _event(self, event: bytes) -> bytes:
+        if b'"usage":{' in event:
+            self.usage = usage_of(event).get("completion_tokens", self.usage)
+            if self.drop_usage and b'"choices":[]' in event:
+                return b""
+        self.events += count_content_events(event)
+        return event + b"\n\n"
+
+    def flush(self) -> bytes:
+        """What is left when the upstream closed (an event it never ended): passed on as it came."""
+        rest, self.rest = self.rest, b""
+        self.events += count_content_events(rest)
+        return rest
+
+    @property
+    def completion_tokens(self) -> int:
+        return self.usage if self.usage is not None else self.events
 
 
 def usage_of(body: bytes) -> dict:

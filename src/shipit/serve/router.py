@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from shipit.serve import assign
-from shipit.serve.answers import answer_text, count_stream_tokens, prompt_of, stream_text, usage_of
+from shipit.serve.answers import StreamTally, answer_text, prompt_of, stream_text, usage_of
 from shipit.serve.auth import load_hashes
 from shipit.serve.config import ABConfig
 from shipit.serve.events import StoreUnavailable, latest_weights, open_store
@@ -263,6 +263,11 @@ class Router:
             if shadow and not forced and arm != shadow.arm and assign.in_shadow(self.cfg.salt_value, user, shadow.share):
                 self.shadow_copy(payload, path, user, b)
             payload["model"] = self.upstream_model[arm]
+            tally = None
+            if stream:  # the true token count is in vLLM's usage event, dropped again if the client did not ask
+                options = payload.get("stream_options") if isinstance(payload.get("stream_options"), dict) else {}
+                tally = StreamTally(drop_usage=not options.get("include_usage"))
+                payload["stream_options"] = {**options, "include_usage": True}
             asked = prompt_of(payload) if self.cfg.record_text else None
             row = dict(id=rid, arm=arm, bucket=b, user=user, forced=int(forced is not None), shadow=0, endpoint=path,
                        stream=int(stream))
@@ -287,7 +292,7 @@ class Router:
                                    **usage_of(first)}, None if asked is None else (asked, answer_text(first)))
                 return Response(first, status_code=resp.status, headers=hdrs)
             released = True
-            return StreamingResponse(self.relay(resp, rep, first, it, row, t0, ttft, asked),
+            return StreamingResponse(self.relay(resp, rep, first, it, tally, row, t0, ttft, asked),
                                      status_code=resp.status, headers=hdrs)
         except StoreUnavailable as exc:  # the answer is dropped: a client never gets what was not recorded
             return store_down(str(exc))
@@ -295,34 +300,41 @@ class Router:
             if not released:
                 self.release()
 
-    async def relay(self, resp, rep, first: bytes, it, row: dict, t0: float, ttft: float, asked=None):
-        """Pass the stream through chunk by chunk; the closing `data: [DONE]` is held back until the outcome is
+    async def relay(self, resp, rep, first: bytes, it, tally: StreamTally, row: dict, t0: float, ttft: float,
+                    asked=None):
+        """Pass the stream through event by event; the closing `data: [DONE]` is held back until the outcome is
         committed, so a client that saw it has its row, and one whose row could not be committed never sees it."""
-        status, err, tokens = resp.status, None, count_stream_tokens(first)
+        status, err = resp.status, None
         kept = [first] if asked is not None else None  # the answer's bytes, only when recording text
-        out, held = hold_done(first)
+        out, held = hold_done(tally.feed(first))
         try:
-            yield out
+            if out:
+                yield out
             try:
                 async for chunk in it:
-                    tokens += count_stream_tokens(chunk)
                     if kept is not None:
                         kept.append(chunk)
+                    out = tally.feed(chunk)
+                    if not out:
+                        continue
                     if held:  # something after [DONE]: not the end after all
                         yield held
-                    out, held = hold_done(chunk)
+                    out, held = hold_done(out)
                     yield out
+                if rest := tally.flush():
+                    yield held + rest
+                    held = b""
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
                 rep.breaker.failure()
                 status, err = 502, f"upstream died mid-stream: {type(exc).__name__}"
-                yield sse_error(err)
+                yield tally.flush() + sse_error(err)
         except BaseException:  # the client left before [DONE] (held back, so it cannot have seen it)
             status, err = 499, "client disconnected"
             raise
         finally:
             try:
                 commit = self.record({**row, "status": status, "error": err, "latency_ms": ms(t0), "ttft_ms": ttft,
-                                      "completion_tokens": tokens},
+                                      "completion_tokens": tally.completion_tokens},
                                      None if kept is None else (asked, stream_text(b"".join(kept))))
                 # A client that left cancels this task, and anyio cancels again at every await: shielded, the
                 # commit of its 499 (a round trip with PostgreSQL) still runs to the end.
