@@ -74,23 +74,32 @@ def _read_only(path: Path) -> list[str]:
             'exec "$@"', "sh"]
 
 
+def _guard_pid(model: Path) -> int | None:
+    """The server's guard, which leads the process group of vLLM's API server and engine (shipit.models.guard)."""
+    return next((p for p in _processes_naming(f"--model\0{model}\0") if os.getpgid(p) == p), None)
+
+
+# SIGTERM and SIGKILL while serving, SIGINT and SIGHUP while vLLM is still starting (the other way out of `serve`).
 # SIGKILL gives shipit no chance to stop anything: the guard stops the server when shipit is gone.
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGKILL], ids=lambda s: s.name)
-def test_serve_model_stops_its_server_on_signal(sig, tiny_base, vllm_python, tmp_path):
+@pytest.mark.parametrize("sig,when", [(signal.SIGTERM, "serving"), (signal.SIGKILL, "serving"),
+                                      (signal.SIGINT, "starting"), (signal.SIGHUP, "starting")],
+                         ids=lambda v: v.name if isinstance(v, signal.Signals) else v)
+def test_serve_model_stops_its_server_on_signal(sig, when, tiny_base, vllm_python, tmp_path):
     model = tmp_path / "model"
     shutil.copytree(tiny_base, model)
     before = sorted(p.name for p in model.iterdir())
-    # SIGHUP's run also serves from a read-only model directory: the log must go to the state directory.
-    wrap = _read_only(model) if sig == signal.SIGHUP else None
+    # SIGTERM's run serves from a read-only model directory: the log must go to the state directory.
+    wrap = _read_only(model) if sig == signal.SIGTERM else None
     proc, lines = _shipit(["serve", str(model), "--port", str(free_port())], tmp_path, vllm_python, wrap)
     try:
-        _wait_for(lambda: any(ln.startswith("serving ") for ln in lines), lines, proc)
-        line = next(ln for ln in lines if ln.startswith("serving "))
-        # The server's guard leads the process group of vLLM's API server and engine (shipit.models.guard)
-        pid = next(p for p in _processes_naming(f"--model\0{model}\0") if os.getpgid(p) == p)
+        if when == "serving":
+            _wait_for(lambda: any(ln.startswith("serving ") for ln in lines), lines, proc)
+        else:
+            _wait_for(lambda: _guard_pid(model), lines, proc, 120)
+        pid = _guard_pid(model)
         assert _group_alive(pid)
         proc.send_signal(sig)
-        proc.wait(60)
+        code = proc.wait(60)
         deadline = time.time() + 30
         while _group_alive(pid) and time.time() < deadline:
             time.sleep(0.2)
@@ -98,11 +107,17 @@ def test_serve_model_stops_its_server_on_signal(sig, tiny_base, vllm_python, tmp
     finally:
         if proc.poll() is None:
             proc.kill()
-        for pid in _processes_naming(str(model)):
-            os.kill(pid, signal.SIGKILL)
-    assert f"vLLM pid {pid}" in line and f"log: {tmp_path / 'state' / 'logs'}" in line, line
+        for p in _processes_naming(str(model)):
+            os.kill(p, signal.SIGKILL)
+    out = "".join(lines)
+    # A handled signal is a clean exit (shipit stopped its server itself); SIGKILL is not handled.
+    assert code == (-signal.SIGKILL if sig == signal.SIGKILL else 0), (code, out[-2000:])
+    if when == "serving":
+        line = next(ln for ln in lines if ln.startswith("serving "))
+        assert f"vLLM pid {pid}" in line and f"log: {tmp_path / 'state' / 'logs'}" in line, line
+    assert list((tmp_path / "state" / "logs").glob("vllm-*.log"))
     assert sorted(p.name for p in model.iterdir()) == before, "something was written beside the model"
-    assert "Traceback" not in "".join(lines)
+    assert "Traceback" not in out
 
 
 def test_serve_config_stops_promptly_on_sigterm_during_startup(tiny_base, vllm_python, tmp_path):
