@@ -166,8 +166,8 @@ def test_a_streams_tokens_are_the_ones_its_upstream_counted(tmp_path, two_replic
     assert [call["body"]["stream_options"] for call in good.calls] == [
         {"include_usage": True}, {"include_usage": True, "continuous_usage_stats": False}]
     with sqlite3.connect(cfg.events) as conn:
-        assert conn.execute("SELECT endpoint, completion_tokens FROM requests ORDER BY rowid").fetchall() == [
-            ("/v1/chat/completions", 12), ("/v1/completions", 12)]
+        assert conn.execute("SELECT endpoint, prompt_tokens, completion_tokens FROM requests ORDER BY rowid"
+                            ).fetchall() == [("/v1/chat/completions", 3, 12), ("/v1/completions", 3, 12)]
 
 
 def test_stream_tally_reassembles_events_cut_anywhere():
@@ -181,10 +181,10 @@ def test_stream_tally_reassembles_events_cut_anywhere():
         for drop, want in ((True, b"".join(content) + b"data: [DONE]\n\n"), (False, stream)):
             tally = StreamTally(drop_usage=drop)
             assert tally.feed(stream[:cut]) + tally.feed(stream[cut:]) + tally.flush() == want, (cut, drop)
-            assert tally.completion_tokens == 5
+            assert tally.tokens == {"prompt_tokens": 2, "completion_tokens": 5}
     tally = StreamTally(drop_usage=True)  # an upstream that sends no usage: one token per content event at least
     assert tally.feed(b"".join(content) + b"data: [DONE]") + tally.flush() == b"".join(content) + b"data: [DONE]"
-    assert tally.completion_tokens == 2
+    assert tally.tokens == {"completion_tokens": 2}  # no prompt tokens: nothing counted them
 
 
 def test_client_disconnect_cancels_upstream(tmp_path, two_replicas):

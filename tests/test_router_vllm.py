@@ -48,7 +48,7 @@ def test_chat_completions_and_streaming_through_the_router(ab):
             model=arm, messages=prompt, max_tokens=12, temperature=0)
         assert routed.choices[0].message.content == direct.choices[0].message.content
         assert routed.usage.completion_tokens == direct.usage.completion_tokens > 0
-        texts[arm], tokens[arm] = routed.choices[0].message.content, routed.usage.completion_tokens
+        texts[arm], tokens[arm] = routed.choices[0].message.content, routed.usage
     assert texts["base"] != texts["perturbed"]
 
     # Sticky assignment by the `user` field: the same user gets the same arm each time.
@@ -70,18 +70,19 @@ def test_chat_completions_and_streaming_through_the_router(ab):
     chunks = list(client.chat.completions.create(model="tiny-ab", messages=prompt, max_tokens=12, temperature=0,
                                                  stream=True, stream_options={"include_usage": True},
                                                  extra_headers={"X-Shipit-Arm": "base"}))
-    assert not chunks[-1].choices and chunks[-1].usage.completion_tokens == tokens["base"]
+    assert not chunks[-1].choices and chunks[-1].usage.completion_tokens == tokens["base"].completion_tokens
 
     with pytest.raises(AuthenticationError):
         OpenAI(base_url=f"{url}/v1", api_key=UPSTREAM_KEY, max_retries=0).models.list()
 
     with sqlite3.connect(cfg.events) as conn:
-        got = conn.execute("SELECT arm, status, endpoint, stream, ttft_ms, completion_tokens, latency_ms "
-                           "FROM requests ORDER BY rowid").fetchall()
+        got = conn.execute("SELECT arm, status, endpoint, stream, ttft_ms, completion_tokens, latency_ms, "
+                           "prompt_tokens FROM requests ORDER BY rowid").fetchall()
     assert len(got) == 2 + 18 + 1 + 2 and all(r[1] == 200 for r in got), [r[:4] for r in got if r[1] != 200]
     assert got[-3][2] == "/v1/completions" and got[-3][5] == 8
     for row in got[-2:]:
-        assert row[3] == 1 and 0 < row[4] <= row[6] and row[5] == tokens["base"]
+        assert row[3] == 1 and 0 < row[4] <= row[6]
+        assert (row[7], row[5]) == (tokens["base"].prompt_tokens, tokens["base"].completion_tokens)
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one core: nothing to split")

@@ -16,7 +16,7 @@ def count_content_events(chunk: bytes) -> int:
 
 
 class StreamTally:
-    """A streamed answer's completion tokens, read as it passes through event by event: from the upstream's usage
+    """A streamed answer's tokens, read as it passes through event by event: from the upstream's usage
     event (the router asks vLLM for one with `stream_options.include_usage`), which is dropped again when the client
     did not ask for it; where an upstream sends none, from its content events (a lower bound)."""
 
@@ -35,7 +35,7 @@ class StreamTally:
 
     def _event(self, event: bytes) -> bytes:
         if b'"usage":{' in event:
-            self.usage = usage_of(event).get("completion_tokens", self.usage)
+            self.usage = {**(self.usage or {}), **usage_of(event)}
             if self.drop_usage and b'"choices":[]' in event:
                 return b""
         self.events += count_content_events(event)
@@ -48,8 +48,9 @@ class StreamTally:
         return rest
 
     @property
-    def completion_tokens(self) -> int:
-        return self.usage if self.usage is not None else self.events
+    def tokens(self) -> dict:
+        """The row's `prompt_tokens` (only from a usage event) and `completion_tokens`."""
+        return {"completion_tokens": self.events, **(self.usage or {})}
 
 
 def usage_of(body: bytes) -> dict:

@@ -334,7 +334,7 @@ class Router:
         finally:
             try:
                 commit = self.record({**row, "status": status, "error": err, "latency_ms": ms(t0), "ttft_ms": ttft,
-                                      "completion_tokens": tally.completion_tokens},
+                                      **tally.tokens},
                                      None if kept is None else (asked, stream_text(b"".join(kept))))
                 # A client that left cancels this task, and anyio cancels again at every await: shielded, the
                 # commit of its 499 (a round trip with PostgreSQL) still runs to the end.
