@@ -78,6 +78,9 @@ class FakeUpstream:
                                            "param": None, "code": 401}}, status_code=401)
         if mode == "hang":
             await asyncio.sleep(3600)
+        if body.get("stream_options") and not body.get("stream"):  # as vLLM answers it
+            return JSONResponse({"error": {"message": "Stream options can only be defined when `stream=True`.",
+                                           "type": "BadRequestError", "param": None, "code": 400}}, status_code=400)
         if not body.get("stream"):
             return JSONResponse({"id": "x", "object": "chat.completion", "model": body["model"],
                                  "choices": [{"index": 0, "message": {"role": "assistant", "content": self.name},

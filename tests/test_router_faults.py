@@ -235,13 +235,17 @@ def test_forced_arm_shadow_and_feedback(tmp_path, two_replicas):
         assert c.post("/v1/feedback", json={"request_id": "nope", "score": 1}).status_code == 404
         assert c.post("/v1/feedback", json={"request_id": rid, "score": 3}).status_code == 400
         assert c.post("/v1/chat/completions", json=CHAT, headers={"x-shipit-arm": "zz"}).status_code == 400
-        wait_for(lambda: any(x[0] == "s" for x in rows(cfg)), what="the shadow's row")
-    assert [call["body"]["model"] for call in bad.calls] == ["s"]  # one copy: forced requests are not shadowed
+        # A stream's shadow copy is a plain request: without the stream's options (vLLM refuses them there)
+        streamed = {**CHAT, "user": "bob", "stream": True, "stream_options": {"include_usage": True}}
+        assert c.post("/v1/chat/completions", json=streamed).text.endswith("data: [DONE]\n\n")
+        wait_for(lambda: len([x for x in rows(cfg) if x[0] == "s"]) == 2, what="the shadows' rows")
+    # one copy each: forced requests are not shadowed
+    assert [(call["body"]["model"], call["body"]["stream"]) for call in bad.calls] == [("s", False)] * 2
     got = rows(cfg)
     with sqlite3.connect(cfg.events) as conn:
-        shadow = conn.execute("SELECT arm, status, user FROM requests WHERE shadow = 1").fetchall()
+        shadow = conn.execute("SELECT arm, status, user FROM requests WHERE shadow = 1 ORDER BY rowid").fetchall()
         assert conn.execute("SELECT score FROM feedback WHERE request_id = ?", (rid,)).fetchall() == [(1.0,)]
-    assert shadow == [("s", 200, "alice")] and len(got) == 3
+    assert shadow == [("s", 200, "alice"), ("s", 200, "bob")] and len(got) == 5
 
 
 def test_least_loaded_replica_while_a_stream_is_open(tmp_path, two_replicas):

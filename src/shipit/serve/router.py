@@ -198,7 +198,8 @@ class Router:
     def shadow_copy(self, payload: dict, path: str, user: str, b: int) -> None:
         """Send a copy to the shadow arm in the background; its answer is recorded and discarded."""
         arm = self.cfg.shadow.arm
-        body = json.dumps({**payload, "model": self.cfg.arm(arm).upstream_model, "stream": False}).encode()
+        plain = {k: v for k, v in payload.items() if k != "stream_options"}  # vLLM refuses them without a stream
+        body = json.dumps({**plain, "model": self.cfg.arm(arm).upstream_model, "stream": False}).encode()
 
         async def run():
             t0, row = time.monotonic(), {}
