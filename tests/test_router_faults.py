@@ -176,12 +176,20 @@ def test_stream_tally_reassembles_events_cut_anywhere():
     content = [b'data: {"choices":[{"index":0,"delta":{"content":"ab"}}]}\n\n',
                b'data: {"choices":[{"index":0,"delta":{"content":"cd"}}]}\n\n']
     usage = b'data: {"choices":[],"usage":{"prompt_tokens":2,"completion_tokens":5,"total_tokens":7}}\n\n'
-    stream = b"".join(content) + usage + b"data: [DONE]\n\n"
-    for cut in range(len(stream) + 1):
-        for drop, want in ((True, b"".join(content) + b"data: [DONE]\n\n"), (False, stream)):
-            tally = StreamTally(drop_usage=drop)
-            assert tally.feed(stream[:cut]) + tally.feed(stream[cut:]) + tally.flush() == want, (cut, drop)
-            assert tally.tokens == {"prompt_tokens": 2, "completion_tokens": 5}
+    done = b"data: [DONE]\n\n"
+
+    def crlf(b: bytes) -> bytes:  # sse-starlette's framing (and JSON with spaces)
+        return b.replace(b"\n", b"\r\n").replace(b'"choices":[]', b'"choices": []')
+
+    for frame in (lambda b: b, crlf):
+        stream, kept = frame(b"".join(content) + usage + done), frame(b"".join(content) + done)
+        for cut in range(len(stream) + 1):
+            for drop, want in ((True, kept), (False, stream)):
+                tally = StreamTally(drop_usage=drop)
+                assert tally.feed(stream[:cut]) + tally.feed(stream[cut:]) + tally.flush() == want, (cut, drop)
+                assert tally.tokens == {"prompt_tokens": 2, "completion_tokens": 5}
+        first, tally = frame(content[0]), StreamTally(drop_usage=True)
+        assert tally.feed(first[:-1]) == b"" and tally.feed(first[-1:]) == first  # passed on once whole
     tally = StreamTally(drop_usage=True)  # an upstream that sends no usage: one token per content event at least
     assert tally.feed(b"".join(content) + b"data: [DONE]") + tally.flush() == b"".join(content) + b"data: [DONE]"
     assert tally.tokens == {"completion_tokens": 2}  # no prompt tokens: nothing counted them

@@ -6,6 +6,9 @@ import json
 import re
 
 USAGE = re.compile(rb'"(prompt_tokens|completion_tokens)"\s*:\s*(\d+)')
+EVENT_END = re.compile(rb"\r?\n\r?\n")  # vLLM ends an SSE event with \n\n; other servers with \r\n\r\n
+USAGE_ONLY = re.compile(rb'"choices"\s*:\s*\[\]')
+HAS_USAGE = re.compile(rb'"usage"\s*:\s*\{')
 
 
 def count_content_events(chunk: bytes) -> int:
@@ -25,21 +28,21 @@ class StreamTally:
 
     def feed(self, chunk: bytes) -> bytes:
         """The events completed by `chunk`, to pass on now (an event cut by the network waits for its end)."""
-        data = self.rest + chunk
-        end = data.rfind(b"\n\n") + 2
-        if end < 2:
-            self.rest = data
-            return b""
-        self.rest = data[end:]
-        return b"".join(self._event(e) for e in data[:end].split(b"\n\n")[:-1])
+        data, start, out = self.rest + chunk, 0, []
+        for end in EVENT_END.finditer(data):
+            out.append(self._event(data[start:end.end()]))
+            start = end.end()
+        self.rest = data[start:]
+        return b"".join(out)
 
     def _event(self, event: bytes) -> bytes:
-        if b'"usage":{' in event:
+        """One whole event, its blank line included: passed on as it came, or b"" for a usage event to drop."""
+        if HAS_USAGE.search(event):
             self.usage = {**(self.usage or {}), **usage_of(event)}
-            if self.drop_usage and b'"choices":[]' in event:
+            if self.drop_usage and USAGE_ONLY.search(event):
                 return b""
         self.events += count_content_events(event)
-        return event + b"\n\n"
+        return event
 
     def flush(self) -> bytes:
         """What is left when the upstream closed (an event it never ended): passed on as it came."""
