@@ -102,6 +102,8 @@ class FakeUpstream:
                     event = event[20:]
                 yield event
                 if mode == "die" and i == 1:
+                    yield 'data: {"id":"x","choi'  # dies in the middle of an event
+                    await asyncio.sleep(0.01)
                     raise RuntimeError("upstream died mid-stream")
                 if mode == "slow":
                     await asyncio.sleep(0.1)

@@ -144,6 +144,9 @@ def test_stream_passes_through_and_mid_stream_death_is_not_retried(tmp_path, two
         with c.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}) as r:
             body = "".join(r.iter_text())
     assert body.count('"content"') == 2 and '"code": "upstream_died"' in body and "[DONE]" not in body
+    # the event the upstream never finished is not passed on: every event the client got parses, the error's too
+    events = [e for e in body.split("\n\n") if e]
+    assert all(e.startswith("data: ") and json.loads(e[6:]) for e in events) and "error" in json.loads(events[-1][6:])
     assert len(good.calls) == 2  # the stream had started: no retry
     got = rows(cfg)
     assert [x[1] for x in got] == [200, 502] and "mid-stream" in got[1][3]

@@ -328,7 +328,7 @@ class Router:
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
                 rep.breaker.failure()
                 status, err = 502, f"upstream died mid-stream: {type(exc).__name__}"
-                yield tally.flush() + sse_error(err)
+                yield sse_error(err)  # an event the upstream never finished is dropped: it would garble this one
         except BaseException:  # the client left before [DONE] (held back, so it cannot have seen it)
             status, err = 499, "client disconnected"
             raise
