@@ -129,6 +129,23 @@ def test_min_of_shares_keeps_both_parents_where_the_mean_trades_one_away(family,
     assert manifest["winner"]["shares"] == pytest.approx({"domain_qa.score": 0.5, "safety.score": 0.5}, abs=1e-4)
 
 
+def test_a_tie_at_the_worst_objective_goes_to_the_trial_that_keeps_more_of_the_others(family, tmp_path):
+    """Retention binds every trial at 0.3 (combine 'min' scores them all 0.3); domain 0.5 + 0.5 w rises and safety
+    1 - 0.2 w falls with the weight: the next-worst objective is best at w = 0.75 (0.85), not at the first trial
+    (w = 0: 0.5), which a strict comparison of scores alone kept."""
+    def objective(model, trial):
+        w = trial["params"]["weight"]
+        return {"domain_qa.score": 0.5 + 0.5 * w, "safety.score": 1 - 0.2 * w, "retention.score": 0.3}
+
+    cfg = config(family, tmp_path, weight=[0.0, 1.0], grid_points=5, trials=5, sampler="grid", combine="min",
+                 objectives=[{"task": "domain_qa"}, {"task": "safety"}, {"task": "retention"}])
+    summary = run(cfg, objective=objective, echo=lambda _: None)
+    rows = [json.loads(x) for x in (tmp_path / "out" / "trials.jsonl").read_text().splitlines()]
+    assert [r["score"] for r in rows] == pytest.approx([0.3] * 5)
+    assert summary["winner"]["params"] == {"weight": 0.75}
+    assert [p.parent.name for p in Path(summary["trials_dir"]).glob("*/model")] == ["trial-004"]
+
+
 def test_constraints_keep_the_winner_inside_the_bench_gates(family, tmp_path):
     """The score peaks at the 0.7 mix, but a constrained metric (scripted as the weight itself: think over-refusal
     rising with the safety specialist's weight) must stay <= 0.5: the winner is the best trial that meets it. When no

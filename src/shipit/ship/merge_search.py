@@ -299,12 +299,18 @@ def violations(values: dict[str, float], constraints: dict[str, str]) -> dict[st
     return out
 
 
-def better(row: dict, than: dict) -> bool:
+def better(row: dict, than: dict, objectives: list[Objective]) -> bool:
     """A trial meeting every constraint beats one that does not; otherwise the higher score wins. So when no trial
     meets them, the best-scoring one is kept, not the one that misses by least (Deb's rule), which may keep little
-    of what the objectives ask for: of run 6's trials only a weak one (a quarter of the domain's QA) retained >= 0.8."""
+    of what the objectives ask for: of run 6's trials only a weak one (a quarter of the domain's QA) retained >= 0.8.
+    Equal scores are told apart by the objectives from the worst up (leximin): with combine 'min' two trials bound
+    by the same objective (seed 2's retention at 0.80) tie, and the one that keeps more of the others wins, not the
+    one that happened to run first."""
     def key(r):
-        return not any(r.get("violations", {}).values()), r["score"]
+        values = {**r["values"], **r.get("shares", {})}
+        worst_up = sorted(round(values[o.name] if o.direction == "maximize" else -values[o.name], 6)
+                          for o in objectives)
+        return not any(r.get("violations", {}).values()), r["score"], worst_up
     return key(row) > key(than)
 
 
@@ -441,7 +447,7 @@ def run(cfg: SearchConfig, source: str = "search config", objective: ObjectiveFn
             log.write(json.dumps(row) + "\n")
             log.flush()
             previous = best
-            if best is None or better(row, rows[best]):
+            if best is None or better(row, rows[best], cfg.objectives):
                 best = i
             if not cfg.keep_trial_models and previous is not None and previous != best:
                 _drop_weights(root / f"trial-{rows[previous].get('duplicate_of', previous + 1):03d}")
