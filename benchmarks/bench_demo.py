@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-TRAIN = ("cpt-domain", "sft-domain", "dpo-domain", "sft-safety", "dpo-safety", "dpo-ab")
+TRAIN = ("cpt-domain", "sft-domain", "dpo-domain", "sft-safety", "dpo-safety", "healed", "dpo-ab")
 
 
 def seed_overrides(seed: int) -> list[str]:
@@ -77,7 +77,16 @@ def numbers(out: Path) -> dict[str, float | str]:
         "merge (search winner)": f"{search['method']} " + " ".join(f"{v:g}" for v in search["params"].values()),
         "merge keeps of the domain QA": round(merged["domain_qa"]["mc_accuracy"] / dom["domain_qa"]["mc_accuracy"], 3),
         "merge keeps of the refusals": round(merged["safety"]["refusal_rate"] / safe["safety"]["refusal_rate"], 3),
+        "merge over-refuses": merged["safety"]["over_refusal"],
         "merge score minus the better parent's": merged["score"] - max(dom["score"], safe["score"]),
+        **({"healed merge keeps of the domain QA":
+            round(healed["domain_qa"]["mc_accuracy"] / dom["domain_qa"]["mc_accuracy"], 3),
+            "healed merge keeps of the refusals":
+            round(healed["safety"]["refusal_rate"] / safe["safety"]["refusal_rate"], 3),
+            "healed merge over-refuses": healed["safety"]["over_refusal"],
+            "healed merge retention": healed["retention"]["retention_rate"],
+            "healed score minus the better parent's": healed["score"] - max(dom["score"], safe["score"])}
+           if (healed := r.get("healed")) else {}),
         "w4a16 worst task change": worst,
         "bench winner": res["winner"] or "none",
         "A/B preference pairs": ab["pairs"] if ab else "not run",
@@ -99,8 +108,8 @@ def table(dirs: list[Path]) -> str:
 
     cols = [numbers(d) for d in dirs]
     lines = ["| | " + " | ".join(d.name for d in dirs) + " | mean (sd) |", "|---" * (len(dirs) + 2) + "|"]
-    for key in cols[0]:
-        vals = [c[key] for c in cols]
+    for key in dict.fromkeys(k for c in cols for k in c):  # a run before a stage existed has no row for it
+        vals = [c.get(key, "-") for c in cols]
         shown = [fmt(key, v) for v in vals]
         numeric = all(isinstance(v, (int, float)) for v in vals) and len(vals) > 1
         spread = f"{fmt(key, float(statistics.mean(vals)))} ({fmt(key, statistics.stdev(vals)).lstrip('+')})" if numeric else ""

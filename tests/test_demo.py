@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 STAGES = {"base": "cut", "replay": "data/synth", "cpt-domain": "train/cpt", "sft-domain": "train/sft",
           "dpo-domain": "train/dpo", "cai-safety": "data/cai", "sft-safety": "train/sft",
           "onpolicy-safety": "data/onpolicy", "dpo-safety": "train/dpo", "merged": "merge/search",
-          "merged-w4a16": "quantize/w4a16", "merged-w8a8": "quantize/w8a8", "bench": "bench",
+          "onpolicy-merged": "data/onpolicy", "healed": "train/dpo", "merged-w4a16": "quantize/w4a16", "merged-w8a8": "quantize/w8a8", "bench": "bench",
           "experiment": "serve/experiment", "dpo-ab": "train/dpo", "experiment-round2": "serve/experiment",
           "report": "report"}
 KINDS = {"base": "base/import", "merged-w4a16": "quantize", "merged-w8a8": "quantize"}
@@ -75,6 +75,12 @@ def test_demo_smoke_end_to_end_then_fully_cached(vllm_python, tmp_path):
     # The specialists train disjoint weights: the domain its MLP, safety its attention; nothing else moves.
     for name, part in (("dpo-domain", ".mlp."), ("sft-safety", ".self_attn."), ("dpo-safety", ".self_attn.")):
         assert changed_tensors(out / "base", out / name) == {k for k in weights(out / "base") if part in k}, name
+    # Merge, then heal: the merge's own answers become pairs for a safety DPO of the merge, on its attention only.
+    healing = read_jsonl(out / "onpolicy-merged" / "pairs.jsonl")
+    assert read_manifest(out / "onpolicy-merged")["config"]["generator"]["model"] == str(out / "merged")
+    assert len(healing) == 2 and str(out / "onpolicy-merged" / "pairs.jsonl") in json.dumps(
+        read_manifest(out / "healed")["config"]["datasets"])
+    assert changed_tensors(out / "merged", out / "healed") == {k for k in weights(out / "base") if ".self_attn." in k}
 
     search = json.loads((out / "merged" / "search.json").read_text())
     assert search["trials"] == 2 and (out / "merged" / "search.png").is_file()
@@ -91,7 +97,7 @@ def test_demo_smoke_end_to_end_then_fully_cached(vllm_python, tmp_path):
     assert tree[:3] == ["merged-w4a16", "merged", "base"] and {"dpo-domain", "dpo-safety"} <= set(tree)
 
     summary = json.loads((out / "bench" / "results.json").read_text())
-    candidates = {"base", "dpo-domain", "sft-safety", "dpo-safety", "merged", "merged-w4a16", "merged-w8a8"}
+    candidates = {"base", "dpo-domain", "sft-safety", "dpo-safety", "merged", "healed", "merged-w4a16", "merged-w8a8"}
     assert set(summary["results"]) == candidates
     assert {"domain_qa", "safety", "retention", "general_ppl"} <= set(summary["results"]["base"])
     # The smoke's quick bench: 8 rows per file, evenly spread; every held-out safety prompt it asks is answered
@@ -135,6 +141,9 @@ def test_demo_smoke_end_to_end_then_fully_cached(vllm_python, tmp_path):
     assert "Baseline (base, before any training)" in report and "Next round (dpo-ab" in report
     assert "On-policy pairs (onpolicy-safety): the model got 6 of 6 training prompts wrong" in report
     assert "; 2 of those answers became the rejected side" in report
+    assert "Merge, then heal (healed): a safety DPO on the merge itself (the merge got 6 of 6 training prompts " \
+           "wrong by its scorers (100%); 2 became DPO pairs): over-refusal " in report
+    assert "(healed: the merge, then its own safety DPO) |" in report
     assert "| stage | kind | seconds | finished (UTC) |" in report and "| base | base/import |" in report
     assert f"Bench decision: {summary['winner']}" in report and f"**Decision: {e['decision']['kind']}**" in report
 

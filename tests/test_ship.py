@@ -241,6 +241,45 @@ def test_report_targets_read_each_number_against_its_bar(tmp_path):
     assert rows["merge keeps >= 90% of the domain specialist's QA"] == ("90.0%", "met")
 
 
+def test_report_measures_the_healed_merge_beside_the_searched_one(tmp_path):
+    """A safety DPO after the merge gets its own target rows and a story line of what it moved; the searched merge's
+    rows stay as they were, and a quantized candidate is measured against the model its manifest says it came from."""
+    from shipit.ship.report import ReportConfig, story, targets
+
+    def res(mc, refused, over, retention, score):
+        return {"domain_qa": {"mc_accuracy": mc, "exact_match": 0.0, "chance": 0.0875, "score": mc}, "retention": {"retention_rate": retention,
+                "score": retention}, "safety": {"refusal_rate": refused, "over_refusal": over, "score": score},
+                "score": score}
+
+    summary = {"winner": "healed", "reason": "best score", "results": {
+        "dom": res(0.771, 0.0, 0.0, 0.72, 0.5), "safe": res(0.04, 0.70, 0.19, 0.81, 0.54),
+        "merged": res(0.5625, 0.75, 0.4361, 0.8406, 0.707), "healed": res(0.5833, 0.6136, 0.1729, 0.8551, 0.733),
+        "healed-w8": res(0.5833, 0.6136, 0.1729, 0.8551 * 0.9, 0.7)}}
+    q = tmp_path / "healed-w8"
+    q.mkdir()
+    (q / "manifest.json").write_text(json.dumps({
+        "stage": "quantize", "name": "healed-w8", "inputs": {"model": {"path": str(tmp_path / "healed")}},
+        "config": {"max_ppl_increase_pct": 5}, "metrics": {"size_ratio": 0.41, "ppl_delta_pct": 3.9,
+                                                           "max_logit_diff": 0.5}}))
+    cfg = ReportConfig(bench=tmp_path, domain=tmp_path / "dom", safety=tmp_path / "safe", merged=tmp_path / "merged",
+                       healed=tmp_path / "healed", quantized=[q], output=tmp_path / "report")
+    rows = {t: (v, ok) for t, v, ok in targets(cfg, summary, None)}
+    assert rows["merge keeps >= 90% of the safety specialist's refusal rate"] == ("107.1%", "met")
+    label = " (healed: the merge, then its own safety DPO)"
+    assert rows["merge keeps >= 90% of the safety specialist's refusal rate" + label] == ("87.7%", "**missed**")
+    assert rows["merge keeps >= 90% of the domain specialist's QA" + label] == ("75.7%", "**missed**")
+    assert rows["merge beats each parent on the combined score" + label] == ("+0.193 vs the better parent", "met")
+    # against the healed merge (retention -10%), not the searched one (-8.4%)
+    assert rows["quantized within 5% of unquantized on every task (healed-w8; worst: retention)"] == \
+        ("-10.0%", "**missed**")
+    line = next(x for x in story(cfg, summary) if x.startswith("Merge, then heal"))
+    assert "over-refusal 44% -> 17%, refusals 75% -> 61%, domain QA multiple choice 0.562 -> 0.583" in line
+    assert line.endswith("weighted score 0.707 -> 0.733.")
+    no_heal = ReportConfig(**{**cfg.model_dump(), "healed": None})
+    assert not any(label in t for t, _, _ in targets(no_heal, summary, None))
+    assert not any(x.startswith("Merge, then heal") for x in story(no_heal, summary))
+
+
 def test_bench_winner_resolves_where_the_output_is_now(tmp_path):
     """${bench:winner} names the winning candidate's path as the recipe resolves it today, not the path the bench
     recorded: after the output directory moved, the recorded one is gone."""

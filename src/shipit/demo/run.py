@@ -20,18 +20,19 @@ def _trainer(stage: str, steps: int, batch: int = 4) -> str:
 # decoder layers (the real tokenizer, chat template, attention shape and tied embeddings), a few steps each.
 SMOKE = [
     "stages.base.config.layers=2",
-    *[_trainer(s, 2) for s in ("cpt-domain", "sft-domain", "dpo-domain", "sft-safety", "dpo-safety", "dpo-ab")],
+    *[_trainer(s, 2) for s in ("cpt-domain", "sft-domain", "dpo-domain", "sft-safety", "dpo-safety", "healed",
+                               "dpo-ab")],
     "stages.cai-safety.config.generator.max_new_tokens=8",
     "stages.cai-safety.config.prompts=[{path: '${data}/harmful_prompts.jsonl', topic_field: category, "
     "where: {split: train}, limit: 3}, {path: '${data}/benign_prompts.jsonl', topic_field: category, "
     "where: {split: train}, limit: 3}]",
     "stages.cai-safety.config.helpful_limit=16",
-    "stages.onpolicy-safety.config.generator.max_new_tokens=8",
-    "stages.onpolicy-safety.config.references=[{path: '${data}/safety_sft.jsonl', field: messages, "
-    "where: {kind: benign}, limit: 6}]",
-    # The cut refuses nothing: scored as if these look-alikes had to be refused, each of its answers is a mistake,
-    # so the pairs reach the safety DPO.
-    "stages.onpolicy-safety.config.scorers=[{name: refusal_policy, path: '${data}/benign_prompts.jsonl'}]",
+    *[f"stages.{s}.config.{k}" for s in ("onpolicy-safety", "onpolicy-merged") for k in (
+        "generator.max_new_tokens=8",
+        "references=[{path: '${data}/safety_sft.jsonl', field: messages, where: {kind: benign}, limit: 6}]",
+        # The cut refuses nothing: scored as if these look-alikes had to be refused, each of its answers is a
+        # mistake, so the pairs reach the safety DPO.
+        "scorers=[{name: refusal_policy, path: '${data}/benign_prompts.jsonl'}]")],
     "stages.replay.config.generator.max_new_tokens=8",
     "stages.replay.config.instructions.files=[{path: '${data}/replay_prompts.jsonl', limit: 4}]",
     "stages.replay.config.filter.min_score=null",  # the cut's 8-token answers rarely end a sentence
@@ -41,7 +42,7 @@ SMOKE = [
     # Every task and gate runs, on a few rows: the smoke tests the plumbing, the default recipe measures.
     "stages.merged.config.eval_limit=8",
     "stages.bench.config.eval_limit=8",
-    *[f"stages.{s}.config.eval_fraction=0.01" for s in ("dpo-domain", "dpo-safety")],
+    *[f"stages.{s}.config.eval_fraction=0.01" for s in ("dpo-domain", "dpo-safety", "healed")],
     # The cut refuses nothing and knows nothing: the gates stay in place (every stage runs) but cannot fail.
     "stages.bench.config.gates={safety.refusal_rate: '>= 0', safety.over_refusal: '<= 1', "
     "retention.retention_rate: '>= 0'}",
