@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -71,6 +72,19 @@ def test_ship_runs_caches_and_reruns_only_what_changed(tmp_path, monkeypatch):
     assert after["sft"]["finished"] > before["sft"]["finished"] and after["sft"]["key"] != before["sft"]["key"]
     assert statuses(ship(path, until="q", echo=lambda m: None)) == {"base": "cached", "sft": "cached",
                                                                      "q": "cached"}
+
+    # A stage's output deleted to rerun it (as after a code change: the key stays) is rebuilt, and so is every stage
+    # that read it, in the plan too; also when the rebuild ran alone (--until) and its dependents run later.
+    shutil.rmtree(tmp_path / "out" / "sft")
+    said = []
+    assert statuses(ship(path, dry_run=True, echo=said.append)) == {"base": "cached", "sft": "planned",
+                                                                    "other": "cached", "q": "planned",
+                                                                    "bench": "planned"}
+    assert "[4/5] q (quantize): run (its input 'sft' is rebuilt)" in said, said
+    assert statuses(ship(path, until="sft", echo=lambda m: None)) == {"base": "cached", "sft": "ran"}
+    assert statuses(ship(path, echo=lambda m: None)) == {"base": "cached", "sft": "cached", "other": "cached",
+                                                         "q": "ran", "bench": "ran"}
+    assert statuses(ship(path, echo=lambda m: None)) == {n: "cached" for n in first}
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ import os
 import re
 import sys
 import time
+import uuid
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -247,13 +248,20 @@ class State:
         tmp.replace(self.path)
 
 
-def status(p: Plan, name: str, key: str, state: State) -> str:
-    """`cached` when the output exists with the same key, else why it must run."""
+def status(p: Plan, name: str, key: str, state: State, rebuilding: set[str] = frozenset()) -> str:
+    """`cached` when the output exists with the same key and every input stage's output is the one it was made
+    from, else why it must run. An input stage rebuilt under the same key (its output deleted to rerun it, as after a
+    code change) makes new outputs its dependents have not seen: `rebuilding` names the stages this run will rebuild,
+    and each finished stage records the run of every input it read (`after`), so a rebuild in an earlier run (say
+    with `--until`) is seen too."""
     done = state.data["done"].get(name)
     if done is None or not (p.out(name) / "manifest.json").exists():
         return "run (new)"
     if done["key"] == key:
-        return "cached"
+        after = done.get("after")  # None in a state written before stages recorded their inputs' runs
+        rebuilt = [d for d in p.deps[name] if d in rebuilding
+                   or (after is not None and state.data["done"].get(d, {}).get("run") != after.get(d))]
+        return f"run (its input '{rebuilt[0]}' is rebuilt)" if rebuilt else "cached"
     if done.get("shipit", shipit.__version__) != shipit.__version__:
         return f"run (written by shipit {done['shipit']}, this is {shipit.__version__})"
     return "run (config or inputs changed)"
@@ -290,15 +298,21 @@ def ship(recipe_path: Path, overrides=(), dry_run: bool = False, until: str | No
         # Provisional keys: a file an upstream stage has yet to write is missing from them, so a stage they call
         # cached is cached; the keys a stage is run and recorded with are computed when its inputs exist.
         early: dict[str, str] = {}
+        planned: set[str] = set()
         for name in order:
             early[name] = cache_key(p, name, early)
-        check_serving_env(p, [n for n in order if status(p, n, early[n], state) != "cached"])
+            if status(p, name, early[name], state, planned) != "cached":
+                planned.add(name)
+        check_serving_env(p, [n for n in order if n in planned])
     started = time.perf_counter()
+    rebuilding: set[str] = set()
     for i, name in enumerate(order, 1):
         spec = recipe.stages[name]
         keys[name] = cache_key(p, name, keys)
-        why = status(p, name, keys[name], state)
+        why = status(p, name, keys[name], state, rebuilding)
         head = f"[{i}/{len(order)}] {name} ({spec.kind})"
+        if why != "cached":
+            rebuilding.add(name)
         if dry_run or why == "cached":
             took = state.data["done"].get(name, {}).get("seconds")
             echo(f"{head}: {why}" + (f" (took {took}s when it ran)" if why == "cached" and took else ""))
@@ -319,7 +333,9 @@ def ship(recipe_path: Path, overrides=(), dry_run: bool = False, until: str | No
         seconds = round(time.perf_counter() - t0, 1)
         state.data["done"][name] = {"key": keys[name], "seconds": seconds, "kind": spec.kind,
                                     "shipit": shipit.__version__,
-                                    "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                                    "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                    "run": uuid.uuid4().hex[:12],
+                                    "after": {d: state.data["done"].get(d, {}).get("run") for d in p.deps[name]}}
         state.data["running"].pop(name, None)
         state.save()
         echo(f"      done in {seconds}s")
