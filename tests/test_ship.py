@@ -287,7 +287,7 @@ def test_report_measures_the_healed_merge_beside_the_searched_one(tmp_path):
     assert rows["quantized within 5% of unquantized on every task (healed-w8; worst: retention)"] == \
         ("-10.0%", "**missed**")
     line = next(x for x in story(cfg, summary) if x.startswith("Merge, then heal"))
-    assert "over-refusal 44% -> 17%, refusals 75% -> 61%, domain QA multiple choice 0.562 -> 0.583" in line
+    assert "over-refusal 43.6% -> 17.3%, refusals 75.0% -> 61.4%, domain QA multiple choice 0.562 -> 0.583" in line
     assert line.endswith("weighted score 0.707 -> 0.733.")
     no_heal = ReportConfig(**{**cfg.model_dump(), "healed": None})
     assert not any(label in t for t, _, _ in targets(no_heal, summary, None))

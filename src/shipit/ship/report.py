@@ -259,12 +259,13 @@ def healing_line(cfg: ReportConfig, res: dict, merged: str, healed: str) -> str:
         return None if a is None or b is None else f"{format(a, fmt)} -> {format(b, fmt)}"
 
     parts = [f"{what} {m}" for what, m in (
-        ("over-refusal", moved("safety", "over_refusal", ".0%")), ("refusals", moved("safety", "refusal_rate", ".0%")),
+        # a tenth of a point: a gate at 20% is missed by 20.3%
+        ("over-refusal", moved("safety", "over_refusal", ".1%")), ("refusals", moved("safety", "refusal_rate", ".1%")),
         ("domain QA multiple choice", moved("domain_qa", "mc_accuracy", ".3f")),
         ("retention", moved("retention", "retention_rate", ".3f"))) if m]
     pairs = ""
     if cfg.healed_onpolicy and (m := (read_manifest(cfg.healed_onpolicy) or {}).get("metrics")):
-        pairs = f" ({onpolicy_detail(m).replace('the model', 'the merge', 1)}; {m['pairs']} became DPO pairs)"
+        pairs = f" ({onpolicy_detail(m, 'the merge')}; {m['pairs']} became DPO pairs)"
     return (f"Merge, then heal ({healed}): a safety DPO on the merge itself{pairs}: " + ", ".join(parts)
             + f"; weighted score {res[merged]['score']:.3f} -> {res[healed]['score']:.3f}.")
 
@@ -284,13 +285,13 @@ def search_tradeoff(manifest: dict | None) -> str:
             f"{other['score']:.3f} but misses {', '.join(broken(other, manifest['config']['constraints']))}.")
 
 
-def onpolicy_detail(m: dict) -> str:
+def onpolicy_detail(m: dict, who: str = "the model") -> str:
     """How many of a data/onpolicy stage's answers its scorers rejected: greedy, one per prompt, or sampled."""
     if m.get("answers", m["prompts"]) == m["prompts"] and not m.get("temperature"):
         wrong = m.get("wrong_answers", m["mistakes"])  # manifests before sampling: mistakes were the wrong answers
-        return (f"the model got {wrong} of {m['prompts']} training prompts wrong by its scorers "
+        return (f"{who} got {wrong} of {m['prompts']} training prompts wrong by its scorers "
                 f"({m['mistake_rate']:.0%})")
-    return (f"the model's scorers rejected {m['wrong_answers']} of its {m['answers']} answers sampled at temperature "
+    return (f"{who}'s scorers rejected {m['wrong_answers']} of its {m['answers']} answers sampled at temperature "
             f"{m['temperature']:g} to {m['prompts']} training prompts ({m['mistake_rate']:.0%}; {m['mistakes']} "
             "distinct)")
 
