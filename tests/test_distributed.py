@@ -48,19 +48,40 @@ def run_launch(cmd: list[str], timeout_s: float = 300) -> subprocess.CompletedPr
     return subprocess.run(cmd, capture_output=True, text=True, env=env(), timeout=timeout_s)
 
 
+def ranks_of(recipe: Path) -> list[int]:
+    """Live processes running `shipit train` on `recipe` (the launch's ranks)."""
+    found = []
+    for p in Path("/proc").iterdir():
+        try:
+            if p.name.isdigit() and f"\0{recipe}\0".encode() in (p / "cmdline").read_bytes() + b"\0" and \
+                    (p / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                found.append(int(p.name))
+        except OSError:
+            pass
+    return found
+
+
 def kill_launch_at_first_checkpoint(cmd: list[str], ckpts: Path, timeout_s: float = 300) -> None:
-    """Run a launch in its own process group and SIGKILL the whole group (launcher and ranks) at the first
-    complete checkpoint: killing the launcher alone leaves its ranks training on as orphans."""
+    """Run a launch in its own process group and SIGKILL the group at the first checkpoint both ranks finished
+    (rank 0's trainer_state.json, rank 1's RNG state). torchrun starts each rank in a session of its own, out of that
+    group: the ranks must die with their launcher, not train on as orphans into the partial output (before they
+    did, and the resumed launch found their finished run instead of the checkpoint)."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env(),
                             start_new_session=True)
     deadline = time.time() + timeout_s
+    done = lambda: any((c / "trainer_state.json").is_file() and (c / "rng_state_1.pth").is_file()  # noqa: E731
+                       for c in ckpts.glob("checkpoint-*"))
     try:
-        while time.time() < deadline and not any(ckpts.glob("checkpoint-*/trainer_state.json")):
+        while time.time() < deadline and not done():
             assert proc.poll() is None, "the launch ended before it could be killed"
             time.sleep(0.1)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+    gone = time.time() + 20
+    while ranks_of(Path(cmd[-1])) and time.time() < gone:
+        time.sleep(0.1)
+    assert not ranks_of(Path(cmd[-1])), "the ranks outlived their launcher"
 
 
 def recipe(stage: str, tiny_base: Path, out: Path, **trainer) -> dict:
@@ -110,6 +131,7 @@ def test_two_process_launch_trains_one_output_and_resumes(stage, tiny_base, tmp_
 
     r = run_launch(launch_cmd(stage, path) + ["--resume"])
     assert r.returncode == 0, r.stderr[-3000:]
+    assert f"resume: from checkpoint-{done[-1]}\n" in r.stderr, r.stderr[-3000:]
     assert not partial_dir(out).exists()
     m = json.loads((out / "manifest.json").read_text())
     assert m["metrics"]["steps"] == STEPS

@@ -172,8 +172,12 @@ def base_cut(source: Path, out: Path, layers: int) -> None:
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint of an interrupted run.")
 def train(stage: str, config_path: Path, overrides: tuple[str, ...], resume: bool) -> None:
     from shipit.config import load_config
+    from shipit.models.guard import die_with_launcher
+    from shipit.registry import world_size
     from shipit.train import get_stage
 
+    if world_size() > 1:
+        die_with_launcher()
     module = get_stage(stage)
     cfg = load_config(config_path, module.Config, overrides)
     click.echo(f"model: {module.run(cfg, resume=resume)}")

@@ -49,3 +49,21 @@ def guarded_popen(cmd: list[str], *, poll_s: float = 1.0, grace_s: float = 20.0,
     so does the guard when this process dies (checked every `poll_s`)."""
     guard = [sys.executable, "-c", GUARD, str(os.getpid()), str(poll_s), str(grace_s), *cmd]
     return subprocess.Popen(guard, start_new_session=True, **popen_kwargs)
+
+
+def die_with_launcher() -> None:
+    """End this process with its parent: for a rank of `accelerate launch` / torchrun. The launcher starts each rank
+    in a session of its own, so a launcher killed with SIGKILL (alone or with its process group) would leave the
+    ranks training on as orphans, still writing checkpoints into the partial output that the next `--resume` reads.
+    The parent-death signal's caveat above does not bite here: torchrun starts its ranks from its main thread, which
+    lives as long as the launcher. Linux only (elsewhere nothing happens)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    parent = os.getppid()
+    if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL) != 0:  # 1: PR_SET_PDEATHSIG
+        return
+    if os.getppid() != parent:  # the launcher died before the signal was set
+        os.kill(os.getpid(), signal.SIGKILL)

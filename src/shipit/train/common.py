@@ -290,7 +290,19 @@ def train_with_resume(trainer, work_dir: Path, resume: bool) -> dict:
     from shipit.registry import barrier, process_rank
 
     ckpt_dir = Path(trainer.args.output_dir)
-    trainer.train(resume_from_checkpoint=last_checkpoint(ckpt_dir) if resume else None)
+    checkpoint = last_checkpoint(ckpt_dir) if resume else None
+    if checkpoint is not None:
+        if process_rank() == 0:
+            print(f"resume: from {Path(checkpoint).name}", file=sys.stderr, flush=True)
+        device = trainer.args.device
+        if device.type == "cpu" and device.index is not None and trainer.args.world_size > 1:
+            # accelerate names each rank's device of a multi-process CPU launch "cpu:0", and the Trainer loads the
+            # optimizer state with map_location=args.device when there are several ranks: torch.load knows no
+            # "cpu:0" and every resume failed. Plain "cpu" is the same device.
+            import torch
+
+            trainer.args.__dict__["_setup_devices"] = torch.device("cpu")
+    trainer.train(resume_from_checkpoint=checkpoint)
     metrics = loss_summary(trainer.state.log_history)
     metrics["steps"] = trainer.state.global_step
     tokens = [r["num_tokens"] for r in trainer.state.log_history if "num_tokens" in r]
