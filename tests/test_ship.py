@@ -86,6 +86,17 @@ def test_ship_runs_caches_and_reruns_only_what_changed(tmp_path, monkeypatch):
                                                          "q": "ran", "bench": "ran"}
     assert statuses(ship(path, echo=lambda m: None)) == {n: "cached" for n in first}
 
+    # --rerun runs a cached stage again (after a code change the key does not see), and every stage that reads it.
+    said = []
+    assert statuses(ship(path, dry_run=True, rerun=("sft",), echo=said.append)) == {
+        "base": "cached", "sft": "planned", "other": "cached", "q": "planned", "bench": "planned"}
+    assert "[2/5] sft (train/sft): run (--rerun)" in said and "[4/5] q (quantize): run (its input 'sft' is rebuilt)" \
+        in said, said
+    assert statuses(ship(path, rerun=("other",), echo=lambda m: None)) == {
+        "base": "cached", "sft": "cached", "other": "ran", "q": "cached", "bench": "cached"}
+    with pytest.raises(UserError, match=r"^--rerun sfft: no such stage; stages: base, sft, other, q, bench$"):
+        ship(path, rerun=("sfft",), echo=lambda m: None)
+
 
 @pytest.mark.slow
 def test_a_moved_output_keeps_its_cache_and_an_edited_data_dir_reruns_what_reads_it(tmp_path):

@@ -98,13 +98,16 @@ def demo(out: Path, preset: str, overrides: tuple[str, ...]) -> None:
 @click.option("--set", "overrides", multiple=True, help="Override a recipe value, e.g. --set out=runs/x.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (what is cached, what would run) and stop.")
 @click.option("--until", help="Run only this stage and the stages it depends on.")
-def ship_cmd(recipe: Path, overrides: tuple[str, ...], dry_run: bool, until: str | None) -> None:
+@click.option("--rerun", multiple=True, metavar="STAGE",
+              help="Run this stage even if cached (and every stage that reads it); repeatable.")
+def ship_cmd(recipe: Path, overrides: tuple[str, ...], dry_run: bool, until: str | None,
+             rerun: tuple[str, ...]) -> None:
     """Run a recipe from base model to A/B decision: stages as a DAG, cached, resumable."""
     from shipit.demo.run import quiet_libraries
     from shipit.ship.runner import ship
 
     quiet_libraries()
-    ship(recipe, overrides, dry_run=dry_run, until=until, echo=lambda m: click.echo(m))
+    ship(recipe, overrides, dry_run=dry_run, until=until, echo=lambda m: click.echo(m), rerun=rerun)
 
 
 @cli.group()

@@ -268,13 +268,22 @@ def status(p: Plan, name: str, key: str, state: State, rebuilding: set[str] = fr
 
 
 def ship(recipe_path: Path, overrides=(), dry_run: bool = False, until: str | None = None,
-         echo=print) -> dict:
-    """Run a recipe; returns {stage: {"status", "seconds", "output"}} in run order."""
+         echo=print, rerun=()) -> dict:
+    """Run a recipe; returns {stage: {"status", "seconds", "output"}} in run order. The stages named in `rerun` run
+    even when cached (as after a change to code the cache key does not see), and so every stage that reads them."""
     from shipit.ship.kinds import KINDS
 
     recipe = load_config(recipe_path, Recipe, overrides, what="recipe")
     p = plan(recipe, str(recipe_path))
     order = p.order
+    for name in rerun:
+        if name not in recipe.stages:
+            raise UserError(f"--rerun {name}: no such stage; stages: {', '.join(recipe.stages)}")
+
+    def why_run(name: str, key: str, rebuilding: set[str]) -> str:
+        why = status(p, name, key, state, rebuilding)
+        return "run (--rerun)" if why == "cached" and name in rerun else why
+
     if until is not None:
         if until not in recipe.stages:
             raise UserError(f"--until {until}: no such stage; stages: {', '.join(recipe.stages)}")
@@ -301,7 +310,7 @@ def ship(recipe_path: Path, overrides=(), dry_run: bool = False, until: str | No
         planned: set[str] = set()
         for name in order:
             early[name] = cache_key(p, name, early)
-            if status(p, name, early[name], state, planned) != "cached":
+            if why_run(name, early[name], planned) != "cached":
                 planned.add(name)
         check_serving_env(p, [n for n in order if n in planned])
     started = time.perf_counter()
@@ -309,7 +318,7 @@ def ship(recipe_path: Path, overrides=(), dry_run: bool = False, until: str | No
     for i, name in enumerate(order, 1):
         spec = recipe.stages[name]
         keys[name] = cache_key(p, name, keys)
-        why = status(p, name, keys[name], state, rebuilding)
+        why = why_run(name, keys[name], rebuilding)
         head = f"[{i}/{len(order)}] {name} ({spec.kind})"
         if why != "cached":
             rebuilding.add(name)
