@@ -196,7 +196,9 @@ def test_the_pmi_verdict_prefers_the_answer_to_this_request(smollm2):
     answers = ["The capital of France is Paris.", "The capital of France is Tokyo.",
                "Put the egg in boiling water for six minutes, then cool it in cold water.",
                "Sorry, but I can't help with this request.", "The capital of France is Paris."]
-    judge = GeneratorSettings(backend="hf", model=smollm2, batch_size=2)  # 3 rows per prompt: two chunks
+    # 3 rows per prompt: two chunks. float32: in bf16 (the default on a CPU with native bf16) a row's padding in its
+    # batch moves its log-probabilities by ~1e-2, so the batched and one-by-one scores would differ by that much.
+    judge = GeneratorSettings(backend="hf", model=smollm2, batch_size=2, dtype="float32")
     scoring = Scoring([ScorerSpec(name="judge", judge=judge, verdict="pmi")])
     try:
         got = [r["score"] for r in scoring(prompts, answers)]
@@ -209,9 +211,11 @@ def test_the_pmi_verdict_prefers_the_answer_to_this_request(smollm2):
 
 @pytest.fixture(scope="module")
 def served(smollm2, vllm_python):
-    """One vLLM server on the instruct model, through the `vllm` backend, shared by the module's tests."""
+    """One vLLM server on the instruct model, through the `vllm` backend, shared by the module's tests. float32: on some
+    CPUs (one with avx512_bf16, 2026-12-03) vLLM's bf16 answers "What is the capital of France?" with 24 tokens of
+    French, not Paris; earlier CI machines answered Paris in bf16."""
     gen = make_generator(GeneratorSettings(backend="vllm", model=smollm2, max_new_tokens=24, batch_size=4,
-                                           vllm_python=vllm_python))
+                                           vllm_python=vllm_python, dtype="float32"))
     yield gen
     gen.close()
     assert gen.server.proc.poll() is not None

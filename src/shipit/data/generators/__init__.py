@@ -51,7 +51,8 @@ class GeneratorSettings(StrictModel):
     max_retries: int = Field(2, ge=0)
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     """dtype the `hf` backend computes in: 'auto' is bfloat16 on a CUDA GPU or CPU with native bf16, else float32
-    ($SHIPIT_INFERENCE_DTYPE sets it when this is 'auto')."""
+    ($SHIPIT_INFERENCE_DTYPE sets it when this is 'auto'). The `vllm` backend passes it as vLLM's --dtype ('auto':
+    vLLM's choice, bfloat16 on CPU)."""
     vllm_python: Path | None = None
     """Python of the serving environment (vllm); default $SHIPIT_VLLM_PYTHON or .venv-serve."""
 

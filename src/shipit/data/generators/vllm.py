@@ -19,7 +19,7 @@ class VLLMGenerator(Generator):
         if settings.model is None:
             raise UserError("generator: backend 'vllm' needs model (a Hugging Face model directory)")
         self.server = VLLMServer(settings.model, name=settings.model_name, python=settings.vllm_python,
-                                 extra_args=["--max-logprobs", "20"]).start()
+                                 dtype=settings.dtype, extra_args=["--max-logprobs", "20"]).start()
         try:
             self.client = OpenAIGenerator(settings.model_copy(update={
                 "backend": "openai", "base_url": self.server.base_url, "model_name": self.server.served_name}))
