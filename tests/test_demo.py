@@ -120,7 +120,9 @@ def test_demo_smoke_end_to_end_then_fully_cached(vllm_python, tmp_path):
     # Pairs by the judges' own verdicts (the recipe's llm_margin), each judge's verdict kept per answer.
     pm, judged = e["pair_metrics"], read_jsonl(out / "experiment" / "judged.jsonl")
     assert pm["by_rules"] + pm["by_llm"] == e["pairs"] and pm["llm_margin"] == 0.0
-    assert pm["prompts"] >= 1  # the answers met their verdicts (a row without them is left out of the pairing)
+    # The answers met their verdicts (a row without them is left out of the pairing), and balanced draws asked each
+    # of the pool's 20 prompts twice (40 random draws would miss some: 17.4 of 20 on average).
+    assert pm["prompts"] == 20
     assert len(judged) == 40 and all(j["rules"] in (0.0, 1.0) and isinstance(j["llm"], float) for j in judged)
 
     report = (out / "report" / "report.md").read_text()

@@ -248,6 +248,25 @@ def test_experiment_config_names_the_judges(tmp_path):
         load_config(path, ExperimentConfig)
 
 
+def test_balanced_draws_ask_every_prompt_equally_often_and_random_ones_are_as_before():
+    import random
+    from collections import Counter
+
+    from shipit.ship.experiment import draw_prompts
+
+    items = [{"id": i} for i in range(7)]
+    for n in (7, 20, 80):
+        counts = Counter(x["id"] for x in draw_prompts(items, n, "balanced", seed=3))
+        assert sum(counts.values()) == n and max(counts.values()) - min(counts.values(), default=0) <= 1
+        assert len(counts) == min(n, 7)
+    assert draw_prompts(items, 20, "balanced", 3) == draw_prompts(items, 20, "balanced", 3)  # seeded
+    assert draw_prompts(items, 20, "balanced", 3) != draw_prompts(items, 20, "balanced", 4)
+    rng = random.Random(5)  # random draws are what a seed drew before balanced ones existed
+    assert draw_prompts(items, 30, "random", 5) == [rng.choice(items) for _ in range(30)]
+    skewed = Counter(x["id"] for x in draw_prompts(items, 80, "random", 5))
+    assert max(skewed.values()) - min(skewed.values()) > 1  # what balanced draws fix: some prompts asked far less
+
+
 REFUSAL, HELP = "I can't help with that request.", "Sure, here it is."
 POOL = dict(prompts=["harmful", "instructions"], prompt_pool=10)  # seed 0 draws 6 harmful prompts and 4 instructions
 

@@ -61,6 +61,9 @@ class ExperimentConfig(StrictModel):
     """Held-out prompt sources of the demo world."""
     prompt_pool: int | None = Field(None, ge=1)
     """Draw from this many prompts (sampled by `seed`), so prompts repeat across users and reach both arms."""
+    draws: Literal["random", "balanced"] = "random"
+    """How each request's prompt is drawn: independently at random from the pool (some prompts are asked once and
+    give no pair, some many times), or balanced: every prompt asked equally often (within one), in a seeded order."""
     data_dir: Path | None = None
     """Demo world data directory; default: the bundled one."""
     judge: str = "rules"
@@ -222,14 +225,25 @@ def judge_answers(cfg: ExperimentConfig, items: list[dict], answers: list[str]) 
             for r, g, raw in zip(rules, graded, llm.raw)]
 
 
+def draw_prompts(items: list[dict], n: int, draws: str, seed: int) -> list[dict]:
+    """`n` prompts from `items`: drawn independently, or balanced (shuffled rounds through all of them)."""
+    rng = random.Random(seed)
+    if draws == "random":
+        return [rng.choice(items) for _ in range(n)]
+    order: list[dict] = []
+    while len(order) < n:
+        order += rng.sample(items, len(items))
+    return order[:n]
+
+
 def simulate(cfg: ExperimentConfig, url: str, key: str, items: list[dict]) -> list[dict]:
     """Send every user's requests through the router, judge the answers (in one batch, so a model judge runs
     batched), then post each judgement as the request's feedback; one record per request."""
     import httpx
     from openai import APIError, OpenAI
 
-    rng = random.Random(cfg.seed)
-    schedule = [(f"user-{u}", rng.choice(items)) for _ in range(cfg.requests_per_user) for u in range(cfg.users)]
+    schedule = list(zip([f"user-{u}" for _ in range(cfg.requests_per_user) for u in range(cfg.users)],
+                        draw_prompts(items, cfg.users * cfg.requests_per_user, cfg.draws, cfg.seed)))
     client = OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0, timeout=120)
     http = httpx.Client(base_url=url, headers={"authorization": f"Bearer {key}"}, timeout=30)
 
