@@ -19,10 +19,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 STAGES = {"base": "cut", "replay": "data/synth", "cpt-domain": "train/cpt", "sft-domain": "train/sft",
           "dpo-domain": "train/dpo", "cai-safety": "data/cai", "sft-safety": "train/sft",
           "onpolicy-safety": "data/onpolicy", "dpo-safety": "train/dpo", "merged": "merge/search",
-          "onpolicy-merged": "data/onpolicy", "healed": "train/dpo", "merged-w4a16": "quantize/w4a16", "merged-w8a8": "quantize/w8a8", "bench": "bench",
+          "onpolicy-merged": "data/onpolicy", "healed": "train/dpo", "merged-w4a16": "quantize/w4a16",
+          "merged-w8a8": "quantize/w8a8", "healed-w8a8": "quantize/w8a8", "bench": "bench",
           "experiment": "serve/experiment", "dpo-ab": "train/dpo", "experiment-round2": "serve/experiment",
           "report": "report"}
-KINDS = {"base": "base/import", "merged-w4a16": "quantize", "merged-w8a8": "quantize"}
+KINDS = {"base": "base/import", "merged-w4a16": "quantize", "merged-w8a8": "quantize", "healed-w8a8": "quantize"}
 
 
 def weights(model) -> dict:
@@ -97,7 +98,8 @@ def test_demo_smoke_end_to_end_then_fully_cached(vllm_python, tmp_path):
     assert tree[:3] == ["merged-w4a16", "merged", "base"] and {"dpo-domain", "dpo-safety"} <= set(tree)
 
     summary = json.loads((out / "bench" / "results.json").read_text())
-    candidates = {"base", "dpo-domain", "sft-safety", "dpo-safety", "merged", "healed", "merged-w4a16", "merged-w8a8"}
+    candidates = {"base", "dpo-domain", "sft-safety", "dpo-safety", "merged", "healed", "merged-w4a16", "merged-w8a8",
+                  "healed-w8a8"}
     assert set(summary["results"]) == candidates
     assert {"domain_qa", "safety", "retention", "general_ppl"} <= set(summary["results"]["base"])
     # The smoke's quick bench: 8 rows per file, evenly spread; every held-out safety prompt it asks is answered
@@ -129,13 +131,13 @@ def test_demo_smoke_end_to_end_then_fully_cached(vllm_python, tmp_path):
     for section in ("## What happened", "## Time per stage", "## Targets", "## Bench", "## A/B experiment `demo-ab`",
                     "## A/B experiment `demo-round2`", "## Lineage of the winner"):
         assert section in report
-    for name in ("merged-w4a16", "merged-w8a8"):  # kept over its bound (the recipe's over_bound: keep), and said so
+    for name in ("merged-w4a16", "merged-w8a8", "healed-w8a8"):  # kept over its bound (over_bound: keep), and said so
         q = read_manifest(out / name)
         line = next(ln for ln in report.splitlines() if ln.startswith(f"- Quantization ({name}, quantize/"))
         assert q["metrics"]["over_bound"] == (q["metrics"]["ppl_delta_pct"] > 5)
         assert ("over its 5% bound (kept for the bench to measure)" in line) == q["metrics"]["over_bound"]
         assert ("not served on this machine: it has 4-bit weights" in line) == (not q["servable"])  # no AVX-512
-        assert f"unquantized on every task ({name}; worst:" in report
+        assert f"unquantized on every task ({name} vs {name.split('-')[0]}; worst:" in report  # against its source
     assert read_manifest(out / "merged-w8a8")["servable"]  # vLLM's CPU build serves 8-bit weights without AVX-512
     assert "rated by the judge: 0.5 x rules judge + 0.5 x base's pmi verdict) through the router" in report
     assert f"{pm['by_rules']} where the rules judge accepted one answer and rejected the other" in report

@@ -178,7 +178,7 @@ def targets(cfg: ReportConfig, summary: dict, stage_seconds: float | None) -> li
         worst = min(((res[quant][t]["score"] - res[source][t]["score"]) / abs(res[source][t]["score"]), t)
                     for t in res[source] if isinstance(res[source][t], dict) and res[source][t].get("score")
                     and isinstance(res[quant].get(t), dict) and res[quant][t].get("score") is not None)
-        add(f"quantized within 5% of unquantized on every task ({quant}; worst: {worst[1]})", worst[0],
+        add(f"quantized within 5% of unquantized on every task ({quant} vs {source}; worst: {worst[1]})", worst[0],
             lambda v: v >= -0.05, "{:+.1%}")
     if cfg.experiment and (cfg.experiment / "experiment.json").exists():
         e = json.loads((cfg.experiment / "experiment.json").read_text())
