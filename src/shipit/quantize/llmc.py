@@ -19,12 +19,14 @@ def oneshot_quantize(src: Path, out_dir: Path, recipe: list, calibration_texts: 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     # Calibration samples go through one at a time (llm-compressor's default truncation collator), unpadded: a
-    # tokenizer without a pad token (SmolLM2, Llama 3) needs nothing here; verification pads (see tokens.py).
+    # tokenizer without a pad token (SmolLM2, Llama 3) needs nothing here; verification pads (see tokens.py). Not
+    # shuffled (its default draws the order from torch's unseeded generator): the same texts give the same weights.
     tokenizer = AutoTokenizer.from_pretrained(src)
     model = AutoModelForCausalLM.from_pretrained(src, dtype="auto")
     calib = Dataset.from_list([dict(tokenizer(t, truncation=True, max_length=max_length)) for t in calibration_texts])
     oneshot(model=model, dataset=calib, recipe=recipe, max_seq_length=max_length, batch_size=1,
-            data_collator="truncation", num_calibration_samples=len(calibration_texts), output_dir=str(out_dir))
+            data_collator="truncation", num_calibration_samples=len(calibration_texts), output_dir=str(out_dir),
+            shuffle_calibration_samples=False)
     tokenizer.save_pretrained(out_dir)
 
 
