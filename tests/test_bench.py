@@ -61,6 +61,7 @@ def test_bench_scores_gates_and_reports(tiny_base, model_copy, broken, tmp_path)
         assert e["backend"] == "hf" and e["latency_p95_ms"] >= e["latency_p50_ms"] > 0 and e["throughput_tok_s"] > 0
         held_mb = e["size_mb"] * getattr(torch, e["dtype"]).itemsize / 4  # float32 on disk, held in the bench's dtype
         assert 0 < e["size_mb"] < 10 and e["peak_mem_mb"] >= held_mb - 0.05  # the weights it holds (rounded to 0.1)
+        assert list(e["task_s"]) == tasks and all(v >= 0 for v in e["task_s"].values())  # where the time went
     assert res["a"]["general_ppl"] == res["b"]["general_ppl"]  # same weights, same numbers
     assert res["broken"]["general_ppl"]["ppl"] > 400
     assert summary["failed"] == {"broken": [f"general_ppl.ppl = {res['broken']['general_ppl']['ppl']:.4g}, needs <= 400"]}

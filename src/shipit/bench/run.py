@@ -22,7 +22,11 @@ def bench_model(path: Path, cfg: BenchConfig, ctx) -> dict:
     t0 = time.perf_counter()
     model, tokenizer, backend = load_for_eval(path, cfg.dtype)
     load_s = time.perf_counter() - t0
-    result = {task: get_task(task)(model, tokenizer, ctx) for task in cfg.tasks}
+    result, task_s = {}, {}
+    for task in cfg.tasks:
+        t = time.perf_counter()
+        result[task] = get_task(task)(model, tokenizer, ctx)
+        task_s[task] = round(time.perf_counter() - t, 2)
     prompts = eval_prompts(ctx, cfg.efficiency.prompts)
     with peak_rss_growth() as mem:  # tasks ran first, so lazy imports and caches are warm
         eff = in_process(model, tokenizer, prompts, cfg.efficiency.max_new_tokens)
@@ -32,7 +36,7 @@ def bench_model(path: Path, cfg: BenchConfig, ctx) -> dict:
         t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()]) / 1e6
     eff.update({"backend": backend, "dtype": str(model.dtype).removeprefix("torch.") if backend == "hf" else None,
                 "size_mb": round(size_mb, 3), "load_s": round(load_s, 3),
-                "peak_mem_mb": round(weights_mb + mem["mb"], 1)})
+                "peak_mem_mb": round(weights_mb + mem["mb"], 1), "task_s": task_s})
     if cfg.efficiency.vllm and not is_onnx_dir(path):
         problem = serve_problem(path)  # such a candidate cannot win either (see `decide`)
         eff.update({"vllm_skipped": problem} if problem else
@@ -141,7 +145,10 @@ def run(cfg: BenchConfig) -> dict:
                 results[name] = {k: v for k, v in earlier[key].items() if k != "score"}
             else:
                 print(f"  bench {i}/{len(order)}: {name}", flush=True)
+                t = time.perf_counter()
                 results[name] = {**bench_model(cfg.models[name], cfg, ctx), "key": key}
+                took = ", ".join(f"{k} {v:.0f} s" for k, v in results[name]["efficiency"]["task_s"].items())
+                print(f"  bench {i}/{len(order)}: {name} done in {time.perf_counter() - t:.0f} s ({took})", flush=True)
             results[name]["score"] = weighted_score(results[name], cfg.weights, cfg.tasks)
         results = {n: results[n] for n in cfg.models}
         decision = decide(results, cfg)
