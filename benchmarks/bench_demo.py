@@ -65,12 +65,10 @@ def numbers(out: Path) -> dict[str, float | str]:
               for e in ("experiment", "experiment-round2"))
     other = next(a for a in r2["arms"] if a != r2["control"]) if r2 else None
     state = json.loads((out / ".ship" / "state.json").read_text())["done"]
+    from shipit.ship.report import source_name, worst_task_change
+
     # the winner's own quantized twins (a quantized candidate's manifest names the model it came from)
-    def source(name: str) -> str | None:
-        m = out / name / "manifest.json"
-        path = json.loads(m.read_text()).get("inputs", {}).get("model", {}).get("path") if m.is_file() else None
-        return Path(path).name if path else None
-    twins = [n for n in r if n != res["winner"] and source(n) == res["winner"]]
+    twins = [n for n in r if n != res["winner"] and source_name(out / n) == res["winner"]]
     return {
         "domain QA multiple choice": dom["domain_qa"]["mc_accuracy"],
         "domain QA answer contains the fact": dom["domain_qa"]["contains"],
@@ -91,8 +89,9 @@ def numbers(out: Path) -> dict[str, float | str]:
             "healed merge retention": healed["retention"]["retention_rate"],
             "healed score minus the better parent's": healed["score"] - max(dom["score"], safe["score"])}
            if (healed := r.get("healed")) else {}),
-        "w4a16 worst task change": worst_change(quant, merged),
-        **{f"{n} (the winner quantized) worst task change": worst_change(r[n], r[res["winner"]]) for n in twins},
+        "w4a16 worst task change": worst_task_change(quant, merged)[0],
+        **{f"{n} (the winner quantized) worst task change": worst_task_change(r[n], r[res["winner"]])[0]
+           for n in twins},
         "bench winner": res["winner"] or "none",
         "A/B preference pairs": ab["pairs"] if ab else "not run",
         "A/B decision": ab["decision"]["kind"] if ab else "not run",
@@ -100,12 +99,6 @@ def numbers(out: Path) -> dict[str, float | str]:
         - r2["arms"][r2["control"]]["feedback_score"] if r2 else "not run",
         "stage time, min": sum(d["seconds"] for d in state.values()) / 60,
     }
-
-
-def worst_change(quant: dict, source: dict) -> float:
-    """A quantized candidate's worst relative change of a task score against the model it was made from."""
-    return min((quant[t]["score"] - source[t]["score"]) / abs(source[t]["score"])
-               for t in source if isinstance(source[t], dict) and source[t].get("score") and t in quant)
 
 
 def table(dirs: list[Path]) -> str:

@@ -175,9 +175,7 @@ def targets(cfg: ReportConfig, summary: dict, stage_seconds: float | None) -> li
         source = quantized_from(cfg, quant, merged)
         if source not in res:
             continue
-        worst = min(((res[quant][t]["score"] - res[source][t]["score"]) / abs(res[source][t]["score"]), t)
-                    for t in res[source] if isinstance(res[source][t], dict) and res[source][t].get("score")
-                    and isinstance(res[quant].get(t), dict) and res[quant][t].get("score") is not None)
+        worst = worst_task_change(res[quant], res[source])
         add(f"quantized within 5% of unquantized on every task ({quant} vs {source}; worst: {worst[1]})", worst[0],
             lambda v: v >= -0.05, "{:+.1%}")
     if cfg.experiment and (cfg.experiment / "experiment.json").exists():
@@ -247,9 +245,21 @@ def stratified(e: dict, arm: str) -> str:
 
 def quantized_from(cfg: ReportConfig, quant: str, default: str | None) -> str | None:
     """The name of the model a quantized candidate was made from, as its manifest records it."""
-    path = next(p for p in cfg.quantized if _name(p) == quant)
+    return source_name(next(p for p in cfg.quantized if _name(p) == quant)) or default
+
+
+def source_name(path: Path) -> str | None:
+    """The name of the model the stage output at `path` was made from (its manifest's input `model`), if any."""
     source = ((read_manifest(path) or {}).get("inputs") or {}).get("model", {}).get("path")
-    return _name(source) if source else default
+    return _name(source) if source else None
+
+
+def worst_task_change(quant: dict, source: dict) -> tuple[float, str]:
+    """A quantized candidate's worst relative change of a task score against its source's bench results, and the
+    task: (-0.25, 'domain_qa') when it lost a quarter of its QA score."""
+    return min(((quant[t]["score"] - source[t]["score"]) / abs(source[t]["score"]), t)
+               for t in source if isinstance(source[t], dict) and source[t].get("score")
+               and isinstance(quant.get(t), dict) and quant[t].get("score") is not None)
 
 
 def healing_line(cfg: ReportConfig, res: dict, merged: str, healed: str) -> str:
