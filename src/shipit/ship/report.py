@@ -20,8 +20,8 @@ class ReportConfig(StrictModel):
     domain: Path | None = None
     """The finished domain specialist (e.g. after cpt -> sft -> dpo)."""
     safety_sft: Path | None = None
-    onpolicy: Path | None = None
-    """A data/onpolicy output: the safety SFT's own mistakes, paired for its DPO."""
+    onpolicy: list[Path] = []
+    """data/onpolicy outputs (one path or a list): the safety SFT's own mistakes, paired for its DPO."""
     safety: Path | None = None
     """The finished safety specialist (e.g. after DPO)."""
     merged: Path | None = None
@@ -38,7 +38,7 @@ class ReportConfig(StrictModel):
     """A serve/experiment output comparing the DPO round on the experiment's pairs with the winner."""
     output: Path
 
-    @field_validator("quantized", mode="before")
+    @field_validator("onpolicy", "quantized", mode="before")
     @classmethod
     def _one_or_many(cls, v):
         return [v] if isinstance(v, (str, Path)) else v
@@ -87,9 +87,9 @@ def story(cfg: ReportConfig, summary: dict) -> list[str]:
             r = res[n]["safety"]
             lines.append(f"Safety {label} ({n}): refuses {r['refusal_rate']:.0%} of held-out harmful prompts and "
                          f"over-refuses {r['over_refusal']:.0%} of harmless look-alikes" + safety_detail(r) + ".")
-        if n == s_sft and cfg.onpolicy:
-            m = read_manifest(cfg.onpolicy)["metrics"]
-            lines.append(f"On-policy pairs ({_name(cfg.onpolicy)}): " + onpolicy_detail(m) + f"; {m['pairs']} of "
+        for op in cfg.onpolicy if n == s_sft else []:
+            m = read_manifest(op)["metrics"]
+            lines.append(f"On-policy pairs ({_name(op)}): " + onpolicy_detail(m) + f"; {m['pairs']} of "
                          "those answers became the rejected side of DPO pairs against the reference answers.")
     merged = _name(cfg.merged)
     if merged in res:
