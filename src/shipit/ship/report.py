@@ -391,8 +391,9 @@ def write_report(cfg: ReportConfig) -> Path:
     summary = json.loads((cfg.bench / "results.json").read_text())
     state_file = cfg.output.parent / ".ship" / "state.json"
     times = json.loads(state_file.read_text())["done"] if state_file.exists() else {}
-    inputs = {k: v for k, v in cfg.model_dump(exclude={"quantized"}).items() if k != "output" and v is not None}
-    inputs |= {f"quantized_{i}" if i else "quantized": p for i, p in enumerate(cfg.quantized)}
+    lists = ("onpolicy", "quantized")  # one input each path: the first keeps the field's name
+    inputs = {k: v for k, v in cfg.model_dump(exclude={*lists}).items() if k != "output" and v is not None}
+    inputs |= {f"{k}_{i}" if i else k: p for k in lists for i, p in enumerate(getattr(cfg, k))}
     with stage_output(cfg.output, "report", cfg, inputs) as out:
         md = ["# shipit report\n", f"Artifacts are under `{cfg.output.parent}`; every number below is read from a "
               "stage's manifest.json or the bench's results.json.\n", "## What happened\n"]
