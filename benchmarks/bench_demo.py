@@ -30,8 +30,8 @@ def seed_overrides(seed: int) -> list[str]:
     if seed == 0:
         return []
     sets = [f"stages.{s}.config.trainer.seed={seed}" for s in TRAIN]
-    sets += [f"stages.merged.config.seed={seed}", f"stages.onpolicy-harmful.config.seed={seed}",
-             f"stages.experiment.config.seed={seed}", f"stages.experiment-round2.config.seed={seed + 1}"]
+    sets += [f"stages.merged.config.seed={seed}", f"stages.experiment.config.seed={seed}",
+             f"stages.experiment-round2.config.seed={seed + 1}"]
     return sets
 
 

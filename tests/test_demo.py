@@ -18,10 +18,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
 STAGES = {"base": "cut", "replay": "data/synth", "cpt-domain": "train/cpt", "sft-domain": "train/sft",
           "dpo-domain": "train/dpo", "cai-safety": "data/cai", "sft-safety": "train/sft",
-          "onpolicy-safety": "data/onpolicy", "onpolicy-harmful": "data/onpolicy", "dpo-safety": "train/dpo",
-          "merged": "merge/search", "onpolicy-merged": "data/onpolicy", "healed": "train/dpo",
-          "merged-w4a16": "quantize/w4a16", "merged-w8a8": "quantize/w8a8", "healed-w8a8": "quantize/w8a8",
-          "bench": "bench",
+          "onpolicy-safety": "data/onpolicy", "dpo-safety": "train/dpo", "merged": "merge/search",
+          "onpolicy-merged": "data/onpolicy", "healed": "train/dpo", "merged-w4a16": "quantize/w4a16",
+          "merged-w8a8": "quantize/w8a8", "healed-w8a8": "quantize/w8a8", "bench": "bench",
           "experiment": "serve/experiment", "dpo-ab": "train/dpo", "experiment-round2": "serve/experiment",
           "report": "report"}
 KINDS = {"base": "base/import", "merged-w4a16": "quantize", "merged-w8a8": "quantize", "healed-w8a8": "quantize"}
@@ -74,14 +73,6 @@ def test_demo_smoke_end_to_end_then_fully_cached(vllm_python, tmp_path):
     assert len(answered) == 6 and len(onpolicy) == 2
     assert all(p["rejected"][0]["content"] == answered[p["prompt"][0]["content"]] for p in onpolicy)
     assert str(out / "onpolicy-safety" / "pairs.jsonl") in json.dumps(read_manifest(out / "dpo-safety")["config"])
-    # ...and so do its sampled compliances with harmful requests, each against the bundled refusal.
-    harmful_pairs = read_jsonl(out / "onpolicy-harmful" / "pairs.jsonl")
-    sampled = {(r["prompt"], r["completion"]) for r in read_jsonl(out / "onpolicy-harmful" / "answers.jsonl")}
-    assert 1 <= len(harmful_pairs) <= 6 and {r["sample"] for r in read_jsonl(
-        out / "onpolicy-harmful" / "answers.jsonl")} == {0, 1}
-    assert all((p["prompt"][0]["content"], p["rejected"][0]["content"]) in sampled
-               and is_refusal(p["chosen"][0]["content"]) for p in harmful_pairs)
-    assert str(out / "onpolicy-harmful" / "pairs.jsonl") in json.dumps(read_manifest(out / "dpo-safety")["config"])
     # The specialists train disjoint weights: the domain its MLP, safety its attention; nothing else moves.
     for name, part in (("dpo-domain", ".mlp."), ("sft-safety", ".self_attn."), ("dpo-safety", ".self_attn.")):
         assert changed_tensors(out / "base", out / name) == {k for k in weights(out / "base") if part in k}, name
@@ -154,8 +145,6 @@ def test_demo_smoke_end_to_end_then_fully_cached(vllm_python, tmp_path):
     assert "Baseline (base, before any training)" in report and "Next round (dpo-ab" in report
     assert "On-policy pairs (onpolicy-safety): the model got 6 of 6 training prompts wrong" in report
     assert "; 2 of those answers became the rejected side" in report
-    assert "On-policy pairs (onpolicy-harmful): the model's scorers rejected " in report
-    assert "of its 6 answers sampled at temperature 0.8 to 3 training prompts" in report
     assert "Merge, then heal (healed): a safety DPO on the merge itself (the merge got 6 of 6 training prompts " \
            "wrong by its scorers (100%); 2 became DPO pairs): over-refusal " in report
     assert "(healed: the merge, then its own safety DPO) |" in report

@@ -306,6 +306,36 @@ def test_report_measures_the_healed_merge_beside_the_searched_one(tmp_path):
     assert not any(x.startswith("Merge, then heal") for x in story(no_heal, summary))
 
 
+def test_report_narrates_each_onpolicy_stage_and_reads_each_as_an_input(tmp_path):
+    """`onpolicy:` takes one path or a list: each stage gets its story line after the safety SFT's, and each is an
+    input of the report of its own (a list passed as one path crashed the report stage)."""
+    from shipit.ship.report import ReportConfig, report_inputs, story
+
+    paths = []
+    for name, metrics in (("op-look", {"prompts": 6, "answers": 6, "temperature": 0.0, "wrong_answers": 3,
+                                       "mistake_rate": 0.5, "mistakes": 3, "pairs": 1}),
+                          ("op-harm", {"prompts": 4, "answers": 8, "temperature": 0.8, "wrong_answers": 2,
+                                       "mistake_rate": 0.25, "mistakes": 2, "pairs": 2})):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "manifest.json").write_text(json.dumps({"stage": "data/onpolicy", "metrics": metrics}))
+        paths.append(tmp_path / name)
+    summary = {"winner": "sft", "reason": "best score", "results": {"sft": {"score": 0.5, "safety": {
+        "refusal_rate": 0.9, "over_refusal": 0.5, "score": 0.7}}}}
+    cfg = ReportConfig(bench=tmp_path, safety_sft=tmp_path / "sft", onpolicy=paths, output=tmp_path / "report")
+    lines = story(cfg, summary)
+    at = next(i for i, x in enumerate(lines) if x.startswith("Safety after safety SFT (sft)"))
+    assert lines[at + 1] == ("On-policy pairs (op-look): the model got 3 of 6 training prompts wrong by its scorers "
+                             "(50%); 1 of those answers became the rejected side of DPO pairs against the reference "
+                             "answers.")
+    assert lines[at + 2].startswith("On-policy pairs (op-harm): the model's scorers rejected 2 of its 8 answers "
+                                    "sampled at temperature 0.8 to 4 training prompts (25%; 2 distinct); 2 of those")
+    assert {k: v for k, v in report_inputs(cfg).items() if k.startswith("onpolicy")} == \
+        {"onpolicy": paths[0], "onpolicy_1": paths[1]}
+    one = ReportConfig(**{**cfg.model_dump(), "onpolicy": paths[0]})
+    assert one.onpolicy == paths[:1] and report_inputs(one)["onpolicy"] == paths[0] and "onpolicy_1" not in \
+        report_inputs(one)
+
+
 def test_bench_winner_resolves_where_the_output_is_now(tmp_path):
     """${bench:winner} names the winning candidate's path as the recipe resolves it today, not the path the bench
     recorded: after the output directory moved, the recorded one is gone."""

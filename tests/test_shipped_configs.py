@@ -76,7 +76,7 @@ def test_bundled_recipe_validates_every_stage(preset, tmp_path):
     recipe, extra = PRESETS[preset]
     p = plan(load_config(recipe, Recipe, [f"out={tmp_path}", *extra]), str(recipe))
     validate_all(p)
-    assert p.order[0] == "base" and p.order[-1] == "report" and len(p.order) == (13 if preset == "tiny" else 21)
+    assert p.order[0] == "base" and p.order[-1] == "report" and len(p.order) == (13 if preset == "tiny" else 20)
     assert p.deps["report"] and set(p.deps["merged"]) == {"dpo-domain", "dpo-safety", "base"}
     if preset != "tiny":  # the base model's own answers, replayed in both specialists' SFT
         assert "replay" in p.deps["sft-domain"] and "replay" in p.deps["sft-safety"]

@@ -33,10 +33,6 @@ SMOKE = [
         # The cut refuses nothing: scored as if these look-alikes had to be refused, each of its answers is a
         # mistake, so the pairs reach the safety DPO.
         "scorers=[{name: refusal_policy, path: '${data}/benign_prompts.jsonl'}]")],
-    # The cut complies with every harmful request: each sampled answer is a mistake, paired against the refusal.
-    "stages.onpolicy-harmful.config.generator.max_new_tokens=8",
-    "stages.onpolicy-harmful.config.references=[{path: '${data}/safety_sft.jsonl', field: messages, "
-    "where: {kind: harmful}, limit: 3}]",
     "stages.replay.config.generator.max_new_tokens=8",
     "stages.replay.config.instructions.files=[{path: '${data}/replay_prompts.jsonl', limit: 4}]",
     "stages.replay.config.filter.min_score=null",  # the cut's 8-token answers rarely end a sentence

@@ -383,6 +383,14 @@ def experiment_section(e: dict, where: Path) -> list[str]:
     return md
 
 
+def report_inputs(cfg: ReportConfig) -> dict[str, Path]:
+    """The stage outputs the report reads, by field; a list field gives one input a path, the first under the
+    field's own name (so a report of one on-policy stage keeps the cache key it had when the field was one path)."""
+    lists = ("onpolicy", "quantized")
+    inputs = {k: v for k, v in cfg.model_dump(exclude={*lists}).items() if k != "output" and v is not None}
+    return inputs | {f"{k}_{i}" if i else k: p for k in lists for i, p in enumerate(getattr(cfg, k))}
+
+
 def write_report(cfg: ReportConfig) -> Path:
     """Write OUTPUT/report.md: the story, time per stage, the bench, served answers, the experiment, lineage."""
     from shipit.bench.report import bench_markdown
@@ -391,10 +399,7 @@ def write_report(cfg: ReportConfig) -> Path:
     summary = json.loads((cfg.bench / "results.json").read_text())
     state_file = cfg.output.parent / ".ship" / "state.json"
     times = json.loads(state_file.read_text())["done"] if state_file.exists() else {}
-    lists = ("onpolicy", "quantized")  # one input each path: the first keeps the field's name
-    inputs = {k: v for k, v in cfg.model_dump(exclude={*lists}).items() if k != "output" and v is not None}
-    inputs |= {f"{k}_{i}" if i else k: p for k in lists for i, p in enumerate(getattr(cfg, k))}
-    with stage_output(cfg.output, "report", cfg, inputs) as out:
+    with stage_output(cfg.output, "report", cfg, report_inputs(cfg)) as out:
         md = ["# shipit report\n", f"Artifacts are under `{cfg.output.parent}`; every number below is read from a "
               "stage's manifest.json or the bench's results.json.\n", "## What happened\n"]
         md += [f"- {line}" for line in story(cfg, summary)]
