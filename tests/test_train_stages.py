@@ -81,6 +81,30 @@ def test_dpo_raises_margin_and_accepts_soft_labels(tiny_base, tmp_path):
     assert changed_fraction(tiny_base, out) == 1.0
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["cpt", "dpo"])
+def test_before_and_after_are_measured_in_the_precision_the_stage_trains_in(smol2, tmp_path, name):
+    """Accelerate puts the model under bf16 autocast only once training starts: cpt's perplexities and DPO's own
+    preference "before" ran in float32 and "after" in bf16, so a model that did not move reported a change (on the
+    SmolLM2 cut, DPO margin -0.826 -> -0.8236). Here bf16 is on and the one step moves nothing (learning rate
+    1e-12): before and after must agree."""
+    still = {**FAST, "bf16": True, "learning_rate": 1e-12, "max_steps": 1}
+    stage = get_stage(name)
+    if name == "cpt":
+        cfg = stage.Config(model=smol2, output=tmp_path / "o", domain=[{"path": DATA_DIR / "domain_corpus.jsonl"}],
+                           general=[{"path": DATA_DIR / "general_train.jsonl"}], trainer=still,
+                           domain_heldout=DATA_DIR / "domain_heldout.jsonl",
+                           general_heldout=DATA_DIR / "general_heldout.jsonl")
+        pairs = [("domain_ppl_before", "domain_ppl_after"), ("general_ppl_before", "general_ppl_after")]
+    else:
+        cfg = stage.Config(model=smol2, output=tmp_path / "o", datasets=[DATA_DIR / "preference_pairs.jsonl"],
+                           trainer=still)
+        pairs = [("eval_margin_before", "eval_margin"), ("eval_accuracy_before", "eval_accuracy")]
+    m = manifest(stage.run(cfg))["metrics"]
+    for before, after in pairs:
+        assert m[before] == pytest.approx(m[after], rel=1e-5, abs=1e-6), (before, m[before], after, m[after])
+
+
 def test_soft_dpo_loss_is_conservative_dpo_and_its_gradient_matches_the_formula():
     import torch.nn.functional as F
 

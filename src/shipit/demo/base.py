@@ -94,6 +94,7 @@ def build_base(cfg: BaseConfig, out: Path, resume: bool = False) -> Path:
 
     from shipit.models.perplexity import perplexity
     from shipit.registry import stage_output
+    from shipit.train.common import as_trained
     from shipit.train.sft import fit
 
     set_seed(cfg.seed)
@@ -103,7 +104,8 @@ def build_base(cfg: BaseConfig, out: Path, resume: bool = False) -> Path:
         model = build_model(cfg, tokenizer)
         heldout = [r["text"] for r in read_jsonl(cfg.heldout, ["text"], what="heldout")]
         run.metrics["params"] = sum(p.numel() for p in model.parameters())
-        run.metrics["general_ppl_init"] = round(perplexity(model, tokenizer, heldout), 3)
+        with as_trained(cfg.pretrain, model):  # the precision "general_ppl" below is measured in
+            run.metrics["general_ppl_init"] = round(perplexity(model, tokenizer, heldout), 3)
         rows = [{"text": t} for t in _texts(cfg.pretrain_corpus)]
         trainer, metrics = fit(model, tokenizer, rows, [], cfg.pretrain, run.dir, resume=resume)
         model = trainer.model

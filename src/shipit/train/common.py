@@ -43,9 +43,26 @@ class TrainerSettings(StrictModel):
     report_to: list[ReportTo] = ["none"]
 
 
+def bf16_on(s: TrainerSettings) -> bool:
+    """Whether these settings train in bf16 autocast ("auto": where the device computes bf16 natively)."""
+    from shipit.device import bf16_supported
+
+    return bf16_supported() if s.bf16 == "auto" else s.bf16
+
+
+def as_trained(s: TrainerSettings, model):
+    """A context that runs `model` in the precision these settings train it in (bf16 autocast, or none), for a
+    stage's before/after measurements: accelerate wraps the model's forward in autocast only once training starts,
+    so a "before" measured outside this ran in float32 and its "after" in bf16 (on a bf16 CPU, 4x slower too)."""
+    import torch
+
+    device = next(model.parameters()).device.type
+    return torch.autocast(device, dtype=torch.bfloat16, enabled=bf16_on(s))
+
+
 def trl_kwargs(s: TrainerSettings, output_dir: Path) -> dict:
     """Keyword arguments common to TRL's configs (SFTConfig, DPOConfig, ...) for these settings."""
-    from shipit.device import bf16_supported, has_cuda
+    from shipit.device import has_cuda
 
     cuda = has_cuda()
     return dict(
@@ -65,7 +82,7 @@ def trl_kwargs(s: TrainerSettings, output_dir: Path) -> dict:
         save_steps=s.save_steps,
         save_total_limit=1,
         use_cpu=not cuda,
-        bf16=bf16_supported() if s.bf16 == "auto" else s.bf16,
+        bf16=bf16_on(s),
         gradient_checkpointing=cuda if s.gradient_checkpointing == "auto" else s.gradient_checkpointing,
         report_to=[r for r in s.report_to if r != "none"] or "none",
         dataloader_num_workers=0,

@@ -90,7 +90,7 @@ def run(cfg: Config, resume: bool = False) -> Path:
     from shipit.models.perplexity import perplexity
     from shipit.errors import UserError
     from shipit.registry import stage_output
-    from shipit.train.common import load_model, save_trained, training_tokenizer
+    from shipit.train.common import as_trained, load_model, save_trained, training_tokenizer
     from shipit.train.sft import fit
 
     require_model(cfg.model, "model", hint="expected a Hugging Face model directory")
@@ -103,13 +103,15 @@ def run(cfg: Config, resume: bool = False) -> Path:
     with stage_output(cfg.output, "train/cpt", cfg, inputs, resume=resume, keep_on_error=True) as out:
         tokenizer = training_tokenizer(cfg.model)
         model = load_model(cfg.model, cfg.peft)
-        before = perplexity(model, tokenizer, held_d), perplexity(model, tokenizer, held_g)
+        with as_trained(cfg.trainer, model):  # before and after in one precision (the trainer's)
+            before = perplexity(model, tokenizer, held_d), perplexity(model, tokenizer, held_g)
         count = lambda t: len(tokenizer(t)["input_ids"])  # noqa: E731
         rows = [{"text": t} for t in mix_by_tokens(domain, general, cfg.general_per_domain, count, cfg.trainer.seed)]
         general_tokens = sum(count(r["text"]) for r in rows) - sum(count(t) for t in domain)
         trainer, metrics = fit(model, tokenizer, rows, [], cfg.trainer, out.dir, resume=resume, peft=cfg.peft)
         model = trainer.model
-        after = perplexity(model, tokenizer, held_d), perplexity(model, tokenizer, held_g)
+        with as_trained(cfg.trainer, model):
+            after = perplexity(model, tokenizer, held_d), perplexity(model, tokenizer, held_g)
         out.metrics.update(metrics)
         out.metrics.update({
             "domain_ppl_before": round(before[0], 3), "domain_ppl_after": round(after[0], 3),

@@ -53,7 +53,7 @@ def run(cfg: Config, resume: bool = False) -> Path:
     from shipit.models.check import require_model
     from shipit.formats.mix import split_eval
     from shipit.registry import stage_output
-    from shipit.train.common import load_model, save_trained, training_tokenizer
+    from shipit.train.common import as_trained, load_model, save_trained, training_tokenizer
     from shipit.train.dpo_soft import own_preference
 
     require_model(cfg.model, "model", hint="expected a Hugging Face model directory")
@@ -63,9 +63,12 @@ def run(cfg: Config, resume: bool = False) -> Path:
     with stage_output(cfg.output, "train/dpo", cfg, inputs, resume=resume, keep_on_error=True) as out:
         tokenizer = training_tokenizer(cfg.model)
         trainer = make_trainer(load_model(cfg.model, cfg.peft), tokenizer, train_rows, eval_rows, cfg, out.dir)
-        before = own_preference(trainer)
+        with as_trained(cfg.trainer, trainer.model):  # before and after in one precision (the trainer's)
+            before = own_preference(trainer)
         out.metrics.update(train_with_resume(trainer, out.dir, resume))
-        after, implicit = own_preference(trainer), trainer.evaluate()
+        with as_trained(cfg.trainer, trainer.model):
+            after = own_preference(trainer)
+        implicit = trainer.evaluate()
         out.metrics.update({"eval_margin_before": before["margin"], "eval_margin": after["margin"],
                             "eval_accuracy_before": before["accuracy"], "eval_accuracy": after["accuracy"],
                             # TRL's implicit-reward numbers (policy vs reference): 0 before training by construction
