@@ -118,6 +118,39 @@ def test_a_moved_output_keeps_its_cache_and_an_edited_data_dir_reruns_what_reads
                                                          "q": "cached", "bench": "ran"}
 
 
+@pytest.mark.slow
+def test_no_bench_winner_skips_what_needs_one_and_still_writes_the_report(tmp_path):
+    """A bench no candidate passes (seed 0 of the demo at 8988920) stopped the whole run with an error: no report,
+    and the bench rerun every time. Now the stages that read ${bench:winner} (and what reads them) are skipped,
+    the report still runs without them, the run ends in GateFailure (exit 1), and a second run is cached."""
+    from shipit.errors import GateFailure
+
+    stages = {
+        "base": {"kind": "base", "config": TINY},
+        "bench": {"kind": "bench", "config": {
+            "data_dir": "${data}", "models": {"base": "${base}"}, "tasks": ["general_ppl"],
+            "efficiency": {"prompts": 1, "max_new_tokens": 2}, "gates": {"general_ppl.ppl": "<= 0.001"},
+            "on_no_winner": "report"}},
+        "q": {"kind": "quantize", "config": {"method": "w8a8", "model": "${bench:winner}"}},
+        "q2": {"kind": "quantize", "config": {"method": "w8a8", "model": "${q}"}},
+        "report": {"kind": "report", "config": {"bench": "${bench}", "base": "${base}", "merged": "${q2}"}},
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump({"name": "t", "out": str(tmp_path / "out"), "stages": stages}, sort_keys=False))
+    lines: list[str] = []
+    with pytest.raises(GateFailure, match="no candidate passed the gates") as failed:
+        ship(path, echo=lines.append)
+    assert statuses(failed.value.report) == {"base": "ran", "bench": "ran", "q": "skipped", "q2": "skipped",
+                                             "report": "ran"}
+    assert "[4/5] q2 (quantize): skipped (needs 'q', which was skipped)" in lines, lines
+    assert "Bench decision: none - no candidate passed the gates" in (tmp_path / "out/report/report.md").read_text()
+    assert not (tmp_path / "out/q").exists() and not (tmp_path / "out/q2").exists()
+    with pytest.raises(GateFailure) as again:
+        ship(path, echo=lambda m: None)
+    assert statuses(again.value.report) == {"base": "cached", "bench": "cached", "q": "skipped", "q2": "skipped",
+                                            "report": "cached"}
+
+
 def test_recipe_errors_fail_before_any_work(tmp_path):
     path = recipe(tmp_path)
     data = yaml.safe_load(path.read_text())

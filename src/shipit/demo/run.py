@@ -74,12 +74,24 @@ def quiet_libraries() -> None:
 def run_demo(out: Path, preset: str = "default", overrides: tuple[str, ...] = ()) -> Path:
     """Ship the preset's bundled recipe into `out` (cached: a second run skips every finished stage), with `overrides`
     (`--set` values) applied last; returns report.md."""
+    from shipit.errors import GateFailure
     from shipit.ship.runner import ship
 
     quiet_libraries()
     recipe, extra = PRESETS[preset]
-    ship(recipe, [f"out={Path(out).resolve()}", *extra, *overrides])
     report = Path(out).resolve() / "report" / "report.md"
+    try:
+        ship(recipe, [f"out={Path(out).resolve()}", *extra, *overrides])
+    except GateFailure:  # no candidate passed the bench's gates: the stages before it and the report still ran
+        if report.is_file():
+            tell(report)
+            print(f"report: {report}", flush=True)
+        raise
+    tell(report)
+    return report
+
+
+def tell(report: Path) -> None:
+    """Print the report's "What happened" lines."""
     for line in report.read_text().split("## What happened\n", 1)[1].split("\n## ", 1)[0].strip().splitlines():
         print(line, flush=True)
-    return report

@@ -19,6 +19,8 @@ class Kind:
     """`module:Class` of the config model."""
     runner: Callable[[object, Path, bool], Path]
     has_output: bool = True
+    reads_skipped: bool = False
+    """Runs when a stage it reads was skipped (e.g. no bench winner for an A/B): that field is left empty."""
 
     def config_class(self):
         module, cls = self.model.split(":")
@@ -123,5 +125,5 @@ KINDS: dict[str, Kind] = {
     "quantize": Kind("shipit.ship.stages:QuantizeStage", _quantize, has_output=False),
     "bench": Kind("shipit.bench.config:BenchConfig", _bench),
     "serve/experiment": Kind("shipit.ship.experiment:ExperimentConfig", _experiment),
-    "report": Kind("shipit.ship.report:ReportConfig", _report),
+    "report": Kind("shipit.ship.report:ReportConfig", _report, reads_skipped=True),
 }

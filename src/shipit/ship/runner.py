@@ -26,7 +26,7 @@ from pydantic import Field, field_validator
 
 import shipit
 from shipit.config import StrictModel, load_config
-from shipit.errors import UserError
+from shipit.errors import GateFailure, UserError
 
 # Kinds whose libraries print pages of progress lines: their output goes to OUT/.ship/logs/NAME.log.
 QUIET_KINDS = {"merge", "merge/search", "quantize", "bench"}
@@ -71,6 +71,9 @@ def _refs(value) -> list[tuple[str, str | None]]:
 
 def _substitute(value, lookup):
     if isinstance(value, str):
+        whole = REF.fullmatch(value)
+        if whole and lookup(whole.group(1), whole.group(2)) is None:  # a skipped stage: the field is left empty
+            return None
         return REF.sub(lambda m: str(lookup(m.group(1), m.group(2))), value)
     if isinstance(value, dict):
         return {k: _substitute(v, lookup) for k, v in value.items()}
@@ -132,10 +135,16 @@ def plan(recipe: Recipe, source: str) -> Plan:
     return Plan(recipe, source, order, deps)
 
 
-def _lookup(p: Plan, validating: bool):
+class NoCandidate(UserError):
+    """`${bench:winner}` (or `runner_up`) where the bench passed too few candidates: the stage is skipped."""
+
+
+def _lookup(p: Plan, validating: bool, skipped: dict[str, str] | None = None):
     def lookup(ref: str, pick: str | None):
         if ref == "data":
             return p.data
+        if skipped and ref in skipped:
+            return None
         if pick is None or validating:
             return p.out(ref)
         results = p.out(ref) / "results.json"
@@ -145,7 +154,8 @@ def _lookup(p: Plan, validating: bool):
         ranked = [n for n in sorted(summary["passed"], key=lambda n: -summary["results"][n]["score"])]
         idx = 0 if pick == "winner" else 1
         if len(ranked) <= idx:
-            raise UserError(f"${{{ref}:{pick}}}: the bench has only {len(ranked)} candidate(s) that passed its gates")
+            raise NoCandidate(f"${{{ref}:{pick}}}: {summary.get('reason') or 'too few candidates passed the gates'}"
+                              f" (bench '{ref}', {len(ranked)} passed)")
         # The candidate's path as the recipe names it now, not as the bench recorded it: an output directory that
         # was moved (or a checkout of the data) resolves to where it is.
         named = p.recipe.stages[ref].config.get("models", {}).get(ranked[idx])
@@ -315,11 +325,26 @@ def ship(recipe_path: Path, overrides=(), dry_run: bool = False, until: str | No
         check_serving_env(p, [n for n in order if n in planned])
     started = time.perf_counter()
     rebuilding: set[str] = set()
+    skipped: dict[str, str] = {}  # stage -> why: no bench winner to read, or a stage it needs was skipped
     for i, name in enumerate(order, 1):
         spec = recipe.stages[name]
         keys[name] = cache_key(p, name, keys)
         why = why_run(name, keys[name], rebuilding)
         head = f"[{i}/{len(order)}] {name} ({spec.kind})"
+        missing = [d for d in p.deps[name] if d in skipped]
+        if not dry_run and missing and not KINDS[spec.kind].reads_skipped:
+            skipped[name] = f"needs '{missing[0]}', which was skipped"
+            echo(f"{head}: skipped ({skipped[name]})")
+            report[name] = {"status": "skipped", "output": str(p.out(name))}
+            continue
+        if not dry_run and why != "cached":
+            try:  # resolved now: a ${bench:winner} with no winner skips the stage (and what reads it)
+                cfg = _substitute(spec.config, _lookup(p, validating=False, skipped=skipped))
+            except NoCandidate as e:
+                skipped[name] = str(e)
+                echo(f"{head}: skipped ({e})")
+                report[name] = {"status": "skipped", "output": str(p.out(name))}
+                continue
         if why != "cached":
             rebuilding.add(name)
         if dry_run or why == "cached":
@@ -334,7 +359,6 @@ def ship(recipe_path: Path, overrides=(), dry_run: bool = False, until: str | No
         echo(f"{head}: {why}{' - resuming' if resume else ''}"
              + (f" (library output: {log_path(root, name)})" if spec.kind in QUIET_KINDS else ""))
         t0 = time.perf_counter()
-        cfg = _substitute(spec.config, _lookup(p, validating=False))
         kind = KINDS[spec.kind]
         validated = kind.validate(cfg, p.out(name), f"{p.source}: stage '{name}'")
         with (fds_to(log_path(root, name)) if spec.kind in QUIET_KINDS else nullcontext()):
@@ -352,4 +376,9 @@ def ship(recipe_path: Path, overrides=(), dry_run: bool = False, until: str | No
     if not dry_run:
         echo(f"{recipe.name}: {len(order)} stages in {time.perf_counter() - started:.0f}s "
              f"({sum(r['status'] == 'cached' for r in report.values())} cached); outputs under {root}")
+    if skipped:  # the work that could run ran, and its outputs (a report among them) are written
+        first = next(iter(skipped.items()))
+        failure = GateFailure(f"{len(skipped)} stage(s) skipped ({', '.join(skipped)}): {first[0]}: {first[1]}")
+        failure.report = report
+        raise failure
     return report
