@@ -143,7 +143,8 @@ def test_no_bench_winner_skips_what_needs_one_and_still_writes_the_report(tmp_pa
     assert statuses(failed.value.report) == {"base": "ran", "bench": "ran", "q": "skipped", "q2": "skipped",
                                              "report": "ran"}
     assert "[4/5] q2 (quantize): skipped (needs 'q', which was skipped)" in lines, lines
-    assert "Bench decision: none - no candidate passed the gates" in (tmp_path / "out/report/report.md").read_text()
+    told = (tmp_path / "out/report/report.md").read_text()
+    assert "Bench decision: none - no candidate passed the gates" in told and "No winner, so nothing to serve" in told
     assert not (tmp_path / "out/q").exists() and not (tmp_path / "out/q2").exists()
     with pytest.raises(GateFailure) as again:
         ship(path, echo=lambda m: None)
@@ -298,6 +299,11 @@ def test_report_targets_read_each_number_against_its_bar(tmp_path):
     summary["results"]["dom"]["domain_qa"]["mc_accuracy"] = 0.4167  # 20/48 as results.json stores it; 18/48 kept
     rows = {t: (v, ok) for t, v, ok in targets(cfg, summary, None)}
     assert rows["merge keeps >= 90% of the domain specialist's QA"] == ("90.0%", "met")
+    ab = "A/B yields >= 20 preference pairs from 80 requests"
+    assert ab not in rows  # a winner and no experiment given: nothing said about an A/B
+    rows = {t: (v, ok) for t, v, ok in targets(cfg, {**summary, "winner": None}, None)}
+    assert rows[ab] == rows["the DPO round does not lose on the judged score"] == (
+        "not run: no candidate passed the bench's gates", "**missed**")  # skipped for want of a winner: missed
 
 
 def test_report_measures_the_healed_merge_beside_the_searched_one(tmp_path):

@@ -111,6 +111,8 @@ def story(cfg: ReportConfig, summary: dict) -> list[str]:
         lines.append(f"Quantization ({q['name']}, {q['stage']}): {m['size_ratio']:.2f}x the size, perplexity "
                      f"{m['ppl_delta_pct']:+.2f}%{over}, largest logit change {m['max_logit_diff']:.3g}{here}.")
     lines.append(f"Bench decision: {summary['winner'] or 'none'} - {summary['reason']}.")
+    if summary["winner"] is None and cfg.experiment is None:
+        lines.append("No winner, so nothing to serve: no A/B experiment, no preference pairs, no DPO round on them.")
     if cfg.experiment and (cfg.experiment / "experiment.json").exists():
         e = json.loads((cfg.experiment / "experiment.json").read_text())
         lines.append(f"A/B experiment ({', '.join(e['arms'])}): {e['decision']['kind']} - {e['decision']['reason']}; "
@@ -188,6 +190,9 @@ def targets(cfg: ReportConfig, summary: dict, stage_seconds: float | None) -> li
         add("the DPO round does not lose on the judged score", e["arms"][other]["feedback_score"]
             - e["arms"][e["control"]]["feedback_score"], lambda v: v >= 0,
             "{:+.3f}" + (f" (by prompt kind: {strat:+.3f})" if strat is not None else ""))
+    if winner is None and cfg.experiment is None:  # the A/B stages were skipped: their targets are missed, not absent
+        rows += [(what, "not run: no candidate passed the bench's gates", "**missed**") for what in
+                 ("A/B yields >= 20 preference pairs from 80 requests", "the DPO round does not lose on the judged score")]
     if stage_seconds is not None:
         add("stage time <= 15 minutes on this machine", stage_seconds / 60, lambda v: v <= 15, "{:.1f} min")
     return rows
