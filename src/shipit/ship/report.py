@@ -191,8 +191,9 @@ def targets(cfg: ReportConfig, summary: dict, stage_seconds: float | None) -> li
             - e["arms"][e["control"]]["feedback_score"], lambda v: v >= 0,
             "{:+.3f}" + (f" (by prompt kind: {strat:+.3f})" if strat is not None else ""))
     if winner is None and cfg.experiment is None:  # the A/B stages were skipped: their targets are missed, not absent
-        rows += [(what, "not run: no candidate passed the bench's gates", "**missed**") for what in
-                 ("A/B yields >= 20 preference pairs from 80 requests", "the DPO round does not lose on the judged score")]
+        rows += [(what, "not run: no candidate passed the bench's gates", "**missed**")
+                 for what in ("A/B yields >= 20 preference pairs from 80 requests",
+                              "the DPO round does not lose on the judged score")]
     if stage_seconds is not None:
         add("stage time <= 15 minutes on this machine", stage_seconds / 60, lambda v: v <= 15, "{:.1f} min")
     return rows
