@@ -53,7 +53,8 @@ def bf16_on(s: TrainerSettings) -> bool:
 def as_trained(s: TrainerSettings, model):
     """A context that runs `model` in the precision these settings train it in (bf16 autocast, or none), for a
     stage's before/after measurements: accelerate wraps the model's forward in autocast only once training starts,
-    so a "before" measured outside this ran in float32 and its "after" in bf16 (on a bf16 CPU, 4x slower too)."""
+    so a "before" measured outside this ran in float32 and its "after" in bf16 (on a CPU with native bf16, the
+    float32 pass is also the slower one)."""
     import torch
 
     device = next(model.parameters()).device.type
