@@ -71,9 +71,9 @@ def _refs(value) -> list[tuple[str, str | None]]:
 
 def _substitute(value, lookup):
     if isinstance(value, str):
-        whole = REF.fullmatch(value)
-        if whole and lookup(whole.group(1), whole.group(2)) is None:  # a skipped stage: the field is left empty
-            return None
+        if whole := REF.fullmatch(value):
+            got = lookup(whole.group(1), whole.group(2))
+            return None if got is None else str(got)  # None: a skipped stage, the field is left empty
         return REF.sub(lambda m: str(lookup(m.group(1), m.group(2))), value)
     if isinstance(value, dict):
         return {k: _substitute(v, lookup) for k, v in value.items()}
