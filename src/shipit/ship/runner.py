@@ -331,20 +331,19 @@ def ship(recipe_path: Path, overrides=(), dry_run: bool = False, until: str | No
         keys[name] = cache_key(p, name, keys)
         why = why_run(name, keys[name], rebuilding)
         head = f"[{i}/{len(order)}] {name} ({spec.kind})"
-        missing = [d for d in p.deps[name] if d in skipped]
+        missing, unmet = [d for d in p.deps[name] if d in skipped], None
         if not dry_run and missing and not KINDS[spec.kind].reads_skipped:
-            skipped[name] = f"needs '{missing[0]}', which was skipped"
-            echo(f"{head}: skipped ({skipped[name]})")
-            report[name] = {"status": "skipped", "output": str(p.out(name))}
-            continue
-        if not dry_run and why != "cached":
+            unmet = f"needs '{missing[0]}', which was skipped"
+        elif not dry_run and why != "cached":
             try:  # resolved now: a ${bench:winner} with no winner skips the stage (and what reads it)
                 cfg = _substitute(spec.config, _lookup(p, validating=False, skipped=skipped))
             except NoCandidate as e:
-                skipped[name] = str(e)
-                echo(f"{head}: skipped ({e})")
-                report[name] = {"status": "skipped", "output": str(p.out(name))}
-                continue
+                unmet = str(e)
+        if unmet:
+            skipped[name] = unmet
+            echo(f"{head}: skipped ({unmet})")
+            report[name] = {"status": "skipped", "output": str(p.out(name))}
+            continue
         if why != "cached":
             rebuilding.add(name)
         if dry_run or why == "cached":
