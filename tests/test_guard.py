@@ -76,3 +76,18 @@ def test_guard_passes_the_exit_code_and_stops_on_sigterm_to_its_group():
     finally:
         if _group(proc.pid):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_guard_removes_the_commands_scratch_directory_when_it_exits(tmp_path):
+    """The command's own scratch directory (a vLLM server's sockets) goes when the command does; nothing else."""
+    scratch, other = tmp_path / "scratch", tmp_path / "other"
+    scratch.mkdir()
+    other.mkdir()
+    (scratch / "engine.sock").write_text("")
+    assert guarded_popen(["true"], scratch=scratch).wait(30) == 0
+    assert not scratch.exists() and other.is_dir()
+    proc = guarded_popen(["sleep", "600"], poll_s=0.2, scratch=other)  # stopped as VLLMServer.stop does
+    time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGTERM)
+    proc.wait(10)
+    assert not other.exists()

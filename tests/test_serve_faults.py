@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ SRC = Path(shipit.__file__).resolve().parents[1]  # the shipit under test
 
 def _shipit(args, tmp: Path, vllm_python: Path, wrap: list[str] | None = None):
     env = {**os.environ, "PYTHONPATH": str(SRC), "SHIPIT_STATE": str(tmp / "state"),
-           "SHIPIT_VLLM_PYTHON": str(vllm_python)}
+           "SHIPIT_VLLM_PYTHON": str(vllm_python), "TMPDIR": str(_short_tmp(tmp))}
     # A shell starts background jobs with SIGINT ignored, and a child inherits that: give shipit the default
     # disposition a user's terminal gives it, whatever launched the tests.
     proc = subprocess.Popen([*(wrap or []), sys.executable, "-m", "shipit", *args], env=env, text=True,
@@ -36,6 +37,14 @@ def _shipit(args, tmp: Path, vllm_python: Path, wrap: list[str] | None = None):
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True).start()
     return proc, lines
+
+
+def _short_tmp(tmp: Path) -> Path:
+    """A temporary directory for shipit under test, linked from tmp/"tmp": short, as vLLM's socket paths must be."""
+    link = tmp / "tmp"
+    if not link.is_symlink():
+        link.symlink_to(tempfile.mkdtemp(prefix="st-", dir="/tmp"))
+    return link.resolve()
 
 
 def _wait_for(pred, lines, proc, timeout_s=300):
@@ -117,6 +126,10 @@ def test_serve_model_stops_its_server_on_signal(sig, when, tiny_base, vllm_pytho
         assert f"vLLM pid {pid}" in line and f"log: {tmp_path / 'state' / 'logs'}" in line, line
     assert list((tmp_path / "state" / "logs").glob("vllm-*.log"))
     assert sorted(p.name for p in model.iterdir()) == before, "something was written beside the model"
+    # vLLM's processes talk over ZeroMQ sockets in the temporary directory and leave them there when stopped.
+    left = [str(p) for p in (tmp_path / "tmp").resolve().rglob("*") if p.is_socket()]
+    shutil.rmtree((tmp_path / "tmp").resolve())
+    assert not left, f"the server left its sockets behind after {sig.name}: {left}"
     assert "Traceback" not in out
 
 

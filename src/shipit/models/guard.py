@@ -15,10 +15,11 @@ import os
 import subprocess
 import sys
 
-# Runs under any Python 3 (the guard imports nothing from shipit). argv: PARENT_PID POLL_S GRACE_S COMMAND...
+# Runs under any Python 3 (the guard imports nothing from shipit). argv: PARENT_PID POLL_S GRACE_S SCRATCH COMMAND...
 GUARD = r"""
-import os, signal, subprocess, sys, time
-parent, poll_s, grace_s, cmd = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4:]
+import os, shutil, signal, subprocess, sys, time
+parent, poll_s, grace_s, scratch = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+cmd = sys.argv[5:]
 child, stopping = None, []
 def stop(*_):  # one SIGTERM to every process of the group (the guard leads it; its own copy lands here, ignored)
     if not stopping:
@@ -37,17 +38,21 @@ while child.poll() is None and not stopping:
 try:
     child.wait(grace_s)
 except subprocess.TimeoutExpired:
-    os.killpg(os.getpgrp(), signal.SIGKILL)
+    os.killpg(os.getpgrp(), signal.SIGKILL)  # the guard too: the caller removes the scratch directory then
+if scratch:
+    shutil.rmtree(scratch, ignore_errors=True)
 sys.exit(child.returncode if child.returncode >= 0 else 128 - child.returncode)
 """
 
 
-def guarded_popen(cmd: list[str], *, poll_s: float = 1.0, grace_s: float = 20.0, **popen_kwargs) -> subprocess.Popen:
+def guarded_popen(cmd: list[str], *, poll_s: float = 1.0, grace_s: float = 20.0, scratch: str | os.PathLike = "",
+                  **popen_kwargs) -> subprocess.Popen:
     """Start `cmd` under a guard in a new session; the returned process is the guard, which exits with the command's
     code (128 + N when signal N ended it). SIGTERM or SIGINT to the guard sends one SIGTERM to the command and every
     process it started (its process group) and waits up to `grace_s` for the command before SIGKILLing the group;
-    so does the guard when this process dies (checked every `poll_s`)."""
-    guard = [sys.executable, "-c", GUARD, str(os.getpid()), str(poll_s), str(grace_s), *cmd]
+    so does the guard when this process dies (checked every `poll_s`). `scratch`, a directory made for the command
+    alone, is removed once the command has exited."""
+    guard = [sys.executable, "-c", GUARD, str(os.getpid()), str(poll_s), str(grace_s), str(scratch or ""), *cmd]
     return subprocess.Popen(guard, start_new_session=True, **popen_kwargs)
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -123,6 +125,7 @@ class VLLMServer:
     startup_timeout_s: float = 300.0
     extra_args: list[str] = field(default_factory=list)
     proc: subprocess.Popen | None = None
+    scratch: Path | None = None
     cancelled: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -170,10 +173,17 @@ class VLLMServer:
                "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
         if self.cpu_cores and "VLLM_CPU_OMP_THREADS_BIND" not in os.environ:
             env["VLLM_CPU_OMP_THREADS_BIND"] = self.cpu_cores
+        # vLLM's processes talk over ZeroMQ sockets that it creates in the temporary directory and leaves there
+        # (seven a server): give them a directory of this server's own, removed when it stops. A socket's path has
+        # at most 107 bytes (vLLM adds "/" and a 36-character uuid); where the temporary directory is too deep for
+        # one more level, vLLM keeps its own.
+        if "VLLM_RPC_BASE_PATH" not in os.environ and len(os.fsencode(tempfile.gettempdir())) + 16 + 37 <= 107:
+            self.scratch = Path(tempfile.mkdtemp(prefix="shipit-"))
+            env["VLLM_RPC_BASE_PATH"] = str(self.scratch)
         with open(self.log_path, "w") as log:
             # Under a guard, in a session of its own: stopped with shipit even when shipit is SIGKILLed.
             self.proc = guarded_popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env,
-                                      stdin=subprocess.DEVNULL)
+                                      stdin=subprocess.DEVNULL, scratch=self.scratch)
         try:
             self._wait_healthy(httpx)
         except BaseException:
@@ -209,18 +219,20 @@ class VLLMServer:
         return root_cause(lines)[:300]
 
     def stop(self, grace_s: float = 15.0) -> None:
-        """SIGTERM the server (through its guard), then SIGKILL its process group after `grace_s`."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        pgid = self.proc.pid  # the server's guard leads the process group of the server and its engine
-        try:
-            os.kill(pgid, signal.SIGTERM)  # the guard passes one SIGTERM on to every process of the group
-            self.proc.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(pgid, signal.SIGKILL)
-            self.proc.wait()
-        except ProcessLookupError:  # already gone (another thread stopped it)
-            pass
+        """SIGTERM the server (through its guard), then SIGKILL its process group after `grace_s`; remove its
+        scratch directory."""
+        if self.proc is not None and self.proc.poll() is None:
+            pgid = self.proc.pid  # the server's guard leads the process group of the server and its engine
+            try:
+                os.kill(pgid, signal.SIGTERM)  # the guard passes one SIGTERM on to every process of the group
+                self.proc.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(pgid, signal.SIGKILL)
+                self.proc.wait()
+            except ProcessLookupError:  # already gone (another thread stopped it)
+                pass
+        if self.scratch is not None:  # the guard removes it, unless its group was SIGKILLed
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
     def __enter__(self) -> "VLLMServer":
         return self.start()
