@@ -236,3 +236,22 @@ def test_deepspeed_is_pinned_where_its_config_is_shipped():
     pins = [line for line in (REPO / "requirements/core.txt").read_text().splitlines()
             if line.startswith("deepspeed==")]
     assert extras["deepspeed"] == pins == ["deepspeed==0.19.8"]
+
+
+def test_a_rank_leaves_its_process_group_before_it_exits(monkeypatch, tmp_path):
+    """`shipit train` ends a launch's process group itself: left to the interpreter's exit, a gloo rank sometimes
+    aborted (SIGABRT, "terminate called without an active exception") after it had trained and written, and the launch
+    failed (CI, the reward launch above). A plain run has no group and nothing to end."""
+    import torch.distributed as dist
+
+    from shipit.registry import leave_process_group
+
+    leave_process_group()  # a plain run: no group, no error
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as under a launch; the group here has one member
+    dist.init_process_group("gloo", store=dist.FileStore(str(tmp_path / "store"), 1), rank=0, world_size=1)
+    try:
+        leave_process_group()
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

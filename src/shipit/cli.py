@@ -176,14 +176,16 @@ def base_cut(source: Path, out: Path, layers: int) -> None:
 def train(stage: str, config_path: Path, overrides: tuple[str, ...], resume: bool) -> None:
     from shipit.config import load_config
     from shipit.models.guard import die_with_launcher
-    from shipit.registry import world_size
+    from shipit.registry import leave_process_group, world_size
     from shipit.train import get_stage
 
     if world_size() > 1:
         die_with_launcher()
     module = get_stage(stage)
     cfg = load_config(config_path, module.Config, overrides)
-    click.echo(f"model: {module.run(cfg, resume=resume)}")
+    out = module.run(cfg, resume=resume)
+    leave_process_group()
+    click.echo(f"model: {out}")
 
 
 @cli.group()

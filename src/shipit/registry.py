@@ -204,6 +204,22 @@ def barrier() -> None:
     PartialState(cpu=not has_cuda()).wait_for_everyone()
 
 
+def leave_process_group() -> None:
+    """End a multi-process launch's process group (gloo/nccl) before the process exits, as PyTorch asks.
+
+    Left to the interpreter's exit, gloo's worker threads may still hold a tensor while Python is torn down, and the
+    rank aborts (SIGABRT, "terminate called without an active exception"; pytorch/pytorch#190489) after it trained and
+    wrote: the launch fails though its output is complete. Only on success: after an error another rank may still be
+    inside a collective, and tearing down would wait for it.
+    """
+    if world_size() < 2:
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 @contextmanager
 def stage_output(out: str | Path, stage: str, config: Any, inputs: dict[str, str | Path] | None = None,
                  *, resume: bool = False, keep_on_error: bool = False, need_bytes: int = 0) -> Iterator[StageRun]:
