@@ -35,8 +35,16 @@ def _shipit(args, tmp: Path, vllm_python: Path, wrap: list[str] | None = None):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True).start()
+    proc.reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
+    proc.reader.start()
     return proc, lines
+
+
+def _output(proc, lines: list[str]) -> str:
+    """Everything shipit wrote, to its end: once it has exited, the reader is given the time to take the rest (a
+    traceback printed last would otherwise be missing from the assertion that needs it)."""
+    proc.reader.join(10)
+    return "".join(lines)
 
 
 def _short_tmp(tmp: Path) -> Path:
@@ -118,7 +126,7 @@ def test_serve_model_stops_its_server_on_signal(sig, when, tiny_base, vllm_pytho
             proc.kill()
         for p in _processes_naming(str(model)):
             os.kill(p, signal.SIGKILL)
-    out = "".join(lines)
+    out = _output(proc, lines)
     # A handled signal is a clean exit (shipit stopped its server itself); SIGKILL is not handled.
     assert code == (-signal.SIGKILL if sig == signal.SIGKILL else 0), (code, out[-2000:])
     if when == "serving":
@@ -168,8 +176,7 @@ def test_serve_unloadable_model_names_the_cause(tiny_base, vllm_python, tmp_path
     (model / "config.json").write_text(json.dumps({**cfg, "intermediate_size": cfg["intermediate_size"] * 2}))
     proc, lines = _shipit(["serve", str(model), "--port", str(free_port())], tmp_path, vllm_python)
     code = proc.wait(300)
-    time.sleep(0.5)
-    out = "".join(lines)
+    out = _output(proc, lines)
     last = out.strip().splitlines()[-1]
     assert code == 2 and "Traceback" not in out
     assert last.startswith("error: vLLM exited") and "exceeds dimension size" in last, last

@@ -27,6 +27,21 @@ def run_router(cfg: ABConfig, config_path: Path | None, host: str | None = None,
     server.run()
 
 
+class Stopped(BaseException):
+    """Ctrl-C (SIGINT) while `shipit serve MODEL` runs. Not KeyboardInterrupt: CPython 3.11 ends the process by
+    SIGINT at exit after a KeyboardInterrupt raised inside `exec` of a string (as a dataclass or namedtuple is built
+    in a lazy import), even when it was caught, so a handled Ctrl-C would now and then exit as an unhandled one."""
+
+
+def stop_on_sigint() -> None:
+    """Turn SIGINT into `Stopped`."""
+
+    def stop(*_):
+        raise Stopped
+
+    signal.signal(signal.SIGINT, stop)
+
+
 def exit_on_sigterm(*, hangup: bool = False) -> None:
     """Turn SIGTERM (and SIGHUP when asked) into SystemExit(0): uvicorn re-raises the signal after draining, and
     `finally` blocks must still run (to stop the vLLM servers, which live in sessions of their own)."""
@@ -85,6 +100,7 @@ def serve_model(model: Path, port: int, api_key: str | None, python: Path | None
     from shipit.models.vllm_server import VLLMServer
 
     exit_on_sigterm(hangup=True)  # the server runs in its own session: a signal must reach its `stop`
+    stop_on_sigint()
     try:
         with VLLMServer(model, port=port, api_key=api_key, python=python, dtype=dtype,
                         max_model_len=max_model_len) as server:
@@ -92,7 +108,7 @@ def serve_model(model: Path, port: int, api_key: str | None, python: Path | None
                  f"log: {server.log_path}); Ctrl-C stops it")
             server.proc.wait()  # until vLLM exits; a signal's handler interrupts the wait
             raise UserError(f"serve: vLLM exited with code {server.proc.returncode}; see {server.log_path}")
-    except KeyboardInterrupt:
+    except Stopped:
         echo("stopped")
 
 
