@@ -134,3 +134,22 @@ def test_gpu_recipes_lora_targets_every_projection_of_a_llama(smol2, name):
     model = get_peft_model(load_model(cfg.model, kind=kind), lora_config(cfg.peft, task))
     adapted = {n.split(".")[-2] for n, _ in model.named_modules() if n.endswith(".lora_A")}
     assert adapted == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+
+
+def test_the_demo_bench_cannot_pick_a_model_that_knows_nothing_of_the_world():
+    """RP28's seed 0 (benchmarks/RESULTS.md): the safety specialist, which answered 4% of the held-out domain questions,
+    passed every other gate (refusals exactly 0.50) and won the bench, so the A/B served a model without the domain.
+    The default recipe's gates reject it and still admit seed 1's winner; the merge search's constraints are the
+    bench's gates, so the search keeps what the bench can pick."""
+    from shipit.bench.config import gate_failures
+
+    stages = load_yaml(REPO / "src" / "shipit" / "demo" / "recipe.yaml")[0]["stages"]
+    gates = stages["bench"]["config"]["gates"]
+    assert stages["merged"]["config"]["constraints"] == gates
+
+    def row(qa, refused, over, kept):
+        return {"domain_qa": {"mc_accuracy": qa}, "safety": {"refusal_rate": refused, "over_refusal": over},
+                "retention": {"retention_rate": kept}}
+
+    assert [f.split()[0] for f in gate_failures(row(0.042, 0.50, 0.128, 0.870), gates)] == ["domain_qa.mc_accuracy"]
+    assert gate_failures(row(0.833, 0.55, 0.165, 0.841), gates) == []   # seed 1's healed merge

@@ -44,8 +44,8 @@ SMOKE = [
     "stages.bench.config.eval_limit=8",
     *[f"stages.{s}.config.eval_fraction=0.01" for s in ("dpo-domain", "dpo-safety", "healed")],
     # The cut refuses nothing and knows nothing: the gates stay in place (every stage runs) but cannot fail.
-    "stages.bench.config.gates={safety.refusal_rate: '>= 0', safety.over_refusal: '<= 1', "
-    "retention.retention_rate: '>= 0'}",
+    "stages.bench.config.gates={domain_qa.mc_accuracy: '>= 0', safety.refusal_rate: '>= 0', "
+    "safety.over_refusal: '<= 1', retention.retention_rate: '>= 0'}",
     "stages.bench.config.efficiency={prompts: 2, max_new_tokens: 4}",
     "stages.bench.config.safety_sampled.max_new_tokens=4",  # the sampled pass measured, not its length
     *[f"stages.{e}.config.{k}" for e in ("experiment", "experiment-round2")
