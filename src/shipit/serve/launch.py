@@ -109,6 +109,7 @@ def serve_model(model: Path, port: int, api_key: str | None, python: Path | None
             server.proc.wait()  # until vLLM exits; a signal's handler interrupts the wait
             raise UserError(f"serve: vLLM exited with code {server.proc.returncode}; see {server.log_path}")
     except Stopped:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # another Ctrl-C now interrupts as usual
         echo("stopped")
 
 
