@@ -179,11 +179,16 @@ def part_trl(model: Path, warmup: int, steps: int, repeats: int) -> None:
             print(f"  {kind:6s} LoRA bf16: {r['tokens_per_s']:7.1f} tokens/s, "
                   f"peak RSS {r['peak_rss_mb']:.0f} MB{gpu_mb(r)}"
                   f"  [{r['load']}]", flush=True)
-    med = {k: {m: statistics.median(r[m] for r in v) for m in ("tokens_per_s", "peak_rss_mb")} for k, v in runs.items()}
+    on_gpu = all(r.get("peak_gpu_mb") for v in runs.values() for r in v)
+    keys = ("tokens_per_s", "peak_rss_mb") + (("peak_gpu_mb",) if on_gpu else ())
+    med = {k: {m: statistics.median(r[m] for r in v) for m in keys} for k, v in runs.items()}
     for k, v in med.items():
-        print(f"median {k:6s}: {v['tokens_per_s']:7.1f} tokens/s, peak RSS {v['peak_rss_mb']:.0f} MB")
+        print(f"median {k:6s}: {v['tokens_per_s']:7.1f} tokens/s, peak RSS {v['peak_rss_mb']:.0f} MB{gpu_mb(v)}")
     print(f"shipit/TRL tokens/s ratio: {med['shipit']['tokens_per_s'] / med['trl']['tokens_per_s']:.3f} (target >= 0.98)")
     print(f"shipit/TRL peak RSS ratio: {med['shipit']['peak_rss_mb'] / med['trl']['peak_rss_mb']:.3f} (target <= 1.05)")
+    if on_gpu:  # on CUDA the memory that matters is the GPU's
+        print(f"shipit/TRL peak GPU memory ratio: {med['shipit']['peak_gpu_mb'] / med['trl']['peak_gpu_mb']:.3f} "
+              f"(target <= 1.05)")
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one prepared script for a lent GPU machine (the `device` tool): every GPU recipe in train/ for a few bf16 steps
-# on the real checkpoint (SmolLM2-135M-Instruct), then benchmarks/bench_bf16.py on CUDA. Figures: benchmarks/RESULTS.md.
+# on the real checkpoint (SmolLM2-135M-Instruct), after benchmarks/bench_bf16.py on CUDA. Figures: RESULTS.md.
 #
 # The machine has torch, transformers, accelerate and no registry; TRL, datasets, pydantic, gguf and peft travel as
 # wheels (.whl). The checkpoint's GGUF (98 MB) is over one call's 64 MiB, so it travels in two halves, over two calls
@@ -54,7 +54,7 @@ import json, sys; m = json.load(open('$W/runs/$name/manifest.json'))
 print('metrics', json.dumps({k: v for k, v in m['metrics'].items() if not isinstance(v, (dict, list))})[:1500])" 2>&1
 }
 
-run() {  # call 2: the checkpoint, every GPU recipe for $STEPS steps, then the bf16 benchmark
+run() {  # call 2: the checkpoint, the bf16 benchmark, then every GPU recipe for $STEPS steps
   mkdir -p "$W/runs"
   MODEL="${1:-}"
   if [ -z "$MODEL" ]; then
@@ -65,6 +65,9 @@ run() {  # call 2: the checkpoint, every GPU recipe for $STEPS steps, then the b
     "$PY" -m shipit base import "$W/smol.gguf" --out "$MODEL" 2>&1 | tail -n 3
   fi
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+  # the benchmark first: on 2026-12-01 it came last and the call's limit cut off its shipit-vs-TRL half
+  echo "=== bench_bf16 on CUDA"
+  timeout 420 "$PY" benchmarks/bench_bf16.py --model "$MODEL" ${BENCH_ARGS:---part all --repeats 1 --batch 32 --length 512}
   # the recipes' own batch, length and optimiser; only the steps are cut ($SHRINK: smaller steps, for a CPU try-out)
   local tr=(--set trainer.max_steps="$STEPS" --set trainer.warmup_steps=1 --set trainer.save_steps=1000 ${SHRINK:-})
   stage sft "${tr[@]}" --set eval_fraction=0
@@ -76,8 +79,6 @@ run() {  # call 2: the checkpoint, every GPU recipe for $STEPS steps, then the b
   stage grpo "${tr[@]}" --set use_vllm=false --set "prompts=[$D/instructions.jsonl]"
   stage ppo --set ppo.iterations=2 --set ppo.save_every=1000 --set reward_model="$W/runs/reward" \
     --set "prompts=[$D/instructions.jsonl]"
-  echo "=== bench_bf16 on CUDA"
-  timeout 420 "$PY" benchmarks/bench_bf16.py --model "$MODEL" ${BENCH_ARGS:---part all --repeats 1 --batch 32 --length 512}
   echo "=== done"
 }
 
