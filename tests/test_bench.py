@@ -412,6 +412,26 @@ def test_the_judge_reference_gets_no_made_up_score(tmp_path):
     assert "| base (winner) | 0.900 | pass | 0.9 | reference |" in bench_table(summary)
 
 
+def test_the_table_shows_every_metric_a_gate_reads_beside_the_headline():
+    from shipit.bench.report import bench_table
+
+    eff = {"size_mb": 1.0, "latency_p50_ms": 1.0, "throughput_tok_s": 1.0, "peak_mem_mb": 1.0}
+    qa = {"cloze_accuracy": 0.021, "mc_accuracy": 0.042, "score": 0.03}
+    safety = {"refusal_rate": 0.5, "over_refusal": 0.128, "score": 0.5}
+    summary = {"tasks": ["domain_qa", "safety"], "winner": None, "failed": {"a": ["domain_qa.mc_accuracy ..."]},
+               "gates": {"domain_qa.mc_accuracy": ">= 0.5", "safety.over_refusal": "<= 0.2",
+                         "safety.refusal_rate": ">= 0.5", "efficiency.size_mb": "<= 10"},
+               "results": {"a": {"score": 0.4, "domain_qa": qa, "safety": safety, "efficiency": eff},
+                           "b": {"score": 0.3, "domain_qa": {"cloze_accuracy": 0.5, "score": 0.5},
+                                 "safety": safety, "efficiency": eff}}}
+    table = bench_table(summary)
+    # the gate reads mc_accuracy (0.042), which a table of the headline (cloze, 0.021) alone did not show
+    assert ("| model | score | gates | domain_qa cloze_accuracy ↑ | domain_qa mc_accuracy ↑ | safety refusal_rate ↑ "
+            "| safety over_refusal ↓ | size MB |") in table
+    assert "| a | 0.400 | fail | 0.021 | 0.042 | 0.5 | 0.128 | 1.00 |" in table
+    assert "| b | 0.300 | pass | 0.5 | - | 0.5 | 0.128 | 1.00 |" in table  # not measured: not the task's score
+
+
 def test_a_candidate_this_machine_cannot_serve_cannot_win(tiny_base, labelled_4bit, tmp_path, monkeypatch):
     """The winner is what gets served: a 4-bit candidate cannot win where vLLM-CPU has no 4-bit kernel (x86 without
     AVX-512), and says why; with AVX-512, or served on a GPU, the same numbers make it the winner."""

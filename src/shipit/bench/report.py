@@ -32,21 +32,31 @@ def _num(x, spec: str) -> str:
     return "-" if x is None else format(x, spec)
 
 
+def _columns(tasks: list[str], gates: dict[str, str], known: dict) -> list[tuple[str, str, bool]]:
+    """(task, metric, higher is better) for the table: each task's headline, then every other metric of that task
+    a gate reads (its direction from the gate), so the table shows the numbers that decided."""
+    cols = []
+    for t in tasks:
+        cols.append((t, known[t].headline, known[t].higher_is_better))
+        cols += [(t, metric, cond.lstrip().startswith(">")) for key, cond in gates.items()
+                 for task, _, metric in [key.partition(".")] if task == t and metric != known[t].headline]
+    return cols
+
+
 def _table(summary: dict) -> tuple[list[str], list[list[str]]]:
     from shipit.bench.config import rank
     from shipit.bench.tasks import tasks as registered
 
-    tasks = summary["tasks"]
     known = registered()
-    head = ["model", "score", "gates"] + [f"{t} {known[t].headline} {'↑' if known[t].higher_is_better else '↓'}"
-                                          for t in tasks]
+    cols = _columns(summary["tasks"], summary.get("gates", {}), known)
+    head = ["model", "score", "gates"] + [f"{t} {m} {'↑' if up else '↓'}" for t, m, up in cols]
     head += ["size MB", "ms/token p50", "tok/s", "peak MB"]
     rows = []
     for name, r in sorted(summary["results"].items(), key=lambda kv: -rank(kv[1]["score"])):
         gate = "fail" if name in summary.get("failed", {}) else "pass"
         cells = [name + (" (winner)" if name == summary.get("winner") else ""), _num(r["score"], ".3f"), gate]
-        cells += ["reference" if r[t].get("is_baseline") else _num(r[t].get(known[t].headline, r[t]["score"]), ".3g")
-                  for t in tasks]
+        cells += ["reference" if r[t].get("is_baseline") else
+                  _num(r[t].get(m, r[t]["score"] if m == known[t].headline else None), ".3g") for t, m, _ in cols]
         e = r["efficiency"]
         cells += [f"{e['size_mb']:.2f}", f"{e['latency_p50_ms']:.2f}", f"{e['throughput_tok_s']:.0f}",
                   f"{e['peak_mem_mb']:.1f}"]
