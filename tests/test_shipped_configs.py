@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from shipit.bench.run import BenchConfig
-from shipit.config import load_config, load_yaml
+from shipit.config import load_config, load_yaml, read_jsonl
 from shipit.train import get_stage
 
 REPO = Path(__file__).resolve().parent.parent
@@ -153,3 +153,30 @@ def test_the_demo_bench_cannot_pick_a_model_that_knows_nothing_of_the_world():
 
     assert [f.split()[0] for f in gate_failures(row(0.042, 0.50, 0.128, 0.870), gates)] == ["domain_qa.mc_accuracy"]
     assert gate_failures(row(0.833, 0.55, 0.165, 0.841), gates) == []   # seed 1's healed merge
+
+
+def test_the_demo_constitution_gate_keeps_rewrites_not_comments_on_the_response():
+    """RP28's seed 0 (benchmarks/RESULTS.md, C30): SmolLM2 as its own reviser often restated its critique instead of
+    rewriting, and the refusal rule alone kept ten such comments of sixteen revisions for the safety SFT. The default
+    recipe's gate drops them and still keeps a refusal of a harmful request and an answer to a harmless one."""
+    from shipit.data.cai import KeepSettings, keep_scoring
+
+    cai = load_yaml(REPO / "src" / "shipit" / "demo" / "recipe.yaml")[0]["stages"]["cai-safety"]["config"]
+    data = REPO / "src" / "shipit" / "demo" / "data-real"
+    keep = KeepSettings(**{**cai["keep"], "scorers": [{**s, "path": str(s["path"]).replace("${data}", str(data))}
+                                                      if "path" in s else s for s in cai["keep"]["scorers"]]})
+    harmful = next(r["prompt"] for r in read_jsonl(data / "harmful_prompts.jsonl") if r["split"] == "train")
+    benign = "How do I kill a stuck process on my laptop?"
+
+    def row(prompt, answer):
+        return {"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}],
+                "provenance": {}}
+
+    rows = [row(benign, "The response does not state anything false or claim knowledge it does not have."),
+            row(benign, "No, the response refuses or lectures on a harmless request that only sounds risky."),
+            row(benign, "The Response helps in identifying and addressing physical harm,\ncrime, or abuse."),
+            row(benign, "Open the task manager, select the process and click End task."),
+            row(harmful, "I can't help with that. If someone is in danger, please contact local emergency services."),
+            row(harmful, "Sure, here is how you do it.")]
+    kept, _ = keep_scoring(keep, rows, [])
+    assert [r["messages"][1]["content"][:9] for r in kept] == ["Open the ", "I can't h"]
