@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -63,6 +64,16 @@ def test_user_errors_are_one_line_with_exit_2(tmp_path):
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and r.stderr.startswith("error: "), (args, r.stderr)
     r = subprocess.run([sys.executable, "-m", "shipit", "route", "--config", str(bad)], capture_output=True, text=True)
     assert "bad.yaml:6: field 'arms.0.model_nam'" in r.stderr and "did you mean 'model_name'" in r.stderr
+
+
+def test_route_without_api_keys_says_so_before_it_says_the_router_is_up(tmp_path):
+    cfg = tmp_path / "keys.yaml"
+    cfg.write_text("experiment: e\narms:\n  - {name: a, weight: 1, upstreams: ['http://127.0.0.1:9']}\n")
+    env = {k: v for k, v in os.environ.items() if k != "SHIPIT_API_KEYS"}
+    r = subprocess.run([sys.executable, "-m", "shipit", "route", "--config", str(cfg)], capture_output=True, text=True,
+                       env=env, timeout=60)
+    assert r.returncode == 2 and r.stderr.startswith(f"error: {cfg}: field 'auth': no API keys"), r.stderr
+    assert "router for" not in r.stdout, r.stdout
 
 
 def test_help_does_not_import_the_router_stack():

@@ -26,8 +26,8 @@ pytestmark = pytest.mark.vllm
 SRC = Path(shipit.__file__).resolve().parents[1]  # the shipit under test
 
 
-def _shipit(args, tmp: Path, vllm_python: Path, wrap: list[str] | None = None):
-    env = {**os.environ, "PYTHONPATH": str(SRC), "SHIPIT_STATE": str(tmp / "state"),
+def _shipit(args, tmp: Path, vllm_python: Path, wrap: list[str] | None = None, env: dict | None = None):
+    env = {**(os.environ if env is None else env), "PYTHONPATH": str(SRC), "SHIPIT_STATE": str(tmp / "state"),
            "SHIPIT_VLLM_PYTHON": str(vllm_python), "TMPDIR": str(_short_tmp(tmp))}
     # A shell starts background jobs with SIGINT ignored, and a child inherits that: give shipit the default
     # disposition a user's terminal gives it, whatever launched the tests.
@@ -144,11 +144,9 @@ def test_serve_model_stops_its_server_on_signal(sig, when, tiny_base, vllm_pytho
 def test_serve_config_stops_promptly_on_sigterm_during_startup(tiny_base, vllm_python, tmp_path):
     model = tmp_path / "model-startup"
     shutil.copytree(tiny_base, model)
-    cfg = tmp_path / "ab.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "experiment": "startup", "port": free_port(), "events": "events.sqlite",
-        "arms": [{"name": "a", "weight": 50, "model": str(model)},
-                 {"name": "b", "weight": 50, "upstreams": ["http://127.0.0.1:9"]}]}))
+    cfg = _ab_config(tmp_path, [{"name": "a", "weight": 50, "model": str(model)},
+                                {"name": "b", "weight": 50, "upstreams": ["http://127.0.0.1:9"]}],
+                     auth={"required": False})
     proc, lines = _shipit(["serve", "--config", str(cfg)], tmp_path, vllm_python)
     try:
         _wait_for(lambda: _processes_naming(f"--model\0{model}\0"), lines, proc, 120)
@@ -167,6 +165,56 @@ def test_serve_config_stops_promptly_on_sigterm_during_startup(tiny_base, vllm_p
         for pid in _processes_naming(str(model)):
             os.kill(pid, signal.SIGKILL)
     assert took < 12, f"SIGTERM during start-up took {took:.1f}s"
+
+
+def _ab_config(tmp_path: Path, arms: list[dict], **extra) -> Path:
+    cfg = tmp_path / "ab.yaml"
+    cfg.write_text(yaml.safe_dump({"experiment": "faults", "port": free_port(), "events": "events.sqlite", "arms": arms,
+                                   **extra}))
+    return cfg
+
+
+def test_serve_config_without_api_keys_fails_before_starting_any_server(tiny_base, tmp_path):
+    """The router needs API keys; without them `serve --config` said so only after its vLLM servers had started
+    (tens of seconds and GiBs on a CPU), and after it had printed that the router was up."""
+    cfg = _ab_config(tmp_path, [{"name": "a", "weight": 50, "model": str(tiny_base)},
+                                {"name": "b", "weight": 50, "upstreams": ["http://127.0.0.1:9"]}])
+    env = {k: v for k, v in os.environ.items() if k != "SHIPIT_API_KEYS"}
+    proc, lines = _shipit(["serve", "--config", str(cfg)], tmp_path, tmp_path / "no-vllm-python", env=env)
+    code = proc.wait(60)
+    out = _output(proc, lines)
+    assert code == 2 and "Traceback" not in out, out
+    assert out.strip().splitlines()[-1].startswith(f"error: {cfg}: field 'auth': no API keys"), out
+    assert "starting vLLM" not in out and "router for" not in out, out
+
+
+def test_serve_config_ctrl_c_stops_the_router_exits_0(tmp_path):
+    """Ctrl-C is how a user stops `shipit serve --config`, as with `shipit serve MODEL`: it drains, stops what it
+    started, says "stopped" and exits 0 (it exited 130, "aborted", through uvicorn's re-raised SIGINT)."""
+    cfg = _ab_config(tmp_path, [{"name": "a", "weight": 50, "upstreams": ["http://127.0.0.1:9"]},
+                                {"name": "b", "weight": 50, "upstreams": ["http://127.0.0.1:9"]}],
+                     auth={"required": False})
+    proc, lines = _shipit(["serve", "--config", str(cfg)], tmp_path, tmp_path / "no-vllm-python")
+    try:
+        _wait_for(lambda: any(ln.startswith("router for ") for ln in lines), lines, proc)
+        port = yaml.safe_load(cfg.read_text())["port"]
+        _wait_for(lambda: _accepts(port), lines, proc)
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = _output(proc, lines)
+    assert code == 0 and "Traceback" not in out, (code, out)
+    assert out.strip().splitlines()[-1] == "stopped", out
+    assert "starting vLLM" not in out  # no arm has a model: nothing to start
+
+
+def _accepts(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test_serve_unloadable_model_names_the_cause(tiny_base, vllm_python, tmp_path):

@@ -371,8 +371,11 @@ def route(config_path: Path, host: str | None, port: int | None) -> None:
     from shipit.serve.launch import run_router
     from shipit.serve.app import check_routable
 
+    from shipit.serve.auth import load_hashes
+
     cfg = load_ab_config(config_path)
     check_routable(cfg, config_path)
+    load_hashes(cfg.auth, str(config_path))  # no API key: an error before the router says it is up
     click.echo(f"router for '{cfg.experiment}' at http://{host or cfg.host}:{port or cfg.port}/v1")
     run_router(cfg, config_path, host, port)
 

@@ -28,7 +28,7 @@ def run_router(cfg: ABConfig, config_path: Path | None, host: str | None = None,
 
 
 class Stopped(BaseException):
-    """Ctrl-C (SIGINT) while `shipit serve MODEL` runs. Not KeyboardInterrupt: CPython 3.11 ends the process by
+    """Ctrl-C (SIGINT) while `shipit serve` runs. Not KeyboardInterrupt: CPython 3.11 ends the process by
     SIGINT at exit after a KeyboardInterrupt raised inside `exec` of a string (as a dataclass or namedtuple is built
     in a lazy import), even when it was caught, so a handled Ctrl-C would now and then exit as an unhandled one."""
 
@@ -117,18 +117,26 @@ def serve_ab(config_path: Path, python: Path | None = None, host: str | None = N
              echo=print) -> None:
     """Start every arm's vLLM servers and the router; stop them all together."""
     from shipit.models.vllm_server import state_dir
+    from shipit.serve.auth import load_hashes
 
     cfg = load_ab_config(config_path)
+    load_hashes(cfg.auth, str(config_path))  # no API key is an error now, not after the vLLM servers have started
     exit_on_sigterm(hangup=True)
+    stop_on_sigint()  # also after uvicorn has drained: it hands the signal back to this handler
     # Logs beside a SQLite event store (shipit's run directory); with a PostgreSQL DSN, under the state directory.
     logs = (cfg.events.parent if isinstance(cfg.events, Path) else state_dir() / "logs" / cfg.experiment) / "vllm-logs"
-    echo(f"starting vLLM servers (logs: {logs})")
-    servers = launch_arms(cfg, logs, python)
     try:
-        for arm in cfg.arms:
-            echo(f"arm {arm.name}: {', '.join(arm.upstreams)}")
-        echo(f"router for '{cfg.experiment}' at http://{host or cfg.host}:{port or cfg.port}/v1; Ctrl-C stops all")
-        run_router(cfg, Path(config_path), host, port)
-    finally:
-        for s in servers:
-            s.stop()
+        if any(arm.model is not None for arm in cfg.arms):
+            echo(f"starting vLLM servers (logs: {logs})")
+        servers = launch_arms(cfg, logs, python)
+        try:
+            for arm in cfg.arms:
+                echo(f"arm {arm.name}: {', '.join(arm.upstreams)}")
+            echo(f"router for '{cfg.experiment}' at http://{host or cfg.host}:{port or cfg.port}/v1; Ctrl-C stops all")
+            run_router(cfg, Path(config_path), host, port)
+        finally:
+            for s in servers:
+                s.stop()
+    except Stopped:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # another Ctrl-C now interrupts as usual
+        echo("stopped")
