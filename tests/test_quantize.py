@@ -91,6 +91,19 @@ def test_w4a16_group_size_is_the_largest_that_divides_every_layer_input(tiny_bas
         run("w8a8", tiny_base, tmp_path / "q8", group_size=64)
     with pytest.raises(UserError, match="unknown quantization method .int3.; available: w4a16, w8a8, fp8, onnx-int8"):
         run("int3", tiny_base, tmp_path / "q3")
+    with pytest.raises(UserError, match="unknown quantization method 'w5a16' \\(did you mean 'w4a16'\\?\\); available"):
+        run("w5a16", tiny_base, tmp_path / "q5")
+
+
+def test_cli_quantize_with_model_and_method_swapped_says_the_order(tiny_base, tmp_path):
+    from click.testing import CliRunner
+
+    from shipit.cli import cli
+
+    r = CliRunner().invoke(cli, ["quantize", str(tiny_base), "w8a8", "--out", str(tmp_path / "q")])
+    assert r.exit_code == 2, r.output
+    assert f"the arguments are METHOD MODEL, method first: shipit quantize w8a8 {tiny_base}" in r.output, r.output
+    assert not (tmp_path / "q").exists()
 
 
 def test_cli_group_size_reaches_the_quantizer_and_the_manifest(tiny_base, few_texts, tmp_path, monkeypatch, capsys):

@@ -311,8 +311,11 @@ def merge_search(config_path: Path, overrides: tuple[str, ...]) -> None:
               help="Fail unless held-out perplexity rises by at most PCT percent over the source's.")
 def quantize(method: str, model: Path, out: Path, calibration: Path | None, eval_data: Path | None,
              backend: str | None, group_size: str | None, max_ppl_increase: float) -> None:
+    from shipit.quantize import methods
     from shipit.quantize.run import run
 
+    if method not in methods() and str(model) in methods():
+        raise UserError(f"quantize: the arguments are METHOD MODEL, method first: shipit quantize {model} {method} ...")
     out = run(method, model, out, calibration=calibration, eval_data=eval_data, backend=backend,
               group_size=int(group_size) if group_size else None, max_ppl_increase=max_ppl_increase)
     click.echo(f"quantized: {out}")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from types import ModuleType
 
@@ -30,5 +31,7 @@ def get_method(name: str) -> ModuleType:
     """The module implementing quantization method `name`."""
     known = methods()
     if name not in known:
-        raise UserError(f"unknown quantization method '{name}'; available: {', '.join(known)}")
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise UserError(f"unknown quantization method '{name}'{hint}; available: {', '.join(known)}")
     return importlib.import_module(known[name])
