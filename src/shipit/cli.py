@@ -371,10 +371,9 @@ def serve(model: Path | None, config_path: Path | None, port: int | None, api_ke
 def route(config_path: Path, host: str | None, port: int | None) -> None:
     """Run the A/B router alone in front of running OpenAI-compatible servers."""
     from shipit.serve.config import load_ab_config
-    from shipit.serve.launch import run_router
     from shipit.serve.app import check_routable
-
     from shipit.serve.auth import load_hashes
+    from shipit.serve.launch import run_router
 
     cfg = load_ab_config(config_path)
     check_routable(cfg, config_path)
