@@ -98,12 +98,9 @@ def test_ctrl_c_handled_by_serve_exits_0_even_when_it_lands_inside_exec():
     now and then: CPython 3.11 ends the process by SIGINT at exit once a KeyboardInterrupt has left an `exec` of a
     string (a dataclass or namedtuple built during a lazy import), even when the interrupt was caught. Here the
     signal lands inside such an `exec` every time; with a KeyboardInterrupt the exit code is -2."""
-    script = ("from shipit.serve.launch import Stopped, stop_on_sigint\n"
-              "stop_on_sigint()\n"
-              "try:\n"
-              "    exec('import os, signal\\nos.kill(os.getpid(), signal.SIGINT)\\nfor _ in range(10**6): pass')\n"
-              "except Stopped:\n"
-              "    print('stopped')\n")
+    script = ("from shipit.serve.launch import ctrl_c_stops\n"
+              "with ctrl_c_stops(print):\n"
+              "    exec('import os, signal\\nos.kill(os.getpid(), signal.SIGINT)\\nfor _ in range(10**6): pass')\n")
     done = subprocess.run([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(SRC)},
                           capture_output=True, text=True, timeout=60,
                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))

@@ -314,7 +314,8 @@ def quantize(method: str, model: Path, out: Path, calibration: Path | None, eval
     from shipit.quantize import methods
     from shipit.quantize.run import run
 
-    if method not in methods() and str(model) in methods():
+    known = methods()
+    if method not in known and str(model) in known:
         raise UserError(f"quantize: the arguments are METHOD MODEL, method first: shipit quantize {model} {method} ...")
     out = run(method, model, out, calibration=calibration, eval_data=eval_data, backend=backend,
               group_size=int(group_size) if group_size else None, max_ppl_increase=max_ppl_increase)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -33,13 +34,22 @@ class Stopped(BaseException):
     in a lazy import), even when it was caught, so a handled Ctrl-C would now and then exit as an unhandled one."""
 
 
-def stop_on_sigint() -> None:
-    """Turn SIGINT into `Stopped`."""
+@contextlib.contextmanager
+def ctrl_c_stops(echo=print):
+    """Inside the block SIGINT raises `Stopped`, which ends the block with "stopped" (a clean exit). uvicorn, which
+    takes SIGINT while it serves, hands the signal back to this handler once it has drained. After the block another
+    Ctrl-C interrupts as usual."""
 
     def stop(*_):
         raise Stopped
 
     signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    except Stopped:
+        echo("stopped")
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def exit_on_sigterm(*, hangup: bool = False) -> None:
@@ -100,17 +110,12 @@ def serve_model(model: Path, port: int, api_key: str | None, python: Path | None
     from shipit.models.vllm_server import VLLMServer
 
     exit_on_sigterm(hangup=True)  # the server runs in its own session: a signal must reach its `stop`
-    stop_on_sigint()
-    try:
-        with VLLMServer(model, port=port, api_key=api_key, python=python, dtype=dtype,
-                        max_model_len=max_model_len) as server:
-            echo(f"serving {server.served_name} at {server.base_url} (vLLM pid {server.proc.pid}, "
-                 f"log: {server.log_path}); Ctrl-C stops it")
-            server.proc.wait()  # until vLLM exits; a signal's handler interrupts the wait
-            raise UserError(f"serve: vLLM exited with code {server.proc.returncode}; see {server.log_path}")
-    except Stopped:
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # another Ctrl-C now interrupts as usual
-        echo("stopped")
+    with ctrl_c_stops(echo), VLLMServer(model, port=port, api_key=api_key, python=python, dtype=dtype,
+                                        max_model_len=max_model_len) as server:
+        echo(f"serving {server.served_name} at {server.base_url} (vLLM pid {server.proc.pid}, "
+             f"log: {server.log_path}); Ctrl-C stops it")
+        server.proc.wait()  # until vLLM exits; a signal's handler interrupts the wait
+        raise UserError(f"serve: vLLM exited with code {server.proc.returncode}; see {server.log_path}")
 
 
 def serve_ab(config_path: Path, python: Path | None = None, host: str | None = None, port: int | None = None,
@@ -122,10 +127,9 @@ def serve_ab(config_path: Path, python: Path | None = None, host: str | None = N
     cfg = load_ab_config(config_path)
     load_hashes(cfg.auth, str(config_path))  # no API key is an error now, not after the vLLM servers have started
     exit_on_sigterm(hangup=True)
-    stop_on_sigint()  # also after uvicorn has drained: it hands the signal back to this handler
     # Logs beside a SQLite event store (shipit's run directory); with a PostgreSQL DSN, under the state directory.
     logs = (cfg.events.parent if isinstance(cfg.events, Path) else state_dir() / "logs" / cfg.experiment) / "vllm-logs"
-    try:
+    with ctrl_c_stops(echo):
         if any(arm.model is not None for arm in cfg.arms):
             echo(f"starting vLLM servers (logs: {logs})")
         servers = launch_arms(cfg, logs, python)
@@ -137,6 +141,3 @@ def serve_ab(config_path: Path, python: Path | None = None, host: str | None = N
         finally:
             for s in servers:
                 s.stop()
-    except Stopped:
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # another Ctrl-C now interrupts as usual
-        echo("stopped")
