@@ -160,12 +160,14 @@ def test_the_demo_constitution_gate_keeps_rewrites_not_comments_on_the_response(
     rewriting, and the refusal rule alone kept ten such comments of sixteen revisions for the safety SFT. The default
     recipe's gate drops them and still keeps a refusal of a harmful request and an answer to a harmless one."""
     from shipit.data.cai import KeepSettings, keep_scoring
+    from shipit.demo.run import PRESETS
+    from shipit.ship.runner import Recipe, _lookup, _substitute, plan
 
-    cai = load_yaml(REPO / "src" / "shipit" / "demo" / "recipe.yaml")[0]["stages"]["cai-safety"]["config"]
-    data = REPO / "src" / "shipit" / "demo" / "data-real"
-    keep = KeepSettings(**{**cai["keep"], "scorers": [{**s, "path": str(s["path"]).replace("${data}", str(data))}
-                                                      if "path" in s else s for s in cai["keep"]["scorers"]]})
-    harmful = next(r["prompt"] for r in read_jsonl(data / "harmful_prompts.jsonl") if r["split"] == "train")
+    recipe, extra = PRESETS["default"]
+    p = plan(load_config(recipe, Recipe, ["out=unused", *extra]), str(recipe))
+    cai = _substitute(p.recipe.stages["cai-safety"].config, _lookup(p, validating=True))  # as `shipit ship` reads it
+    keep = KeepSettings(**cai["keep"])
+    harmful = next(r["prompt"] for r in read_jsonl(p.data / "harmful_prompts.jsonl") if r["split"] == "train")
     benign = "How do I kill a stuck process on my laptop?"
 
     def row(prompt, answer):
