@@ -188,13 +188,15 @@ def test_serve_config_without_api_keys_fails_before_starting_any_server(tiny_bas
     assert "starting vLLM" not in out and "router for" not in out, out
 
 
-def test_serve_config_ctrl_c_stops_the_router_exits_0(tmp_path):
-    """Ctrl-C is how a user stops `shipit serve --config`, as with `shipit serve MODEL`: it drains, stops what it
-    started, says "stopped" and exits 0 (it exited 130, "aborted", through uvicorn's re-raised SIGINT)."""
+@pytest.mark.parametrize("command", [["serve", "--config"], ["route", "--config"]], ids=["serve", "route"])
+def test_ctrl_c_stops_the_router_exits_0(tmp_path, command):
+    """Ctrl-C is how a user stops `shipit serve --config` and `shipit route`, as with `shipit serve MODEL`: it
+    drains, stops what it started, says "stopped" and exits 0 (both exited 130, "aborted", through uvicorn's
+    re-raised SIGINT)."""
     cfg = _ab_config(tmp_path, [{"name": "a", "weight": 50, "upstreams": ["http://127.0.0.1:9"]},
                                 {"name": "b", "weight": 50, "upstreams": ["http://127.0.0.1:9"]}],
                      auth={"required": False})
-    proc, lines = _shipit(["serve", "--config", str(cfg)], tmp_path, tmp_path / "no-vllm-python")
+    proc, lines = _shipit([*command, str(cfg)], tmp_path, tmp_path / "no-vllm-python")
     try:
         _wait_for(lambda: any(ln.startswith("router for ") for ln in lines), lines, proc)
         port = yaml.safe_load(cfg.read_text())["port"]

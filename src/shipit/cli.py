@@ -374,13 +374,14 @@ def route(config_path: Path, host: str | None, port: int | None) -> None:
     from shipit.serve.config import load_ab_config
     from shipit.serve.app import check_routable
     from shipit.serve.auth import load_hashes
-    from shipit.serve.launch import run_router
+    from shipit.serve.launch import ctrl_c_stops, run_router
 
     cfg = load_ab_config(config_path)
     check_routable(cfg, config_path)
     load_hashes(cfg.auth, str(config_path))  # no API key: an error before the router says it is up
-    click.echo(f"router for '{cfg.experiment}' at http://{host or cfg.host}:{port or cfg.port}/v1")
-    run_router(cfg, config_path, host, port)
+    click.echo(f"router for '{cfg.experiment}' at http://{host or cfg.host}:{port or cfg.port}/v1; Ctrl-C stops it")
+    with ctrl_c_stops(click.echo):
+        run_router(cfg, config_path, host, port)
 
 
 @cli.group()
