@@ -386,6 +386,20 @@ def test_evenly_spaced_takes_the_share_spread_from_the_first():
     assert evenly_spaced(list("abcd"), 0.5) == ["a", "c"]
 
 
+def test_mistakes_are_the_low_scores_once_each_and_skip_refusals_leaves_out_refusals():
+    from shipit.data.onpolicy import mistakes
+
+    def row(prompt, completion, score):
+        return {"prompt": prompt, "completion": completion, "score": score}
+
+    answered = [row("a", "Paris is the capital.", 0.0), row("a", "Paris is the capital.", 0.0),  # sampled twice
+                row("b", "I can't help with that.", 0.0), row("c", "It is 12.", 1.0), row("d", "It is 7.", 0.5),
+                row("e", "Sorry, I cannot assist with this request.", 0.0)]
+    assert mistakes(answered, 1.0) == ([answered[0], answered[2], answered[4], answered[5]], 0)
+    assert mistakes(answered, 0.5) == ([answered[0], answered[2], answered[5]], 0)
+    assert mistakes(answered, 1.0, skip_refusals=True) == ([answered[0], answered[4]], 2)
+
+
 # --- shipped configs and CLI -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("path", sorted((REPO / "data_configs").glob("*.yaml")), ids=lambda p: p.name)

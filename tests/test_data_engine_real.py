@@ -169,6 +169,33 @@ def test_onpolicy_pairs_the_models_own_mistakes_with_the_reference_answers(smol2
     assert m["temperature"] == 1.0 and m["mistake_rate"] == round(len(wrong) / 18, 4)
 
 
+def test_onpolicy_without_scorers_pairs_every_answer_that_is_not_the_reference(smol2, tmp_path):
+    """No scorers: a mistake is an answer other than the reference answer, so the pairs pull the model back to the
+    references (the demo's heal, toward the instruct model's own answers). The reference the model itself gives, up
+    to whitespace, is no pair; every other is."""
+    from shipit.data import onpolicy
+
+    gen = {"backend": "hf", "model": str(smol2), "max_new_tokens": 8, "batch_size": 4}
+    prompts = [f"Tell me about {x}." for x in ("rain", "bread", "trains", "music", "tea")]
+    with make_generator(GeneratorSettings(**gen)) as g:
+        own = g.generate(prompts[:4], temperature=0.0) + g.generate(prompts[4:], temperature=0.0)
+    answers = [f"  {own[0]}\n", "Rain falls from clouds.", own[2].replace(" ", "  "), "Music is sound.", own[4] + "!"]
+    refs = tmp_path / "refs.jsonl"
+    refs.write_text("".join(json.dumps({"messages": [{"role": "user", "content": q},
+                                                     {"role": "assistant", "content": a}]}) + "\n"
+                            for q, a in zip(prompts, answers)))
+    cfg = onpolicy.OnPolicyConfig.model_validate({
+        "generator": gen, "references": [{"path": str(refs), "field": "messages"}], "scorers": [],
+        "output": str(tmp_path / "op")})
+    out = onpolicy.run(cfg)
+    assert [r["completion"] for r in rows(out / "answers.jsonl")] == own
+    assert [r["scores"] for r in rows(out / "answers.jsonl")] == [{"reference": s} for s in (1.0, 0.0, 1.0, 0.0, 0.0)]
+    pairs = rows(out / "pairs.jsonl")
+    assert [(p["prompt"][0]["content"], p["chosen"][0]["content"], p["rejected"][0]["content"]) for p in pairs] == \
+        [(prompts[i], answers[i], own[i]) for i in (1, 3, 4)]
+    assert read_manifest(out)["metrics"]["mistakes"] == 3
+
+
 def test_the_instruct_model_grades_when_its_verdict_is_prefilled(smollm2):
     """Asked plainly, SmolLM2 answers the graded question ("2+2 = 4", once read as a score of 2); with the verdict
     started as "Score:" it gives a number. (At 135M it is a poor grader: it tends to echo a number it sees.)"""

@@ -19,7 +19,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 STAGES = {"base": "cut", "replay": "data/synth", "cpt-domain": "train/cpt", "sft-domain": "train/sft",
           "dpo-domain": "train/dpo", "cai-safety": "data/cai", "sft-safety": "train/sft",
           "onpolicy-safety": "data/onpolicy", "dpo-safety": "train/dpo", "merged": "merge/search",
-          "onpolicy-merged": "data/onpolicy", "healed": "train/dpo", "merged-w4a16": "quantize/w4a16",
+          "onpolicy-merged": "data/onpolicy", "replay-merged": "data/onpolicy", "healed": "train/dpo",
+          "merged-w4a16": "quantize/w4a16",
           "merged-w8a8": "quantize/w8a8", "healed-w8a8": "quantize/w8a8", "bench": "bench",
           "experiment": "serve/experiment", "dpo-ab": "train/dpo", "experiment-round2": "serve/experiment",
           "report": "report"}
@@ -82,6 +83,16 @@ def test_demo_smoke_end_to_end_then_fully_cached(vllm_python, tmp_path):
     assert len(healing) == 2 and str(out / "onpolicy-merged" / "pairs.jsonl") in json.dumps(
         read_manifest(out / "healed")["config"]["datasets"])
     assert changed_tensors(out / "merged", out / "healed") == {k for k in weights(out / "base") if ".self_attn." in k}
+    # ...and so do its answers to the replay's requests, each under the instruct model's own answer.
+    anchor = read_jsonl(out / "replay-merged" / "pairs.jsonl", allow_empty=True)
+    own = {r["messages"][0]["content"]: r["messages"][1:] for r in read_jsonl(out / "replay" / "sft.jsonl")}
+    merged_answers = read_jsonl(out / "replay-merged" / "answers.jsonl")
+    assert read_manifest(out / "replay-merged")["config"]["generator"]["model"] == str(out / "merged")
+    assert len(merged_answers) == len(own) == 4
+    assert [(p["prompt"][0]["content"], p["chosen"], p["rejected"][0]["content"]) for p in anchor] == [
+        (a["prompt"], own[a["prompt"]], a["completion"]) for a in merged_answers
+        if a["completion"].split() != own[a["prompt"]][0]["content"].split()]
+    assert str(out / "replay-merged" / "pairs.jsonl") in json.dumps(read_manifest(out / "healed")["config"]["datasets"])
 
     search = json.loads((out / "merged" / "search.json").read_text())
     assert search["trials"] == 2 and (out / "merged" / "search.png").is_file()
@@ -146,7 +157,8 @@ def test_demo_smoke_end_to_end_then_fully_cached(vllm_python, tmp_path):
     assert "On-policy pairs (onpolicy-safety): the model got 6 of 6 training prompts wrong" in report
     assert "; 2 of those answers became the rejected side" in report
     assert "Merge, then heal (healed): a safety DPO on the merge itself (the merge got 6 of 6 training prompts " \
-           "wrong by its scorers (100%); 2 became DPO pairs): over-refusal " in report
+           f"wrong by its scorers (100%); 2 became DPO pairs; and {len(anchor)} pairs of its 4 answers to everyday " \
+           f"requests, each under the instruct model's own answer ({len(anchor)} differed)): over-refusal " in report
     assert "(healed: the merge, then its own safety DPO) |" in report
     assert "| stage | kind | seconds | finished (UTC) |" in report and "| base | base/import |" in report
     assert f"Bench decision: {summary['winner']}" in report and f"**Decision: {e['decision']['kind']}**" in report

@@ -340,6 +340,18 @@ def test_report_measures_the_healed_merge_beside_the_searched_one(tmp_path):
     line = next(x for x in story(cfg, summary) if x.startswith("Merge, then heal"))
     assert "over-refusal 43.6% -> 17.3%, refusals 75.0% -> 61.4%, domain QA multiple choice 0.562 -> 0.583" in line
     assert line.endswith("weighted score 0.707 -> 0.733.")
+    # the pairs the heal trained on: the merge's refusals of look-alikes, and its answers to everyday requests
+    for name, metrics in (("op", {"prompts": 486, "answers": 486, "temperature": 0.0, "wrong_answers": 305,
+                                  "mistake_rate": 0.6276, "mistakes": 305, "pairs": 101}),
+                          ("rp", {"prompts": 130, "answers": 130, "temperature": 0.0, "wrong_answers": 128,
+                                  "mistake_rate": 0.9846, "mistakes": 120, "pairs": 120, "refusals_skipped": 8})):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "manifest.json").write_text(json.dumps({"stage": "data/onpolicy", "metrics": metrics}))
+    paired = ReportConfig(**{**cfg.model_dump(), "healed_onpolicy": tmp_path / "op", "healed_replay": tmp_path / "rp"})
+    line = next(x for x in story(paired, summary) if x.startswith("Merge, then heal"))
+    assert ("a safety DPO on the merge itself (the merge got 305 of 486 training prompts wrong by its scorers (63%); "
+            "101 became DPO pairs; and 120 pairs of its 130 answers to everyday requests, each under the instruct "
+            "model's own answer (128 differed, 8 refusals among them left out)): over-refusal 43.6%") in line
     no_heal = ReportConfig(**{**cfg.model_dump(), "healed": None})
     assert not any(label in t for t, _, _ in targets(no_heal, summary, None))
     assert not any(x.startswith("Merge, then heal") for x in story(no_heal, summary))

@@ -76,13 +76,15 @@ def test_bundled_recipe_validates_every_stage(preset, tmp_path):
     recipe, extra = PRESETS[preset]
     p = plan(load_config(recipe, Recipe, [f"out={tmp_path}", *extra]), str(recipe))
     validate_all(p)
-    assert p.order[0] == "base" and p.order[-1] == "report" and len(p.order) == (13 if preset == "tiny" else 20)
+    assert p.order[0] == "base" and p.order[-1] == "report" and len(p.order) == (13 if preset == "tiny" else 21)
     assert p.deps["report"] and set(p.deps["merged"]) == {"dpo-domain", "dpo-safety", "base"}
     if preset != "tiny":  # the base model's own answers, replayed in both specialists' SFT
         assert "replay" in p.deps["sft-domain"] and "replay" in p.deps["sft-safety"]
-        # merge, then heal: a safety DPO on the merge's own mistakes, a bench candidate beside the merge
-        assert set(p.deps["healed"]) == {"merged", "onpolicy-merged", "cai-safety"}
+        # merge, then heal: a safety DPO on the merge's own mistakes and on its answers to the replay's requests, a
+        # bench candidate beside the merge
+        assert set(p.deps["healed"]) == {"merged", "onpolicy-merged", "replay-merged", "cai-safety"}
         assert "healed" in p.deps["bench"] and "merged" in p.deps["onpolicy-merged"]
+        assert set(p.deps["replay-merged"]) == {"merged", "replay"}
     assert p.data.is_dir() and (p.data / "harmful_prompts.jsonl").is_file()
 
 

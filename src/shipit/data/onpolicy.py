@@ -1,5 +1,6 @@
 """`shipit data onpolicy`: preference pairs from a model's own mistakes. The model answers the prompts of reference
-chat rows; each answer the scorers reject is paired, as the rejected side, with the reference answer as chosen."""
+chat rows; each answer the scorers reject (with no scorers: each answer that is not the reference answer) is paired,
+as the rejected side, with the reference answer as chosen."""
 
 from __future__ import annotations
 
@@ -28,10 +29,17 @@ class OnPolicyConfig(StrictModel):
     references: list[PromptSource] = Field(min_length=1)
     """JSONL files of chat rows (`field: messages`): the first user turn is the prompt, the assistant turn after
     it the chosen answer."""
-    scorers: list[ScorerSpec] = Field(min_length=1)
-    """How an answer is scored, e.g. `refusal_policy` (an answer that refuses a harmless request scores 0)."""
+    scorers: list[ScorerSpec]
+    """How an answer is scored, e.g. `refusal_policy` (an answer that refuses a harmless request scores 0). None
+    (`[]`): an answer is a mistake when it is not the reference answer (whitespace aside), so the pairs pull the
+    model back toward the references, e.g. toward the instruct model's own answers in the demo's replay."""
     min_score: float = Field(1.0, ge=0, le=1)
     """An answer scoring below this is a mistake."""
+    skip_refusals: bool = False
+    """A mistake that is a refusal (by the default conventions) is not paired. For pairs toward the instruct
+    model's own answers (no scorers): a pair that rejects the merge's refusal of an everyday request teaches it to
+    answer, and the demo's heal already has such pairs for the look-alikes; it is the other answers, where the merge
+    has drifted from what the instruct model said, that carry what it knew (benchmarks/RESULTS.md, R31)."""
     fraction: float = Field(1.0, gt=0, le=1)
     """The share of the mistakes that become pairs, evenly spaced in file order (so every activity keeps some)."""
     temperature: float = Field(0.0, ge=0)
@@ -70,6 +78,25 @@ def evenly_spaced(items: list, fraction: float) -> list:
     return [items[i * n // count] for i in range(count)] if count else []
 
 
+def same_as_reference(reference: str, answer: str) -> dict:
+    """The score with no scorers: 1 when the answer is the reference answer (whitespace aside), else 0."""
+    score = float(" ".join(answer.split()) == " ".join(reference.split()))
+    return {"score": score, "scores": {"reference": score}}
+
+
+def mistakes(answered: list[dict], min_score: float, skip_refusals: bool = False) -> tuple[list[dict], int]:
+    """The answers to pair, in order: each scoring below `min_score`, a prompt's answer sampled twice once; and how
+    many distinct refusals `skip_refusals` left out."""
+    from shipit.conventions import is_refusal
+
+    distinct: dict[tuple[str, str], dict] = {}
+    for r in answered:
+        if r["score"] < min_score:
+            distinct.setdefault((r["prompt"], r["completion"]), r)
+    found = [r for r in distinct.values() if not (skip_refusals and is_refusal(r["completion"]))]
+    return found, len(distinct) - len(found)
+
+
 def read_references(cfg: OnPolicyConfig) -> list[dict]:
     """Rows `{"prompt", "topic", "answer"}`; a row with no assistant turn after its prompt is named by file:line."""
     from shipit.data.sources import read_prompts
@@ -100,7 +127,7 @@ def run(cfg: OnPolicyConfig, resume: bool = False) -> Path:
     with stage_output(cfg.output, "data/onpolicy", cfg, inputs, resume=resume, keep_on_error=True) as out:
         log = ProgressLog(out.dir / "answers.jsonl")
         with make_generator(cfg.generator) as gen:
-            scoring = Scoring(cfg.scorers, shared=(cfg.generator, gen))
+            scoring = Scoring(cfg.scorers, shared=(cfg.generator, gen)) if cfg.scorers else None
             try:
                 for start in range(0, len(refs), bs):  # batch by batch, each sample of it: pairs in file order
                     batch = refs[start:start + bs]
@@ -110,29 +137,29 @@ def run(cfg: OnPolicyConfig, resume: bool = False) -> Path:
                             continue
                         answers = gen.generate([r["prompt"] for r in batch], temperature=cfg.temperature,
                                                top_p=cfg.top_p, seed=cfg.seed + 1_000_003 * sample + start)
-                        scores = scoring([r["prompt"] for r in batch], answers)
+                        scores = (scoring([r["prompt"] for r in batch], answers) if scoring
+                                  else [same_as_reference(r["answer"], a) for r, a in zip(batch, answers)])
                         log.commit(key, [{**r, "completion": a, "sample": sample, "score": sc["score"],
                                           "scores": sc["scores"], "generator": gen.describe()}
                                          for r, a, sc in zip(batch, answers, scores)])
             finally:
-                scoring.close()
+                if scoring:
+                    scoring.close()
         answered = log.rows()
-        distinct: dict[tuple[str, str], dict] = {}  # a prompt's answer sampled twice is one mistake
-        for r in answered:
-            if r["score"] < cfg.min_score:
-                distinct.setdefault((r["prompt"], r["completion"]), r)
-        mistakes = list(distinct.values())
+        found, skipped = mistakes(answered, cfg.min_score, cfg.skip_refusals)
         pairs = [{"prompt": [{"role": "user", "content": r["prompt"]}],
                   "chosen": [{"role": "assistant", "content": r["answer"]}],
                   "rejected": [{"role": "assistant", "content": r["completion"]}],
                   "topic": r["topic"],
                   "provenance": {"source": "onpolicy", "generator": r["generator"], "rejected_score": r["score"],
                                  "scores": r["scores"]}}
-                 for r in evenly_spaced(mistakes, cfg.fraction)]
+                 for r in evenly_spaced(found, cfg.fraction)]
         write_jsonl(out.dir / "pairs.jsonl", pairs)
         wrong = sum(r["score"] < cfg.min_score for r in answered)
         out.metrics.update({"prompts": len(refs), "answers": len(answered), "temperature": cfg.temperature,
                             "wrong_answers": wrong, "mistake_rate": round(wrong / max(1, len(answered)), 4),
-                            "mistakes": len(mistakes), "pairs": len(pairs), "batches_resumed": log.resumed})
-        out.extra["judge_unparsed"] = scoring.stats()
+                            "mistakes": len(found), "pairs": len(pairs), "batches_resumed": log.resumed})
+        if cfg.skip_refusals:
+            out.metrics["refusals_skipped"] = skipped
+        out.extra["judge_unparsed"] = scoring.stats() if scoring else {}
     return cfg.output

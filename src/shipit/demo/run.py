@@ -34,6 +34,7 @@ SMOKE = [
         # mistake, so the pairs reach the safety DPO.
         "scorers=[{name: refusal_policy, path: '${data}/benign_prompts.jsonl'}]")],
     "stages.replay.config.generator.max_new_tokens=8",
+    "stages.replay-merged.config.generator.max_new_tokens=8",
     "stages.replay.config.instructions.files=[{path: '${data}/replay_prompts.jsonl', limit: 4}]",
     "stages.replay.config.filter.min_score=null",  # the cut's 8-token answers rarely end a sentence
     "stages.merged.config.methods=[task_arithmetic, ties]",

@@ -27,6 +27,9 @@ class ReportConfig(StrictModel):
     merged: Path | None = None
     healed_onpolicy: Path | None = None
     """A data/onpolicy output: the merge's own refusals of harmless look-alikes, paired for the healing DPO."""
+    healed_replay: Path | None = None
+    """A data/onpolicy output without scorers: the merge's answers to the replay's everyday requests that are not the
+    instruct model's own, each paired under the instruct model's answer for the healing DPO."""
     healed: Path | None = None
     """The merge after a safety DPO of its own (merge, then heal): measured beside the merge, not instead of it."""
     quantized: list[Path] = []
@@ -281,7 +284,12 @@ def healing_line(cfg: ReportConfig, res: dict, merged: str, healed: str) -> str:
         ("retention", moved("retention", "retention_rate", ".3f"))) if m]
     pairs = ""
     if cfg.healed_onpolicy and (m := (read_manifest(cfg.healed_onpolicy) or {}).get("metrics")):
-        pairs = f" ({onpolicy_detail(m, 'the merge')}; {m['pairs']} became DPO pairs)"
+        pairs = f"{onpolicy_detail(m, 'the merge')}; {m['pairs']} became DPO pairs"
+        if cfg.healed_replay and (r := (read_manifest(cfg.healed_replay) or {}).get("metrics")):
+            skipped = f", {r['refusals_skipped']} refusals among them left out" if r.get("refusals_skipped") else ""
+            pairs += (f"; and {r['pairs']} pairs of its {r['answers']} answers to everyday requests, each under the "
+                      f"instruct model's own answer ({r['wrong_answers']} differed{skipped})")
+        pairs = f" ({pairs})"
     return (f"Merge, then heal ({healed}): a safety DPO on the merge itself{pairs}: " + ", ".join(parts)
             + f"; weighted score {res[merged]['score']:.3f} -> {res[healed]['score']:.3f}.")
 
