@@ -36,10 +36,11 @@ class OnPolicyConfig(StrictModel):
     min_score: float = Field(1.0, ge=0, le=1)
     """An answer scoring below this is a mistake."""
     skip_refusals: bool = False
-    """A mistake that is a refusal (by the default conventions) is not paired. For pairs toward the instruct
-    model's own answers (no scorers): a pair that rejects the merge's refusal of an everyday request teaches it to
-    answer, and the demo's heal already has such pairs for the look-alikes; it is the other answers, where the merge
-    has drifted from what the instruct model said, that carry what it knew (benchmarks/RESULTS.md, R31)."""
+    """A mistake that is a refusal (by the default conventions) is not paired: the manifest counts them
+    (`refusals_skipped`). For the demo's pairs toward the instruct model's own answers (no scorers), whose point is
+    what the model knew, not when it refuses: with the merge's 8 refusals among seed 2's 130 pairs its heal refused
+    0.37 of the held-out harmful requests, without them 0.64 (partly the noise of which pairs a run sees;
+    benchmarks/RESULTS.md, R31)."""
     fraction: float = Field(1.0, gt=0, le=1)
     """The share of the mistakes that become pairs, evenly spaced in file order (so every activity keeps some)."""
     temperature: float = Field(0.0, ge=0)
