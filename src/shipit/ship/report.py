@@ -282,14 +282,14 @@ def healing_line(cfg: ReportConfig, res: dict, merged: str, healed: str) -> str:
         ("over-refusal", moved("safety", "over_refusal", ".1%")), ("refusals", moved("safety", "refusal_rate", ".1%")),
         ("domain QA multiple choice", moved("domain_qa", "mc_accuracy", ".3f")),
         ("retention", moved("retention", "retention_rate", ".3f"))) if m]
-    pairs = ""
+    sources = []
     if cfg.healed_onpolicy and (m := (read_manifest(cfg.healed_onpolicy) or {}).get("metrics")):
-        pairs = f"{onpolicy_detail(m, 'the merge')}; {m['pairs']} became DPO pairs"
-        if cfg.healed_replay and (r := (read_manifest(cfg.healed_replay) or {}).get("metrics")):
-            skipped = f", {r['refusals_skipped']} refusals among them left out" if r.get("refusals_skipped") else ""
-            pairs += (f"; and {r['pairs']} pairs of its {r['answers']} answers to everyday requests, each under the "
-                      f"instruct model's own answer ({r['wrong_answers']} differed{skipped})")
-        pairs = f" ({pairs})"
+        sources.append(f"{onpolicy_detail(m, 'the merge')}; {m['pairs']} became DPO pairs")
+    if cfg.healed_replay and (r := (read_manifest(cfg.healed_replay) or {}).get("metrics")):
+        skipped = f", {r['refusals_skipped']} refusals among them left out" if r.get("refusals_skipped") else ""
+        sources.append(f"{r['pairs']} pairs of its {r['answers']} answers to everyday requests, each under the "
+                       f"instruct model's own answer ({r['wrong_answers']} differed{skipped})")
+    pairs = f" ({'; and '.join(sources)})" if sources else ""
     return (f"Merge, then heal ({healed}): a safety DPO on the merge itself{pairs}: " + ", ".join(parts)
             + f"; weighted score {res[merged]['score']:.3f} -> {res[healed]['score']:.3f}.")
 
