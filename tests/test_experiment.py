@@ -192,6 +192,19 @@ def test_effect_by_prompt_kind_is_not_fooled_by_the_arms_prompt_mix():
     assert "by prompt kind" not in round2_line({**e, "by_kind": {}})  # an experiment.json from before
 
 
+def test_a_rollback_says_which_arm_keeps_the_traffic():
+    """Fresh32's A/B rolled back the incumbent (a treatment arm, slower than the winner): the report said only
+    "auto-rollback - arm 'incumbent' breached guardrails", which reads as if the winner were rolled back."""
+    from shipit.ship.report import traffic
+
+    assert traffic({"kind": "auto-rollback", "weights": {"winner": 100.0, "incumbent": 0.0}}) == \
+        "; all traffic to 'winner'"
+    assert traffic({"kind": "auto-promote", "weights": {"winner": 0.0, "dpo-ab": 100.0}}) == "; all traffic to 'dpo-ab'"
+    assert traffic({"kind": "keep", "weights": {"winner": 1.0, "dpo-ab": 1.0}}) == ""
+    assert traffic({"kind": "keep", "weights": {"winner": 1.0, "dpo-ab": 0.0}}) == ""  # no decision moved it
+    assert traffic({"kind": "keep"}) == ""  # an experiment.json without weights
+
+
 def test_from_ab_errors_are_one_line(tmp_path):
     bare = tmp_path / "bare.sqlite"
     EventStore(bare).close()

@@ -118,7 +118,8 @@ def story(cfg: ReportConfig, summary: dict) -> list[str]:
         lines.append("No winner, so nothing to serve: no A/B experiment, no preference pairs, no DPO round on them.")
     if cfg.experiment and (cfg.experiment / "experiment.json").exists():
         e = json.loads((cfg.experiment / "experiment.json").read_text())
-        lines.append(f"A/B experiment ({', '.join(e['arms'])}): {e['decision']['kind']} - {e['decision']['reason']}; "
+        d = e["decision"]
+        lines.append(f"A/B experiment ({', '.join(e['arms'])}): {d['kind']} - {d['reason']}{traffic(d)}; "
                      f"{e['pairs']} preference pairs for the next round.")
     if cfg.round2 and (cfg.round2 / "experiment.json").exists():
         lines.append(round2_line(json.loads((cfg.round2 / "experiment.json").read_text())))
@@ -223,6 +224,13 @@ def baseline_lines(cfg: ReportConfig, summary: dict) -> list[str]:
     return lines
 
 
+def traffic(d: dict) -> str:
+    """Where live traffic goes once an A/B decision sends it all to one arm ('' otherwise): a rollback's reason names
+    the arm that breached, which a reader could take for the arm that is kept."""
+    live = [a for a, w in d.get("weights", {}).items() if w > 0]
+    return f"; all traffic to '{live[0]}'" if d["kind"] != "keep" and len(live) == 1 else ""
+
+
 def round2_line(e: dict) -> str:
     """The loop closed: the DPO round on the experiment's pairs against the winner, on the same judge."""
     control = e["control"]
@@ -234,7 +242,7 @@ def round2_line(e: dict) -> str:
     sig = (f"; mSPRT p {t['msprt']['p']:.3g}, P(better) {t['bayes']['p_b_gt_a']:.3f}" if t.get("msprt") else "")
     return (f"Next round ({other}: DPO on the experiment's pairs) vs {control} on the same judge: judged score "
             f"{b['feedback_score']:.3f} vs {a['feedback_score']:.3f} ({verdict} by {abs(diff):.3f}{sig}; "
-            f"n {b['n']} / {a['n']}){stratified(e, other)}; decision: {e['decision']['kind']}.")
+            f"n {b['n']} / {a['n']}){stratified(e, other)}; decision: {e['decision']['kind']}{traffic(e['decision'])}.")
 
 
 def stratified(e: dict, arm: str) -> str:
@@ -390,7 +398,7 @@ def experiment_section(e: dict, where: Path) -> list[str]:
           f"between answers it accepted, by a model-judge gap >= {pm['llm_margin']:g}; "
           if pm.get("llm_margin") is not None else "")
     md += served_examples(where / "events.sqlite")
-    md += [f"- **Decision: {d['kind']}** - {d['reason']}",
+    md += [f"- **Decision: {d['kind']}** - {d['reason']}{traffic(d)}",
            f"- The experiment yielded **{e['pairs']} preference pairs** for the next DPO round "
            f"(`{where / 'pairs.jsonl'}`; {by}{pm['prompts_both_arms']} prompts answered by both arms, "
            f"{pm['below_margin']} below the rating margin).", ""]
