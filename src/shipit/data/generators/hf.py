@@ -42,7 +42,7 @@ class HFGenerator(Generator):
         """Batched answers; sampling with `temperature`/`top_p`, greedy at temperature 0."""
         import torch
 
-        from shipit.models.generate import seeded
+        from shipit.models.generate import prompt_batch, seeded
 
         sample = temperature > 0
         kwargs = dict(do_sample=sample, max_new_tokens=max_new_tokens or self.settings.max_new_tokens,
@@ -53,7 +53,7 @@ class HFGenerator(Generator):
         bs = self.settings.batch_size
         with seeded(seed, self.device, enabled=sample):
             for i in range(0, len(prompts), bs):
-                enc = self._encode(prompts[i:i + bs])
+                enc = prompt_batch(self.model, self.tokenizer, [self._render(p) for p in prompts[i:i + bs]])
                 with torch.no_grad():
                     gen = self.model.generate(**enc, **kwargs)
                 out += self.tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
