@@ -1,9 +1,10 @@
-"""The bench's generation (`chat_generate`, greedy) at several batch sizes, on held-out harmful prompts, with the
+"""The bench's generation (`chat_generate`, greedy) at several batch sizes, on held-out harmful prompts (or the
+demo's replay requests, which the data engine's hf generator answers the same way), with the
 chat template's shared start run once a batch (`--prefix on`, the default), padded with every row (`off`), or each
 size both ways (`both`): seconds, output tokens/s and whether the answers equal the first run's, all in this run.
 
     .venv/bin/python benchmarks/bench_generate_batch.py [--model DIR] [--prompts 64] [--sizes 16,32,64]
-        [--prefix on|off|both] [--dtype float32|bfloat16]
+        [--prefix on|off|both] [--dtype float32|bfloat16] [--requests harmful|replay] [--new-tokens 32]
 
 DIR defaults to the imported SmolLM2-135M-Instruct (~/.cache/shipit/models/smollm2-135m-instruct).
 """
@@ -33,11 +34,13 @@ def main() -> None:
     ap.add_argument("--sizes", default="16,32,64")
     ap.add_argument("--prefix", choices=["on", "off", "both"], default="on")
     ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+    ap.add_argument("--requests", choices=["harmful", "replay"], default="harmful")
     args = ap.parse_args()
     tok = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=getattr(torch, args.dtype))
-    rows = [json.loads(x) for x in (RECIPE.parent / "data-real" / "harmful_prompts.jsonl").read_text().splitlines()]
-    prompts = [r["prompt"] for r in rows if r["split"] == "heldout"][:args.prompts]
+    name = {"harmful": "harmful_prompts.jsonl", "replay": "replay_prompts.jsonl"}[args.requests]
+    rows = [json.loads(x) for x in (RECIPE.parent / "data-real" / name).read_text().splitlines()]
+    prompts = [r["prompt"] for r in rows if r.get("split", "heldout") == "heldout"][:args.prompts]
     chat_generate(model, tok, prompts[:4], max_new_tokens=4)  # warm-up
     first = None
     modes = {"on": [True], "off": [False], "both": [False, True]}[args.prefix]
