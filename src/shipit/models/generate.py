@@ -45,6 +45,7 @@ def prompt_batch(model, tokenizer, texts: list[str], share_prefix: bool = True) 
     only, so a row's answer does not change). SmolLM2's bench requests then cost about half the prompt compute."""
     import torch
     from transformers import PreTrainedModel
+    from transformers.cache_utils import DynamicLayer
 
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:  # SmolLM2 ships without one; padded positions are masked, so any token will do
@@ -54,16 +55,24 @@ def prompt_batch(model, tokenizer, texts: list[str], share_prefix: bool = True) 
     shared = 0
     while shared < min(map(len, ids)) - 1 and all(row[shared] == ids[0][shared] for row in ids):
         shared += 1  # at least one token of each row left for generate to run
+
+    def plain():
+        return tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+
     if (not share_prefix or len(texts) < 2 or shared < MIN_SHARED_PREFIX or not isinstance(model, PreTrainedModel)
             or getattr(model.generation_config, "cache_implementation", None)):
-        return tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        return plain()
+    with torch.no_grad():
+        cache = model(input_ids=torch.tensor([ids[0][:shared]], device=device), use_cache=True).past_key_values
+    # Only full attention caches: a sliding window, or a recurrent state (linear attention, Mamba layers) that padding
+    # in the middle would run through, goes left-padded as before.
+    if not all(type(layer) is DynamicLayer for layer in getattr(cache, "layers", [None])):
+        return plain()
+    cache.batch_repeat_interleave(len(texts))
     width = max(map(len, ids))
     pads = [width - len(row) for row in ids]
     input_ids = torch.tensor([row[:shared] + [tokenizer.pad_token_id] * n + row[shared:] for row, n in zip(ids, pads)])
     mask = torch.tensor([[1] * shared + [0] * n + [1] * (len(row) - shared) for row, n in zip(ids, pads)])
-    with torch.no_grad():
-        cache = model(input_ids=torch.tensor([ids[0][:shared]], device=device), use_cache=True).past_key_values
-    cache.batch_repeat_interleave(len(texts))
     return {"input_ids": input_ids.to(device), "attention_mask": mask.to(device), "past_key_values": cache}
 
 
