@@ -122,9 +122,17 @@ def checkpoint_problem(ckpt: Path) -> str | None:
     return None
 
 
+def say(line: str) -> None:
+    """`line` to stderr in one write. stderr is unbuffered on a pipe, and `print` writes the text and its newline
+    apart, so under a 2-process launch the other rank's progress bar can land between them (most likely why a test
+    looking for "resume: from checkpoint-2\n" failed once in CI at c7ff327, and passed alone)."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
 def last_checkpoint(output_dir: Path, echo=None) -> str | None:
     """The newest complete `checkpoint-N` under `output_dir`, for resuming; incomplete ones are skipped, saying so."""
-    echo = echo or (lambda m: print(m, file=sys.stderr, flush=True))
+    echo = echo or say
     numbered = [p for p in Path(output_dir).glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
     for ckpt in sorted(numbered, key=lambda p: int(p.name.split("-")[-1]), reverse=True):
         problem = checkpoint_problem(ckpt)
@@ -311,7 +319,7 @@ def train_with_resume(trainer, work_dir: Path, resume: bool) -> dict:
     checkpoint = last_checkpoint(ckpt_dir) if resume else None
     if checkpoint is not None:
         if process_rank() == 0:
-            print(f"resume: from {Path(checkpoint).name}", file=sys.stderr, flush=True)
+            say(f"resume: from {Path(checkpoint).name}")
         device = trainer.args.device
         if device.type == "cpu" and device.index is not None and trainer.args.world_size > 1:
             # accelerate names each rank's device of a multi-process CPU launch "cpu:0", and the Trainer loads the
