@@ -337,6 +337,24 @@ def test_lora_adapters_are_merged_by_default_or_kept(tiny_base, tmp_path):
 
 
 @pytest.mark.slow
+def test_lora_on_some_layers_moves_only_those_layers(tiny_base, tmp_path):
+    stage = get_stage("sft")
+    common = dict(model=tiny_base, datasets=[{"path": DATA_DIR / "instructions.jsonl"}], trainer={**FAST, "max_steps": 2})
+    out = stage.run(stage.Config(output=tmp_path / "upper", peft={"r": 4, "alpha": 8, "dropout": 0.0,
+                                                                  "target_modules": ["gate_proj", "down_proj"],
+                                                                  "layers": [1]}, **common))
+    a, b = load_file(tiny_base / "model.safetensors"), load_file(out / "model.safetensors")
+    changed = {k for k in a if not torch.equal(a[k], b[k])}
+    assert changed == {"model.layers.1.mlp.gate_proj.weight", "model.layers.1.mlp.down_proj.weight"}
+    with pytest.raises(UserError, match=r"peft.layers: .* has layers 0-1, not 2; list layers in that range"):
+        stage.run(stage.Config(output=tmp_path / "past", peft={"target_modules": ["q_proj"], "layers": [0, 2]},
+                               **common))
+    assert not (tmp_path / "past").exists()
+    with pytest.raises(Exception, match="layers needs target_modules as a list of names"):
+        stage.Config(output=tmp_path / "all", peft={"layers": [1]}, **common)
+
+
+@pytest.mark.slow
 def test_a_quantized_model_trains_as_its_dequantized_weights_into_a_plain_model(tiny_base, tmp_path):
     # What a DPO round on run 9's w8a8 winner did: the trained float weights went out beside the int8 scales under
     # the input's quantization config, vLLM read them as int8, and the model answered every request with newlines.

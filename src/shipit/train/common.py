@@ -6,9 +6,9 @@ import json
 import sys
 import warnings
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from shipit.config import StrictModel
 
@@ -160,10 +160,20 @@ class LoraSettings(StrictModel):
     alpha: int = Field(32, ge=1)
     dropout: float = Field(0.05, ge=0, lt=1)
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
+    layers: list[Annotated[int, Field(ge=0)]] | None = Field(None, min_length=1)
+    """Adapt only these decoder layers (0-based; None: every layer). The upper layers alone also train faster: the
+    backward pass stops at the lowest adapted layer."""
     qlora: bool = False
     """Load the base model in 4-bit NF4 with bitsandbytes (needs a CUDA GPU)."""
     merge: bool = True
     """Merge the adapters into the saved model (a plain HF model); False saves the adapters alone."""
+
+    @model_validator(mode="after")
+    def _layers_need_named_modules(self):
+        if self.layers is not None and isinstance(self.target_modules, str):
+            raise ValueError("layers needs target_modules as a list of names (e.g. [gate_proj, up_proj, down_proj]): "
+                             "peft cannot restrict all-linear to some layers")
+        return self
 
 
 class ModelStageConfig(StrictModel):
@@ -189,7 +199,7 @@ def lora_config(s: LoraSettings | None, task_type: str = "CAUSAL_LM"):
     from peft import LoraConfig
 
     return LoraConfig(r=s.r, lora_alpha=s.alpha, lora_dropout=s.dropout, target_modules=s.target_modules,
-                      task_type=task_type)
+                      layers_to_transform=sorted(set(s.layers)) if s.layers is not None else None, task_type=task_type)
 
 
 def load_model(path: Path, peft: LoraSettings | None = None, kind: str = "causal"):
@@ -220,6 +230,9 @@ def load_model(path: Path, peft: LoraSettings | None = None, kind: str = "causal
             model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, **kwargs)
         else:
             model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    if peft is not None and peft.layers and max(peft.layers) >= model.config.num_hidden_layers:
+        raise UserError(f"peft.layers: {path} has layers 0-{model.config.num_hidden_layers - 1}, not "
+                        f"{max(peft.layers)}; list layers in that range")
     if compressed:
         _drop_quantization(model)
         print(f"{path} is quantized (compressed-tensors): training its dequantized weights; the output is not "
