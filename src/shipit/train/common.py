@@ -230,9 +230,10 @@ def load_model(path: Path, peft: LoraSettings | None = None, kind: str = "causal
             model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, **kwargs)
         else:
             model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
-    if peft is not None and peft.layers and max(peft.layers) >= model.config.num_hidden_layers:
-        raise UserError(f"peft.layers: {path} has layers 0-{model.config.num_hidden_layers - 1}, not "
-                        f"{max(peft.layers)}; list layers in that range")
+    n_layers = getattr(model.config, "num_hidden_layers", None)
+    if peft is not None and peft.layers and n_layers is not None and max(peft.layers) >= n_layers:
+        raise UserError(f"peft.layers: {path} has layers 0-{n_layers - 1}, not {max(peft.layers)}; list layers in "
+                        "that range")
     if compressed:
         _drop_quantization(model)
         print(f"{path} is quantized (compressed-tensors): training its dequantized weights; the output is not "
