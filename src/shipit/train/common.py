@@ -208,6 +208,13 @@ def load_model(path: Path, peft: LoraSettings | None = None, kind: str = "causal
 
     from shipit.errors import UserError
 
+    if peft is not None and peft.layers is not None:  # before loading: a large model takes minutes to load
+        from transformers import AutoConfig
+
+        n_layers = getattr(AutoConfig.from_pretrained(path), "num_hidden_layers", None)
+        if n_layers is not None and max(peft.layers) >= n_layers:
+            raise UserError(f"peft.layers: {path} has layers 0-{n_layers - 1}, not {max(peft.layers)}; list layers "
+                            "in that range")
     kwargs: dict = {"dtype": "auto"}
     if peft is not None and peft.qlora:
         from shipit.device import has_cuda
@@ -230,10 +237,6 @@ def load_model(path: Path, peft: LoraSettings | None = None, kind: str = "causal
             model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, **kwargs)
         else:
             model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
-    n_layers = getattr(model.config, "num_hidden_layers", None)
-    if peft is not None and peft.layers and n_layers is not None and max(peft.layers) >= n_layers:
-        raise UserError(f"peft.layers: {path} has layers 0-{n_layers - 1}, not {max(peft.layers)}; list layers in "
-                        "that range")
     if compressed:
         _drop_quantization(model)
         print(f"{path} is quantized (compressed-tensors): training its dequantized weights; the output is not "
