@@ -161,8 +161,8 @@ class LoraSettings(StrictModel):
     dropout: float = Field(0.05, ge=0, lt=1)
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
     layers: list[Annotated[int, Field(ge=0)]] | None = Field(None, min_length=1)
-    """Adapt only these decoder layers (0-based; None: every layer). The upper layers alone also train faster: the
-    backward pass stops at the lowest adapted layer."""
+    """Adapt only these decoder layers (0-based; None: every layer). The upper layers alone train faster (the backward
+    pass stops at the lowest adapted layer) but learn less per step (RESULTS, L35)."""
     qlora: bool = False
     """Load the base model in 4-bit NF4 with bitsandbytes (needs a CUDA GPU)."""
     merge: bool = True
