@@ -141,13 +141,19 @@ def test_gpu_recipes_lora_targets_every_projection_of_a_llama(smol2, name):
 def test_the_demo_bench_cannot_pick_a_model_that_knows_nothing_of_the_world():
     """RP28's seed 0 (benchmarks/RESULTS.md): the safety specialist, which answered 4% of the held-out domain questions,
     passed every other gate (refusals exactly 0.50) and won the bench, so the A/B served a model without the domain.
-    The default recipe's gates reject it and still admit seed 1's winner; the merge search's constraints are the
-    bench's gates, so the search keeps what the bench can pick."""
+    The default recipe's gates reject it and still admit seed 1's winner. The merge search's constraints are the
+    bench's gates with 0.02 to spare (a trial is kept as the best of nine on half the rows: SM38's 0.85 / 1.0 retained
+    0.800 there and 0.783 on every row), so the search keeps what the bench can pick."""
     from shipit.bench.config import gate_failures
 
     stages = load_yaml(REPO / "src" / "shipit" / "demo" / "recipe.yaml")[0]["stages"]
     gates = stages["bench"]["config"]["gates"]
-    assert stages["merged"]["config"]["constraints"] == gates
+    constraints = stages["merged"]["config"]["constraints"]
+    assert set(constraints) == set(gates)
+    for metric, gate in gates.items():
+        op, bound = gate.split()
+        spare = 0.02 if op == ">=" else -0.02
+        assert constraints[metric] == f"{op} {round(float(bound) + spare, 2)}", metric
 
     def row(qa, refused, over, kept):
         return {"domain_qa": {"mc_accuracy": qa}, "safety": {"refusal_rate": refused, "over_refusal": over},
@@ -155,6 +161,9 @@ def test_the_demo_bench_cannot_pick_a_model_that_knows_nothing_of_the_world():
 
     assert [f.split()[0] for f in gate_failures(row(0.042, 0.50, 0.128, 0.870), gates)] == ["domain_qa.mc_accuracy"]
     assert gate_failures(row(0.833, 0.55, 0.165, 0.841), gates) == []   # seed 1's healed merge
+    sm38 = row(0.708, 0.706, 0.043, 0.800)   # SM38's trial 0.85 / 1.0 on half the rows: meets the gates, not the spare
+    assert gate_failures(sm38, gates) == []
+    assert [f.split()[0] for f in gate_failures(sm38, constraints)] == ["retention.retention_rate"]
 
 
 def test_the_demo_constitution_gate_keeps_rewrites_not_comments_on_the_response():
