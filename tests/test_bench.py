@@ -129,6 +129,10 @@ def test_pareto_front():
 
     pts = {"big": (0.9, 10.0), "small": (0.5, 1.0), "dominated": (0.4, 5.0), "mid": (0.7, 3.0)}
     assert pareto_front(pts) == ["small", "mid", "big"]
+    # a candidate that failed a gate is no choice: off the front, and what it dominates is back on it
+    assert pareto_front({**pts, "w4": (0.8, 0.5)}, failed={"w4"}) == ["small", "mid", "big"]
+    assert pareto_front({**pts, "w4": (0.8, 0.5)}) == ["w4", "big"]
+    assert pareto_front(pts, failed={"big"}) == ["small", "mid"]
 
 
 def test_bench_config_errors(tmp_path):

@@ -169,6 +169,17 @@ def test_constraints_keep_the_winner_inside_the_bench_gates(family, tmp_path):
     assert summary["outscored_by"]["trial"] == 8 and summary["outscored_by"]["params"] == {"weight": 0.7}
     assert json.loads((tmp_path / "met" / "out" / "manifest.json").read_text())["metrics"]["constraints_met"] is True
 
+    # With a spare the bound is met only from inside it: `<= 0.5` with 0.25 to spare keeps the 0.2 mix.
+    lines.clear()
+    cfg = config(family, tmp_path / "spare", weight=[0.0, 1.0], grid_points=11, trials=11, spare=0.25,
+                 constraints={"safety.over_refusal": "<= 0.5"})
+    summary = run(cfg, objective=objective, echo=lines.append)
+    assert summary["winner"]["params"] == {"weight": 0.2} and summary["feasible"] == [1, 2, 3]
+    assert summary["constraints"] == {"safety.over_refusal": "<= 0.5"} and summary["spare"] == 0.25
+    assert summary["constraints_applied"] == {"safety.over_refusal": "<= 0.25"}
+    assert lines[0] == "constraints with 0.25 to spare: safety.over_refusal <= 0.25"
+    assert "(misses safety.over_refusal <= 0.25)" in lines[5]   # weight 0.4: inside the gate, not the spare
+
     lines.clear()
     cfg = config(family, tmp_path / "unmet", weight=[0.0, 1.0], grid_points=11, trials=11,
                  constraints={"safety.over_refusal": "< 0"})
@@ -198,6 +209,17 @@ def test_constraints_keep_the_winner_inside_the_bench_gates(family, tmp_path):
         config(family, tmp_path, constraints={"safty.over_refusal": "<= 0.2"})
     with pytest.raises(ValueError, match="constraint 'safety.over_refusal': condition 'at most 0.2'"):
         config(family, tmp_path, constraints={"safety.over_refusal": "at most 0.2"})
+
+
+def test_a_spare_tightens_each_bound_toward_its_inside():
+    from shipit.ship.merge_search import tightened
+
+    bounds = {"a.x": ">= 0.5", "a.y": "<= 0.2", "a.z": "> 0", "a.w": "< 1", "a.v": "== 3"}
+    assert tightened(bounds, 0.02) == {"a.x": ">= 0.52", "a.y": "<= 0.18", "a.z": "> 0.02", "a.w": "< 0.98",
+                                       "a.v": "== 3"}
+    assert tightened(bounds, 0) == bounds
+    with pytest.raises(ValueError, match="spare"):
+        SearchConfig(models=["a"], objectives=[{"task": "safety"}], output="o", spare=-0.1)
 
 
 def test_share_objective_must_be_maximized():

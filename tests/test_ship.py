@@ -252,6 +252,10 @@ def test_report_says_what_the_merge_searchs_constraints_cost():
                         ({"eval_limit": 48}, "48 held-out rows per file")):
         said = search_tradeoff({**manifest, "config": {**manifest["config"], **extra}})
         assert f"score 0.214 on {rows}), the best" in said, said
+    # with a spare the bounds it misses are the tightened ones, and the report says so
+    said = search_tradeoff({**manifest, "config": {**manifest["config"], "spare": 0.02}})
+    assert said.endswith("misses safety.over_refusal <= 0.18, retention.retention_rate >= 0.82 (its constraints with "
+                         "0.02 to spare)."), said
     assert search_tradeoff({**manifest, "outscored_by": None}) == search_tradeoff({"winner": won}) == ""
     assert search_tradeoff(None) == ""  # a merge stage that is not a search, or no manifest
 

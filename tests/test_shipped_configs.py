@@ -145,15 +145,12 @@ def test_the_demo_bench_cannot_pick_a_model_that_knows_nothing_of_the_world():
     bench's gates with 0.02 to spare (a trial is kept as the best of nine on half the rows: SM38's 0.85 / 1.0 retained
     0.800 there and 0.783 on every row), so the search keeps what the bench can pick."""
     from shipit.bench.config import gate_failures
+    from shipit.ship.merge_search import tightened
 
     stages = load_yaml(REPO / "src" / "shipit" / "demo" / "recipe.yaml")[0]["stages"]
     gates = stages["bench"]["config"]["gates"]
-    constraints = stages["merged"]["config"]["constraints"]
-    assert set(constraints) == set(gates)
-    for metric, gate in gates.items():
-        op, bound = gate.split()
-        spare = 0.02 if op == ">=" else -0.02
-        assert constraints[metric] == f"{op} {round(float(bound) + spare, 2)}", metric
+    assert stages["merged"]["config"]["constraints"] == gates and stages["merged"]["config"]["spare"] == 0.02
+    constraints = tightened(gates, stages["merged"]["config"]["spare"])
 
     def row(qa, refused, over, kept):
         return {"domain_qa": {"mc_accuracy": qa}, "safety": {"refusal_rate": refused, "over_refusal": over},

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 
-def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
-    """Names not dominated when maximising the first value and minimising the second, ordered by the second."""
-    front = [n for n, (q, c) in points.items()
-             if not any(q2 >= q and c2 <= c and (q2, c2) != (q, c) for q2, c2 in points.values())]
+def pareto_front(points: dict[str, tuple[float, float]], failed: Collection[str] = ()) -> list[str]:
+    """Names not dominated when maximising the first value and minimising the second, ordered by the second. A name in
+    `failed` (it failed a gate, so it is no choice) is neither on the front nor dominates a name that is."""
+    ok = {n: p for n, p in points.items() if n not in failed}
+    front = [n for n, (q, c) in ok.items()
+             if not any(q2 >= q and c2 <= c and (q2, c2) != (q, c) for q2, c2 in ok.values())]
     return sorted(front, key=lambda n: points[n][1])
 
 
@@ -50,8 +53,9 @@ def tradeoff_plot(summary: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, (metric, label) in zip(axes, [("size_mb", "size on disk (MB)"), ("latency_p50_ms", "latency p50 (ms/token)")]):
         pts = {n: (r["score"], r["efficiency"][metric]) for n, r in res.items()}
-        front = pareto_front(pts)
-        ax.plot([pts[n][1] for n in front], [pts[n][0] for n in front], "--", color="tab:green", label="Pareto front")
+        front = pareto_front(pts, failed)
+        ax.plot([pts[n][1] for n in front], [pts[n][0] for n in front], "--", color="tab:green", marker="o",
+                markerfacecolor="none", markersize=12, label="Pareto front" + (" (of those that pass the gates)" if failed else ""))
         for n, (q, c) in pts.items():
             style = dict(marker="x", color="grey") if n in failed else dict(marker="o", color="tab:blue")
             if n == summary.get("winner"):

@@ -92,6 +92,11 @@ class SearchConfig(StrictModel):
     another, a note names that one and what it misses (`outscored_by` in search.json). With sampler tpe, Optuna's
     constrained TPE is told by how much each trial missed. Put all the bench's gates here, so the search does not
     pick a merge the bench will reject when it has one the bench would pass."""
+    spare: float = Field(0.0, ge=0)
+    """How far inside each constraint's bound a trial must be to meet it: with 0.02, `>= 0.5` is met from 0.52 and
+    `<= 0.2` up to 0.18 (`==` is exact either way). Trials are scored on a few dozen rows (or part of them) and the
+    winner is the best of many there, so one that meets a bound with nothing to spare may miss it when the bench
+    scores every row: give the constraints the bench's gates and the search a spare."""
     combine: Literal["mean", "min"] = "mean"
     """How objective values make a trial's score: 'mean' is their weighted mean (one behaviour may pay for another);
     'min' is the worst of them (weights unused), so the winner is the trial that keeps every behaviour best."""
@@ -284,6 +289,20 @@ def weighted_score(values: dict[str, float], objectives: list[Objective], combin
     return round(sum(o.weight * oriented[o.name] for o in objectives) / sum(o.weight for o in objectives), 6)
 
 
+def tightened(constraints: dict[str, str], spare: float) -> dict[str, str]:
+    """The constraints `spare` stricter: {'safety.over_refusal': '<= 0.2'} with 0.02 is {'...': '<= 0.18'}."""
+    from shipit.bench.config import GATE
+
+    if not spare:
+        return dict(constraints)
+    out = {}
+    for key, cond in constraints.items():
+        op, bound = GATE.match(cond).groups()
+        step = {">": spare, ">=": spare, "<": -spare, "<=": -spare}.get(op, 0.0)
+        out[key] = f"{op} {round(float(bound) + step, 10):g}"
+    return out
+
+
 def violations(values: dict[str, float], constraints: dict[str, str]) -> dict[str, float]:
     """By how much each constraint is missed (0 when met): `<= 0.2` on 0.27 misses by 0.07."""
     from shipit.bench.config import GATE, OPS
@@ -422,6 +441,9 @@ def run(cfg: SearchConfig, source: str = "search config", objective: ObjectiveFn
     inputs.update({f"reference{i}": p for i, p in enumerate(dict.fromkeys(o.of for o in cfg.objectives if o.of))
                    if p not in inputs.values()})
     proposer, rows, seen, best = _Proposer(cfg), [], {}, None
+    bounds = tightened(cfg.constraints, cfg.spare)
+    if cfg.spare and bounds:
+        echo(f"constraints with {cfg.spare:g} to spare: " + ", ".join(f"{k} {v}" for k, v in bounds.items()))
     with stage_output(cfg.output, "merge/search", cfg, inputs) as out:
         references = reference_values(cfg, objective, echo)
         log = (out.dir / "trials.jsonl").open("w")
@@ -439,8 +461,8 @@ def run(cfg: SearchConfig, source: str = "search config", objective: ObjectiveFn
             if kept:
                 row["shares"] = kept
             row["score"] = weighted_score({**row["values"], **kept}, cfg.objectives, cfg.combine)
-            if cfg.constraints:
-                row["violations"] = violations(row["values"], cfg.constraints)
+            if bounds:
+                row["violations"] = violations(row["values"], bounds)
             row["seconds"] = round(time.perf_counter() - t0, 3)
             proposer.tell(row["score"], row.get("violations", {}))
             rows.append(row)
@@ -457,17 +479,17 @@ def run(cfg: SearchConfig, source: str = "search config", objective: ObjectiveFn
             echo(f"trial {i + 1}/{proposer.budget} {method} {shown} -> "
                  + " ".join(f"{k}={v:.4g}" + (f" ({kept[k]:.0%} kept)" if k in kept else "")
                             for k, v in row["values"].items())
-                 + f" score={row['score']:.4f}" + missed_text(row, cfg.constraints)
+                 + f" score={row['score']:.4f}" + missed_text(row, bounds)
                  + f" (best {rows[best]['score']:.4f}: trial {best + 1}) {row['seconds']:.1f}s")
         log.close()
         winner = rows[best]
         if any(winner.get("violations", {}).values()):
             echo(f"warning: no trial met every constraint; keeping the best-scoring one, trial {best + 1}"
-                 + missed_text(winner, cfg.constraints))
+                 + missed_text(winner, bounds))
         outscored_by = max((r for r in rows if r["score"] > winner["score"]), key=lambda r: r["score"], default=None)
         if outscored_by is not None:  # the constraints cost score: say how much and for what
             echo(f"note: trial {outscored_by['trial']} scored higher ({outscored_by['score']:.4f} against "
-                 f"{winner['score']:.4f}) but misses {', '.join(broken(outscored_by, cfg.constraints))}; kept trial "
+                 f"{winner['score']:.4f}) but misses {', '.join(broken(outscored_by, bounds))}; kept trial "
                  f"{best + 1}, the best that meets every constraint")
         front = pareto_front(rows, cfg.objectives)
         _copy_model(Path(winner["model"]), out.dir)
@@ -475,13 +497,14 @@ def run(cfg: SearchConfig, source: str = "search config", objective: ObjectiveFn
         plot_search(rows, front, winner, cfg.objectives, out.dir / "search.png")
         summary = {"winner": winner, "pareto_front": [r["trial"] for r in front], "trials": len(rows),
                    "objectives": [o.model_dump(mode="json") for o in cfg.objectives], "combine": cfg.combine,
-                   "constraints": cfg.constraints, "feasible": [r["trial"] for r in rows if
+                   "constraints": cfg.constraints, "spare": cfg.spare,
+                   "constraints_applied": bounds, "feasible": [r["trial"] for r in rows if
                                                                 not any(r.get("violations", {}).values())],
                    "outscored_by": outscored_by,
                    "references": references, "trials_dir": str(root)}
         (out.dir / "search.json").write_text(json.dumps(summary, indent=2) + "\n")
         out.metrics.update({"winner_score": winner["score"], **winner["values"], "trials": len(rows),
-                            **({"constraints_met": not any(winner["violations"].values())} if cfg.constraints
+                            **({"constraints_met": not any(winner["violations"].values())} if bounds
                                else {})})
         out.extra.update(merge_method=winner["method"], winner=winner, pareto_front=summary["pareto_front"],
                          outscored_by=outscored_by)

@@ -304,7 +304,7 @@ def healing_line(cfg: ReportConfig, res: dict, merged: str, healed: str) -> str:
 
 def search_tradeoff(manifest: dict | None) -> str:
     """' The search kept trial 5 ...' when a merge search's constraints kept a trial that scored below another."""
-    from shipit.ship.merge_search import broken
+    from shipit.ship.merge_search import broken, tightened
 
     other = (manifest or {}).get("outscored_by")
     if not other:
@@ -312,9 +312,11 @@ def search_tradeoff(manifest: dict | None) -> str:
     won, cfg = manifest["winner"], manifest["config"]
     rows = (f"part {cfg['eval_part']} of the held-out rows" if cfg.get("eval_part") else
             f"{cfg['eval_limit']} held-out rows per file" if cfg.get("eval_limit") else "the held-out rows")
+    missed = ", ".join(broken(other, tightened(cfg["constraints"], cfg.get("spare", 0))))
+    spare = f" (its constraints with {cfg['spare']:g} to spare)" if cfg.get("spare") else ""
     return (f" The search kept trial {won['trial']} ({won['method']}, score {won['score']:.3f} on {rows}), the "
             f"best that meets its constraints; trial {other['trial']} ({other['method']}) scored "
-            f"{other['score']:.3f} but misses {', '.join(broken(other, manifest['config']['constraints']))}.")
+            f"{other['score']:.3f} but misses {missed}{spare}.")
 
 
 def onpolicy_detail(m: dict, who: str = "the model") -> str:
