@@ -190,6 +190,12 @@ def test_effect_by_prompt_kind_is_not_fooled_by_the_arms_prompt_mix():
     assert ("(loses by 0.150; n 8 / 8); by prompt kind, weighted alike for both arms: wins by 0.100 (benign prompts "
             "25% of its requests, 75% of the control's); decision: keep.") in round2_line(e)
     assert "by prompt kind" not in round2_line({**e, "by_kind": {}})  # an experiment.json from before
+    # the test's interval says whether 80 requests could tell the loss from noise
+    test = {"msprt": {"p": 1.0, "ci": None, "ci_any": [-0.228, 0.065]}, "bayes": {"p_b_gt_a": 0.172}}
+    assert ("(loses by 0.150; mSPRT p 1, P(better) 0.172; always-valid interval -0.228 to +0.065, which holds 0; "
+            "n 8 / 8)") in round2_line({**e, "tests": {"new": test}})
+    test["msprt"]["ci"] = [-0.3, -0.01]   # past the burn-in its own interval, here below 0
+    assert "always-valid interval -0.300 to -0.010; n 8 / 8" in round2_line({**e, "tests": {"new": test}})
 
 
 def test_a_rollback_says_which_arm_keeps_the_traffic():

@@ -193,7 +193,8 @@ def targets(cfg: ReportConfig, summary: dict, stage_seconds: float | None) -> li
         strat = e.get("by_kind", {}).get("stratified_effect", {}).get(other)
         add("the DPO round does not lose on the judged score", e["arms"][other]["feedback_score"]
             - e["arms"][e["control"]]["feedback_score"], lambda v: v >= 0,
-            "{:+.3f}" + (f" (by prompt kind: {strat:+.3f})" if strat is not None else ""))
+            "{:+.3f}" + (f" (by prompt kind: {strat:+.3f})" if strat is not None else "")
+            + interval(e.get("tests", {}).get(other, {})))
     if winner is None and cfg.experiment is None:  # the A/B stages were skipped: their targets are missed, not absent
         rows += [(what, "not run: no candidate passed the bench's gates", "**missed**")
                  for what in ("A/B yields >= 20 preference pairs from 80 requests",
@@ -239,10 +240,22 @@ def round2_line(e: dict) -> str:
     diff = b["feedback_score"] - a["feedback_score"]
     verdict = "wins" if diff > 0 else "loses" if diff < 0 else "ties"
     t = e.get("tests", {}).get(other, {})
-    sig = (f"; mSPRT p {t['msprt']['p']:.3g}, P(better) {t['bayes']['p_b_gt_a']:.3f}" if t.get("msprt") else "")
+    sig = (f"; mSPRT p {t['msprt']['p']:.3g}, P(better) {t['bayes']['p_b_gt_a']:.3f}{interval(t)}"
+           if t.get("msprt") else "")
     return (f"Next round ({other}: DPO on the experiment's pairs) vs {control} on the same judge: judged score "
             f"{b['feedback_score']:.3f} vs {a['feedback_score']:.3f} ({verdict} by {abs(diff):.3f}{sig}; "
             f"n {b['n']} / {a['n']}){stratified(e, other)}; decision: {e['decision']['kind']}{traffic(e['decision'])}.")
+
+
+def interval(test: dict) -> str:
+    """'; always-valid interval -0.228 to +0.065, which holds 0': the effect's confidence sequence (from the second
+    answer per arm when the test has not burned in), so a reader sees whether the requests could tell a loss from
+    noise; '' when there is none."""
+    ci = test.get("msprt", {}).get("ci") or test.get("msprt", {}).get("ci_any")
+    if not ci:
+        return ""
+    holds = ", which holds 0" if ci[0] <= 0 <= ci[1] else ""
+    return f"; always-valid interval {ci[0]:+.3f} to {ci[1]:+.3f}{holds}"
 
 
 def stratified(e: dict, arm: str) -> str:
