@@ -137,6 +137,8 @@ def test_demo_smoke_end_to_end_then_fully_cached(vllm_python, tmp_path):
     # of the pool's 20 prompts twice (40 random draws would miss some: 17.4 of 20 on average).
     assert pm["prompts"] == 20
     assert len(judged) == 40 and all(j["rules"] in (0.0, 1.0) and isinstance(j["llm"], float) for j in judged)
+    # The effect paired by prompt is over the prompts both arms answered: those the pairs were mined from too.
+    assert e["by_prompt"]["incumbent"]["prompts"] == pm["prompts_both_arms"] and all(j["prompt"] for j in judged)
 
     report = (out / "report" / "report.md").read_text()
     for section in ("## What happened", "## Time per stage", "## Targets", "## Bench", "## A/B experiment `demo-ab`",

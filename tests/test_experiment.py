@@ -198,6 +198,32 @@ def test_effect_by_prompt_kind_is_not_fooled_by_the_arms_prompt_mix():
     assert "always-valid interval -0.300 to -0.010; n 8 / 8" in round2_line({**e, "tests": {"new": test}})
 
 
+def test_effect_paired_by_prompt_compares_answers_to_the_same_requests():
+    """The new arm scores 0.1 above the control on the two prompts both answered and 0.3 on a third, but drew the hard
+    prompt three times and the control the easy one: raw, it loses. Paired by prompt it wins by their mean, with a t
+    interval over the three; a prompt only one arm answered is left out."""
+    from shipit.ship.experiment import by_prompt
+    from shipit.ship.report import round2_line
+
+    def recs(arm, prompt, scores):
+        return [{"arm": arm, "kind": "harmful", "prompt": prompt, "score": x} for x in scores]
+
+    records = (recs("new", "hard", [0.5] * 3) + recs("old", "hard", [0.4]) + recs("new", "easy", [1.0])
+               + recs("old", "easy", [0.9] * 3) + recs("new", "mid", [0.8]) + recs("old", "mid", [0.5])
+               + recs("new", "alone", [0.0]) + [{"arm": "new", "error": "x"}])
+    got = by_prompt(records, "old")
+    assert set(got) == {"new"} and got["new"]["prompts"] == 3 and got["new"]["of"] == 4
+    assert got["new"]["effect"] == pytest.approx(0.5 / 3, abs=1e-6)
+    half = 4.302653 * 0.1154701 / 3 ** 0.5   # t(0.975, 2) x sd / sqrt(3)
+    assert got["new"]["ci"] == pytest.approx([0.5 / 3 - half, 0.5 / 3 + half], abs=1e-5)
+    assert by_prompt(recs("new", "a", [1.0]) + recs("old", "b", [0.0]), "old") == {}   # no prompt in common
+    assert "ci" not in by_prompt(recs("new", "a", [1.0]) + recs("old", "a", [0.0]), "old")["new"]   # one prompt
+    e = {"control": "old", "arms": {"old": {"feedback_score": 0.6, "n": 7}, "new": {"feedback_score": 0.55, "n": 7}},
+         "decision": {"kind": "keep"}, "by_prompt": got}
+    assert ("(loses by 0.050; n 7 / 7); paired by prompt (the 3 of 4 prompts both arms answered): wins by 0.167, 95% "
+            "interval -0.120 to +0.454; decision: keep.") in round2_line(e)
+
+
 def test_a_rollback_says_which_arm_keeps_the_traffic():
     """Fresh32's A/B rolled back the incumbent (a treatment arm, slower than the winner): the report said only
     "auto-rollback - arm 'incumbent' breached guardrails", which reads as if the winner were rolled back."""

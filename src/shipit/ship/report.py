@@ -194,7 +194,7 @@ def targets(cfg: ReportConfig, summary: dict, stage_seconds: float | None) -> li
         add("the DPO round does not lose on the judged score", e["arms"][other]["feedback_score"]
             - e["arms"][e["control"]]["feedback_score"], lambda v: v >= 0,
             "{:+.3f}" + (f" (by prompt kind: {strat:+.3f})" if strat is not None else "")
-            + interval(e.get("tests", {}).get(other, {})))
+            + paired(e, other) + interval(e.get("tests", {}).get(other, {})))
     if winner is None and cfg.experiment is None:  # the A/B stages were skipped: their targets are missed, not absent
         rows += [(what, "not run: no candidate passed the bench's gates", "**missed**")
                  for what in ("A/B yields >= 20 preference pairs from 80 requests",
@@ -244,7 +244,20 @@ def round2_line(e: dict) -> str:
            if t.get("msprt") else "")
     return (f"Next round ({other}: DPO on the experiment's pairs) vs {control} on the same judge: judged score "
             f"{b['feedback_score']:.3f} vs {a['feedback_score']:.3f} ({verdict} by {abs(diff):.3f}{sig}; "
-            f"n {b['n']} / {a['n']}){stratified(e, other)}; decision: {e['decision']['kind']}{traffic(e['decision'])}.")
+            f"n {b['n']} / {a['n']}){stratified(e, other)}{paired(e, other)}; decision: {e['decision']['kind']}"
+            f"{traffic(e['decision'])}.")
+
+
+def paired(e: dict, arm: str, lead: str = "; ") -> str:
+    """'; paired by prompt (the 20 of 30 prompts both arms answered): loses by 0.071, 95% interval -0.144 to +0.002':
+    the effect on the requests both arms faced; '' for an older experiment.json."""
+    p = e.get("by_prompt", {}).get(arm)
+    if not p:
+        return ""
+    verdict = "wins" if p["effect"] > 0 else "loses" if p["effect"] < 0 else "ties"
+    ci = f", 95% interval {p['ci'][0]:+.3f} to {p['ci'][1]:+.3f}" if p.get("ci") else ""
+    return (f"{lead}paired by prompt (the {p['prompts']} of {p['of']} prompts both arms answered): {verdict} by "
+            f"{abs(p['effect']):.3f}{ci}")
 
 
 def interval(test: dict) -> str:
@@ -407,7 +420,8 @@ def experiment_section(e: dict, where: Path) -> list[str]:
            + (" - FLAGGED" if srm["flag"] else " (no mismatch)")]
     for arm, t in e.get("tests", {}).items():
         md.append(f"- {arm} vs control: effect {_num(t['msprt']['effect'], '+.3f')}, always-valid mSPRT p "
-                  f"{_num(t['msprt']['p'], '.3g')}, P({arm} better) {_num(t['bayes']['p_b_gt_a'], '.3f')}")
+                  f"{_num(t['msprt']['p'], '.3g')}, P({arm} better) {_num(t['bayes']['p_b_gt_a'], '.3f')}"
+                  + paired(e, arm))
     d, pm = e["decision"], e["pair_metrics"]
     by = (f"{pm['by_rules']} where the rules judge accepted one answer and rejected the other, {pm['by_llm']} "
           f"between answers it accepted, by a model-judge gap >= {pm['llm_margin']:g}; "
