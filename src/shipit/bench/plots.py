@@ -55,7 +55,8 @@ def tradeoff_plot(summary: dict, path: Path) -> None:
         pts = {n: (r["score"], r["efficiency"][metric]) for n, r in res.items()}
         front = pareto_front(pts, failed)
         ax.plot([pts[n][1] for n in front], [pts[n][0] for n in front], "--", color="tab:green", marker="o",
-                markerfacecolor="none", markersize=12, label="Pareto front" + (" (of those that pass the gates)" if failed else ""))
+                markerfacecolor="none", markersize=12,
+                label="Pareto front" + (" (of those that pass the gates)" if failed else ""))
         for n, (q, c) in pts.items():
             style = dict(marker="x", color="grey") if n in failed else dict(marker="o", color="tab:blue")
             if n == summary.get("winner"):

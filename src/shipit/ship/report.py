@@ -248,7 +248,7 @@ def round2_line(e: dict) -> str:
             f"{traffic(e['decision'])}.")
 
 
-def paired(e: dict, arm: str, lead: str = "; ") -> str:
+def paired(e: dict, arm: str) -> str:
     """'; paired by prompt (the 20 of 30 prompts both arms answered): loses by 0.071, 95% interval -0.144 to +0.002':
     the effect on the requests both arms faced; '' for an older experiment.json."""
     p = e.get("by_prompt", {}).get(arm)
@@ -256,7 +256,7 @@ def paired(e: dict, arm: str, lead: str = "; ") -> str:
         return ""
     verdict = "wins" if p["effect"] > 0 else "loses" if p["effect"] < 0 else "ties"
     ci = f", 95% interval {p['ci'][0]:+.3f} to {p['ci'][1]:+.3f}" if p.get("ci") else ""
-    return (f"{lead}paired by prompt (the {p['prompts']} of {p['of']} prompts both arms answered): {verdict} by "
+    return (f"; paired by prompt (the {p['prompts']} of {p['of']} prompts both arms answered): {verdict} by "
             f"{abs(p['effect']):.3f}{ci}")
 
 
