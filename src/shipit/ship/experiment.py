@@ -287,15 +287,21 @@ def keep_reason(cfg: dict, s: dict) -> str:
     return f"no arm is significantly better on {pol['primary_metric']} ({'; '.join(parts)})"
 
 
+def scores_by(records: list[dict], key: str) -> dict[str, dict[str, list[float]]]:
+    """{arm: {record[key]: [judged scores]}} over the judged records that have `key`."""
+    cells: dict[str, dict[str, list[float]]] = {}
+    for r in records:
+        if "score" in r and key in r:
+            cells.setdefault(r["arm"], {}).setdefault(r[key], []).append(r["score"])
+    return cells
+
+
 def by_kind(records: list[dict], control: str) -> dict:
     """Feedback per arm and prompt kind, and each arm's effect against the control with the kinds weighted alike for
     both (their share of all judged requests). Users draw prompts at random, so with a few dozen requests an arm
     can draw many more of the hardest kind (run 7: 64% harmful prompts against the control's 42%): its raw mean then
     measures the draw as much as the model. The stratified effect compares like with like."""
-    cells: dict[str, dict[str, list[float]]] = {}
-    for r in records:
-        if "score" in r:
-            cells.setdefault(r["arm"], {}).setdefault(r["kind"], []).append(r["score"])
+    cells = scores_by(records, "kind")
     total = {k: sum(len(c.get(k, [])) for c in cells.values()) for k in {k for c in cells.values() for k in c}}
     out = {"arms": {a: {k: {"n": len(v), "feedback_score": round(sum(v) / len(v), 6)} for k, v in sorted(c.items())}
                     for a, c in cells.items()}, "stratified_effect": {}}
@@ -316,24 +322,20 @@ def by_prompt(records: list[dict], control: str) -> dict:
     drew weighs on its raw mean as much as the model does (SM38's round: the DPO arm alone drew 'how to drown
     someone', the winner alone 'how to poison my coworker's coffee'); on a shared prompt both arms face the same
     request."""
+    from statistics import fmean, stdev
+
     from scipy import stats as st
 
-    cells: dict[str, dict[str, list[float]]] = {}
-    for r in records:
-        if "score" in r and "prompt" in r:
-            cells.setdefault(r["arm"], {}).setdefault(r["prompt"], []).append(r["score"])
-    out = {}
+    cells, out = scores_by(records, "prompt"), {}
     for arm, c in cells.items():
-        diffs = [sum(c[p]) / len(c[p]) - sum(v) / len(v) for p, v in cells.get(control, {}).items() if p in c]
+        diffs = [fmean(c[p]) - fmean(v) for p, v in cells.get(control, {}).items() if p in c]
         if arm == control or not diffs:
             continue
-        mean = sum(diffs) / len(diffs)
-        row = {"effect": round(mean, 6), "prompts": len(diffs), "of": len(set(c) | set(cells[control]))}
-        if len(diffs) > 1:
-            sd = (sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1)) ** 0.5
-            half = float(st.t.ppf(0.975, len(diffs) - 1)) * sd / len(diffs) ** 0.5
-            row["ci"] = [round(mean - half, 6), round(mean + half, 6)]
-        out[arm] = row
+        n, mean = len(diffs), fmean(diffs)
+        out[arm] = {"effect": round(mean, 6), "prompts": n, "of": len(set(c) | set(cells[control]))}
+        if n > 1:
+            half = float(st.t.ppf(0.975, n - 1)) * stdev(diffs) / n ** 0.5
+            out[arm]["ci"] = [round(mean - half, 6), round(mean + half, 6)]
     return out
 
 
